@@ -1,0 +1,275 @@
+//! Alerts: what the engine raises, and the book of firing and resolved alerts that the HTTP
+//! API and the notifier read.
+
+mod book;
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::event::Timestamp;
+
+pub use book::{AlertBook, AlertFilter};
+
+/// A detector, by its stable name (used in alerts, metrics, config and docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The watched prefix itself announced by an origin not in `origins`.
+    OriginHijack,
+    /// A more-specific of a watched prefix announced by an origin not in `origins`.
+    SubprefixHijack,
+    /// A more-specific announced by an allowed origin (`more_specifics: alert`).
+    MoreSpecific,
+    /// Learning mode: an origin that is not among the learned ones.
+    OriginChange,
+    /// The origin's neighbour is not an allowed (or learned) upstream.
+    NewUpstream,
+    /// Fewer VPs than the threshold carry a route, after at least that many did.
+    VisibilityLoss,
+}
+
+impl Rule {
+    /// Every rule, in documentation order.
+    pub const ALL: [Rule; 6] = [
+        Rule::OriginHijack,
+        Rule::SubprefixHijack,
+        Rule::MoreSpecific,
+        Rule::OriginChange,
+        Rule::NewUpstream,
+        Rule::VisibilityLoss,
+    ];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::OriginHijack => "origin_hijack",
+            Rule::SubprefixHijack => "subprefix_hijack",
+            Rule::MoreSpecific => "more_specific",
+            Rule::OriginChange => "origin_change",
+            Rule::NewUpstream => "new_upstream",
+            Rule::VisibilityLoss => "visibility_loss",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Someone else routes your space, or it is gone: act now.
+    Critical,
+    /// A change that may be legitimate: look at it.
+    Warning,
+    /// For the record.
+    Info,
+}
+
+impl Severity {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<Severity> {
+        [Severity::Critical, Severity::Warning, Severity::Info]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an alert is still going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// The condition holds.
+    Firing,
+    /// The condition is over.
+    Resolved,
+}
+
+/// One vantage point that shows an alert's condition, with the route it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpSample {
+    /// The VP, as `feed/collector/ASpeer/peer-ip`.
+    pub vantage_point: String,
+    /// Its AS path (empty for a VP that lost the route).
+    pub as_path: String,
+    /// When it announced this route.
+    pub seen_at: Timestamp,
+}
+
+/// What makes two observations the same incident: rule, watched prefix, affected prefix and the
+/// offending origin or upstream (0 where the rule has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlertKey {
+    /// The detector.
+    pub rule: Rule,
+    /// The watched prefix whose rules were broken.
+    pub watched_prefix: IpNet,
+    /// The prefix the routes are for (the watched prefix or a more-specific).
+    pub prefix: IpNet,
+    /// The offending origin or upstream ASN, 0 for visibility.
+    pub asn: u32,
+}
+
+/// An alert, firing or resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Unique and stable: the same incident in the same input always gets the same id.
+    pub id: String,
+    /// The detector.
+    pub rule: Rule,
+    /// How urgent.
+    pub severity: Severity,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// The affected prefix (the watched one or a more-specific of it).
+    pub prefix: IpNet,
+    /// The watched prefix whose rules were broken.
+    pub watched_prefix: IpNet,
+    /// The watched prefix's description.
+    pub description: String,
+    /// The offending origin (hijacks, origin change, more-specific).
+    pub origin: Option<u32>,
+    /// The offending upstream (new upstream).
+    pub upstream: Option<u32>,
+    /// Origins that are allowed (configured or learned).
+    pub expected_origins: Vec<u32>,
+    /// Upstreams that are allowed (configured or learned); empty when not checked.
+    pub expected_upstreams: Vec<u32>,
+    /// For most rules: distinct VPs showing the condition now. For `visibility_loss`: VPs that
+    /// still carry a route.
+    pub vantage_points: u32,
+    /// The most VPs that showed the condition at once (for visibility: the threshold).
+    pub peak_vantage_points: u32,
+    /// A few VPs with their AS paths.
+    pub sample: Vec<VpSample>,
+    /// Notification groups of the watched prefix.
+    pub groups: Vec<String>,
+    /// When the condition was first observed.
+    pub first_seen: Timestamp,
+    /// When the alert fired (the threshold was reached).
+    pub fired_at: Timestamp,
+    /// The latest observation that changed it.
+    pub last_seen: Timestamp,
+    /// When it resolved.
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl Alert {
+    /// A stable id for an incident: derived from its key and the time it was first seen.
+    pub fn make_id(key: &AlertKey, first_seen: Timestamp) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        first_seen.hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+
+    /// The key this alert belongs to.
+    pub fn key(&self) -> AlertKey {
+        AlertKey {
+            rule: self.rule,
+            watched_prefix: self.watched_prefix,
+            prefix: self.prefix,
+            asn: self.origin.or(self.upstream).unwrap_or(0),
+        }
+    }
+
+    /// One line for humans: what, where, who.
+    pub fn summary(&self) -> String {
+        let what = match self.rule {
+            Rule::OriginHijack => format!(
+                "{} announced by AS{} (expected {})",
+                self.prefix,
+                self.origin.unwrap_or(0),
+                asn_list(&self.expected_origins)
+            ),
+            Rule::SubprefixHijack => format!(
+                "more-specific {} of {} announced by AS{} (expected {})",
+                self.prefix,
+                self.watched_prefix,
+                self.origin.unwrap_or(0),
+                asn_list(&self.expected_origins)
+            ),
+            Rule::MoreSpecific => format!(
+                "more-specific {} of {} announced by AS{}",
+                self.prefix,
+                self.watched_prefix,
+                self.origin.unwrap_or(0)
+            ),
+            Rule::OriginChange => format!(
+                "{} announced by new origin AS{} (learned {})",
+                self.prefix,
+                self.origin.unwrap_or(0),
+                asn_list(&self.expected_origins)
+            ),
+            Rule::NewUpstream => format!(
+                "{} reached through new upstream AS{} (expected {})",
+                self.prefix,
+                self.upstream.unwrap_or(0),
+                asn_list(&self.expected_upstreams)
+            ),
+            Rule::VisibilityLoss => format!(
+                "{} seen by {} vantage points, fewer than {}",
+                self.prefix, self.vantage_points, self.peak_vantage_points
+            ),
+        };
+        format!("[{}] {}: {}", self.severity, self.rule, what)
+    }
+}
+
+fn asn_list(asns: &[u32]) -> String {
+    if asns.is_empty() {
+        return "none".into();
+    }
+    asns.iter()
+        .map(|a| format!("AS{a}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionKind {
+    /// The alert started.
+    Fired,
+    /// The alert's VPs or samples changed while firing (not notified).
+    Updated,
+    /// The alert ended.
+    Resolved,
+}
+
+/// An alert after a change, and what the change was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertTransition {
+    /// `fired`, `updated` or `resolved`.
+    pub event: TransitionKind,
+    /// The alert as it is after the change.
+    pub alert: Alert,
+}

@@ -1,0 +1,123 @@
+//! Config errors that point at the file, line and column of the offending value.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Location;
+
+/// One problem, with its position in the file (line 0 when the problem is not at one place).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// 1-based line, 0 if unknown.
+    pub line: u64,
+    /// 1-based column, 0 if unknown.
+    pub column: u64,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Located {
+    /// A problem at a YAML location.
+    pub fn at(location: &Location, message: impl Into<String>) -> Self {
+        Located {
+            line: location.line(),
+            column: location.column(),
+            message: message.into(),
+        }
+    }
+
+    /// A problem with the file as a whole.
+    pub fn nowhere(message: impl Into<String>) -> Self {
+        Located {
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
+    }
+
+    /// A YAML syntax or shape error from the parser.
+    pub fn from_yaml(err: &serde_saphyr::Error) -> Self {
+        let (line, column) = err
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let rendered = err.to_string();
+        // The parser appends its own position; ours is already in front of the message.
+        let message = rendered
+            .split(" at line ")
+            .next()
+            .unwrap_or(&rendered)
+            .trim()
+            .to_string();
+        Located {
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// One problem in one file: `FILE:LINE:COLUMN: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// Where in it, and what.
+    pub problem: Located,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.problem.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.problem.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.problem.line,
+                self.problem.column,
+                self.problem.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// Errors of one file, sorted by position.
+    pub fn new(file: &Path, mut problems: Vec<Located>) -> Self {
+        problems.sort_by_key(|p| (p.line, p.column));
+        ConfigErrors(
+            problems
+                .into_iter()
+                .map(|problem| ConfigError {
+                    file: file.to_path_buf(),
+                    problem,
+                })
+                .collect(),
+        )
+    }
+
+    /// A single error.
+    pub fn single(file: &Path, problem: Located) -> Self {
+        ConfigErrors::new(file, vec![problem])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}

@@ -1,0 +1,201 @@
+//! The watch list (`prefixes:`) and its defaults (`defaults:`).
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{AsnValue, Located};
+use crate::alerts::Severity;
+
+/// What to do with a more-specific announced by an allowed origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MoreSpecifics {
+    /// Raise a `more_specific` warning.
+    #[default]
+    Alert,
+    /// Accept it silently (hijacks of more-specifics are still detected).
+    Ignore,
+}
+
+/// Settings every prefix inherits unless it sets its own (`defaults:`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrefixDefaults {
+    /// See [`WatchedPrefix::more_specifics`].
+    pub more_specifics: MoreSpecifics,
+    /// See [`WatchedPrefix::min_vantage_points`].
+    pub min_vantage_points: u32,
+    /// See [`WatchedPrefix::visibility_min_vantage_points`].
+    pub visibility_min_vantage_points: u32,
+    /// See [`WatchedPrefix::visibility_severity`].
+    pub visibility_severity: Severity,
+    /// See [`WatchedPrefix::learning_window_seconds`].
+    pub learning_window_seconds: u64,
+    /// See [`WatchedPrefix::groups`].
+    pub groups: Vec<String>,
+}
+
+impl Default for PrefixDefaults {
+    fn default() -> Self {
+        PrefixDefaults {
+            more_specifics: MoreSpecifics::Alert,
+            min_vantage_points: 2,
+            visibility_min_vantage_points: 10,
+            visibility_severity: Severity::Critical,
+            learning_window_seconds: 0,
+            groups: Vec::new(),
+        }
+    }
+}
+
+/// A `prefixes:` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrefix {
+    prefix: Spanned<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    origins: Option<Vec<Spanned<AsnValue>>>,
+    #[serde(default)]
+    upstreams: Option<Vec<Spanned<AsnValue>>>,
+    #[serde(default)]
+    more_specifics: Option<MoreSpecifics>,
+    #[serde(default)]
+    min_vantage_points: Option<Spanned<u32>>,
+    #[serde(default)]
+    visibility_min_vantage_points: Option<u32>,
+    #[serde(default)]
+    visibility_severity: Option<Severity>,
+    #[serde(default)]
+    learning_window_seconds: Option<u64>,
+    #[serde(default)]
+    groups: Option<Vec<String>>,
+}
+
+/// A watched prefix with every setting resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedPrefix {
+    /// The prefix (host bits are rejected, never silently cleared).
+    pub prefix: IpNet,
+    /// Free text shown in alerts.
+    pub description: String,
+    /// Allowed origin ASNs; empty = learn them (rule `origin_change`).
+    pub origins: Vec<u32>,
+    /// Allowed neighbours of the origin: `None` = learn them; `Some([])` = do not check.
+    pub upstreams: Option<Vec<u32>>,
+    /// Whether a more-specific by an allowed origin raises `more_specific`.
+    pub more_specifics: MoreSpecifics,
+    /// Distinct VPs that must show a condition before its alert fires.
+    pub min_vantage_points: u32,
+    /// Fewer VPs than this with a route (after this many had one) is a visibility loss;
+    /// 0 turns the check off.
+    pub visibility_min_vantage_points: u32,
+    /// Severity of `visibility_loss` alerts.
+    pub visibility_severity: Severity,
+    /// In learning mode, origins and upstreams seen within this many seconds of the first
+    /// announcement (or present in the start-up RIB) form the baseline.
+    pub learning_window_seconds: u64,
+    /// Notification groups.
+    pub groups: Vec<String>,
+}
+
+fn resolve_asns(list: &[Spanned<AsnValue>], errors: &mut Vec<Located>) -> Vec<u32> {
+    let mut out = Vec::with_capacity(list.len());
+    for value in list {
+        match value.value.resolve() {
+            Ok(asn) if out.contains(&asn) => errors.push(Located::at(
+                &value.referenced,
+                format!("AS{asn} is listed twice"),
+            )),
+            Ok(asn) => out.push(asn),
+            Err(msg) => errors.push(Located::at(&value.referenced, msg)),
+        }
+    }
+    out
+}
+
+fn parse_prefix(text: &Spanned<String>, errors: &mut Vec<Located>) -> Option<IpNet> {
+    let s = text.value.trim();
+    match s.parse::<IpNet>() {
+        Ok(net) if net.trunc() != net => {
+            errors.push(Located::at(
+                &text.referenced,
+                format!(
+                    "prefix `{s}` has host bits set; did you mean `{}`?",
+                    net.trunc()
+                ),
+            ));
+            None
+        }
+        Ok(net) => Some(net),
+        Err(_) => {
+            errors.push(Located::at(
+                &text.referenced,
+                format!(
+                    "`{s}` is not a prefix; write an IPv4 or IPv6 prefix with its length, like 192.0.2.0/24 or 2001:db8::/32"
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// Validates the watch list, appending every problem found to `errors`.
+pub(super) fn validate_prefixes(
+    defaults: &PrefixDefaults,
+    raw: Vec<RawPrefix>,
+    errors: &mut Vec<Located>,
+) -> Vec<WatchedPrefix> {
+    let mut seen: HashMap<IpNet, u64> = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for entry in raw {
+        let prefix = parse_prefix(&entry.prefix, errors);
+        let origins = resolve_asns(entry.origins.as_deref().unwrap_or(&[]), errors);
+        let upstreams = entry.upstreams.as_deref().map(|u| resolve_asns(u, errors));
+        let min_vantage_points = match &entry.min_vantage_points {
+            Some(v) if v.value == 0 => {
+                errors.push(Located::at(
+                    &v.referenced,
+                    "min_vantage_points must be at least 1",
+                ));
+                1
+            }
+            Some(v) => v.value,
+            None => defaults.min_vantage_points.max(1),
+        };
+        let Some(prefix) = prefix else { continue };
+        if let Some(first_line) = seen.get(&prefix) {
+            errors.push(Located::at(
+                &entry.prefix.referenced,
+                format!(
+                    "prefix {prefix} is already watched (line {first_line}); merge the two entries"
+                ),
+            ));
+            continue;
+        }
+        seen.insert(prefix, entry.prefix.referenced.line());
+        out.push(WatchedPrefix {
+            prefix,
+            description: entry.description.unwrap_or_default(),
+            origins,
+            upstreams,
+            more_specifics: entry.more_specifics.unwrap_or(defaults.more_specifics),
+            min_vantage_points,
+            visibility_min_vantage_points: entry
+                .visibility_min_vantage_points
+                .unwrap_or(defaults.visibility_min_vantage_points),
+            visibility_severity: entry
+                .visibility_severity
+                .unwrap_or(defaults.visibility_severity),
+            learning_window_seconds: entry
+                .learning_window_seconds
+                .unwrap_or(defaults.learning_window_seconds),
+            groups: entry.groups.unwrap_or_else(|| defaults.groups.clone()),
+        });
+    }
+    out
+}

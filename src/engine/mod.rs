@@ -1,0 +1,643 @@
+//! The rule engine: route state per watched prefix (and its more-specifics) per vantage point,
+//! and the detectors that turn route changes into alerts that fire and resolve.
+//!
+//! The engine is single-threaded and runs on event time only, so a replay of the same input
+//! gives the same alerts with the same timestamps.
+
+mod baseline;
+mod detect;
+mod vps;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use prefix_trie::joint::map::JointPrefixMap;
+
+use crate::alerts::{
+    Alert, AlertKey, AlertState, AlertTransition, Rule, Severity, TransitionKind, VpSample,
+};
+use crate::config::WatchedPrefix;
+use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint};
+
+use baseline::Baseline;
+pub use detect::Finding;
+use vps::{VpId, VpTable};
+
+/// How many VPs an alert lists with their AS paths.
+pub const SAMPLE_SIZE: usize = 5;
+
+/// A route held for one prefix and one VP.
+#[derive(Debug, Clone)]
+struct Route {
+    attrs: Arc<RouteAttrs>,
+    since: Timestamp,
+}
+
+/// A watched prefix with its learned baselines.
+#[derive(Debug)]
+struct Watched {
+    cfg: WatchedPrefix,
+    origins: Baseline,
+    upstreams: Option<Baseline>,
+    /// Learning ends after this time (set by the first announcement seen).
+    learn_until: Option<Timestamp>,
+}
+
+/// A condition shown by some VPs (below or above the firing threshold).
+#[derive(Debug)]
+struct Condition {
+    vps: HashSet<VpId>,
+    first_seen: Timestamp,
+    peak: u32,
+    firing: Option<Alert>,
+}
+
+/// Visibility of one prefix under one watched prefix.
+#[derive(Debug, Default)]
+struct Visibility {
+    reached: bool,
+    firing: Option<Alert>,
+}
+
+/// Counters the engine keeps for reports and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Announcements processed.
+    pub announcements: u64,
+    /// Withdrawals processed.
+    pub withdrawals: u64,
+    /// Peer-down events processed.
+    pub peer_downs: u64,
+    /// Route events for a watched prefix or a more-specific of one.
+    pub matched: u64,
+    /// Alerts fired.
+    pub fired: u64,
+    /// Alerts resolved.
+    pub resolved: u64,
+}
+
+/// The rule engine. Feed it events with [`Engine::process`]; take the alert transitions with
+/// [`Engine::drain_transitions`].
+pub struct Engine {
+    watch: JointPrefixMap<IpNet, usize>,
+    watched: Vec<Watched>,
+    routes: HashMap<IpNet, HashMap<VpId, Route>>,
+    route_count: usize,
+    vps: VpTable,
+    conditions: HashMap<AlertKey, Condition>,
+    visibility: HashMap<(usize, IpNet), Visibility>,
+    transitions: Vec<AlertTransition>,
+    stats: EngineStats,
+    /// While loading a table dump: learn every origin and upstream, raise nothing yet.
+    loading_rib: bool,
+    /// Watched prefixes whose own routes changed since [`Engine::take_touched`].
+    touched: HashSet<IpNet>,
+}
+
+impl Engine {
+    /// An engine watching these prefixes.
+    pub fn new(prefixes: &[WatchedPrefix]) -> Self {
+        let mut watch = JointPrefixMap::new();
+        let mut watched = Vec::with_capacity(prefixes.len());
+        for (i, cfg) in prefixes.iter().enumerate() {
+            watch.insert(cfg.prefix, i);
+            watched.push(Watched {
+                origins: Baseline::new(&cfg.origins),
+                upstreams: cfg
+                    .upstreams
+                    .as_ref()
+                    .map_or(Some(Baseline::learning()), |u| {
+                        (!u.is_empty()).then(|| Baseline::new(u))
+                    }),
+                learn_until: None,
+                cfg: cfg.clone(),
+            });
+        }
+        Engine {
+            watch,
+            watched,
+            routes: HashMap::new(),
+            route_count: 0,
+            vps: VpTable::default(),
+            conditions: HashMap::new(),
+            visibility: HashMap::new(),
+            transitions: Vec::new(),
+            stats: EngineStats::default(),
+            loading_rib: false,
+            touched: HashSet::new(),
+        }
+    }
+
+    /// Watched prefixes whose own routes changed since the last call (for per-prefix gauges).
+    pub fn take_touched(&mut self) -> Vec<IpNet> {
+        self.touched.drain().collect()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Number of distinct VPs seen.
+    pub fn vantage_point_count(&self) -> usize {
+        self.vps.len()
+    }
+
+    /// Number of routes held (over all prefixes and VPs).
+    pub fn route_count(&self) -> usize {
+        self.route_count
+    }
+
+    /// The watched prefixes, in config order.
+    pub fn watched_prefixes(&self) -> impl Iterator<Item = &WatchedPrefix> {
+        self.watched.iter().map(|w| &w.cfg)
+    }
+
+    /// Learned (or configured) origins of a watched prefix.
+    pub fn baseline_origins(&self, prefix: &IpNet) -> Option<Vec<u32>> {
+        let i = *self.watch.get(prefix)?;
+        Some(self.watched[i].origins.asns().to_vec())
+    }
+
+    /// Per watched prefix (exact match): how many VPs carry a route, and how many per origin
+    /// and per upstream.
+    pub fn visibility_of(&self, prefix: &IpNet) -> PrefixView {
+        let mut view = PrefixView::default();
+        if let Some(routes) = self.routes.get(prefix) {
+            view.vantage_points = routes.len();
+            for r in routes.values() {
+                for o in r.attrs.path.origins() {
+                    *view.origins.entry(*o).or_default() += 1;
+                }
+                if let Some(u) = r.attrs.path.origin_neighbor() {
+                    *view.upstreams.entry(u).or_default() += 1;
+                }
+            }
+        }
+        view
+    }
+
+    /// Starts loading a table dump: routes are stored and baselines learned, but no condition
+    /// is evaluated until [`Engine::finish_rib`].
+    pub fn begin_rib(&mut self) {
+        self.loading_rib = true;
+    }
+
+    /// Ends a table-dump load and evaluates every condition on the loaded routes.
+    pub fn finish_rib(&mut self, now: Timestamp) {
+        self.loading_rib = false;
+        for i in 0..self.watched.len() {
+            self.rebuild_conditions(i, now);
+        }
+    }
+
+    /// Takes the alert transitions produced since the last call.
+    pub fn drain_transitions(&mut self) -> std::vec::Drain<'_, AlertTransition> {
+        self.transitions.drain(..)
+    }
+
+    /// Processes one feed event. Returns true when it touched a watched prefix.
+    pub fn process(&mut self, event: &FeedEvent) -> bool {
+        match event {
+            FeedEvent::Route(ev) => self.process_route(ev),
+            FeedEvent::PeerDown { timestamp, vp } => {
+                self.stats.peer_downs += 1;
+                self.peer_down(vp, *timestamp)
+            }
+        }
+    }
+
+    /// Processes one route event. Returns true when it touched a watched prefix.
+    pub fn process_route(&mut self, ev: &RouteEvent) -> bool {
+        match ev.change {
+            RouteChange::Announce(_) => self.stats.announcements += 1,
+            RouteChange::Withdraw => self.stats.withdrawals += 1,
+        }
+        let mut covering = [0usize; 8];
+        let mut n = 0;
+        for (_, &i) in self.watch.cover(&ev.prefix) {
+            if n < covering.len() {
+                covering[n] = i;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return false;
+        }
+        self.stats.matched += 1;
+        let vp = self.vps.intern(&ev.vp);
+        self.apply_route(&covering[..n], ev.prefix, vp, &ev.change, ev.timestamp);
+        true
+    }
+
+    fn peer_down(&mut self, vp: &Arc<VantagePoint>, ts: Timestamp) -> bool {
+        let Some(id) = self.vps.get(vp) else {
+            return false;
+        };
+        let prefixes: Vec<IpNet> = self
+            .routes
+            .iter()
+            .filter(|(_, by_vp)| by_vp.contains_key(&id))
+            .map(|(p, _)| *p)
+            .collect();
+        for prefix in &prefixes {
+            let covering: Vec<usize> = self.watch.cover(prefix).map(|(_, &i)| i).collect();
+            self.apply_route(&covering, *prefix, id, &RouteChange::Withdraw, ts);
+        }
+        !prefixes.is_empty()
+    }
+
+    fn apply_route(
+        &mut self,
+        covering: &[usize],
+        prefix: IpNet,
+        vp: VpId,
+        change: &RouteChange,
+        ts: Timestamp,
+    ) {
+        let by_vp = self.routes.entry(prefix).or_default();
+        let (old, new) = match change {
+            RouteChange::Announce(attrs) => {
+                let old = by_vp.insert(
+                    vp,
+                    Route {
+                        attrs: attrs.clone(),
+                        since: ts,
+                    },
+                );
+                (old.map(|r| r.attrs), Some(attrs.clone()))
+            }
+            RouteChange::Withdraw => (by_vp.remove(&vp).map(|r| r.attrs), None),
+        };
+        let visible = by_vp.len();
+        if covering
+            .iter()
+            .any(|&w| self.watched[w].cfg.prefix == prefix)
+        {
+            self.touched.insert(prefix);
+        }
+        if visible == 0 {
+            self.routes.remove(&prefix);
+        }
+        match (&old, &new) {
+            (None, Some(_)) => self.route_count += 1,
+            (Some(_), None) => self.route_count -= 1,
+            (None, None) => return, // withdrawal of a route this VP did not have
+            (Some(_), Some(_)) => {}
+        }
+        for &w in covering {
+            if let Some(attrs) = &new
+                && self.learn(w, prefix, attrs, ts)
+            {
+                // The baseline grew: every route under this watched prefix is judged anew.
+                self.rebuild_conditions(w, ts);
+            } else if !self.loading_rib {
+                let watched = &self.watched[w];
+                let before = old
+                    .as_deref()
+                    .map(|a| detect::findings(watched, prefix, a))
+                    .unwrap_or_default();
+                let after = new
+                    .as_deref()
+                    .map(|a| detect::findings(watched, prefix, a))
+                    .unwrap_or_default();
+                for f in before.iter().filter(|f| !after.contains(f)) {
+                    self.remove_vp(w, prefix, *f, vp, ts);
+                }
+                for f in after.iter() {
+                    if before.contains(f) {
+                        self.refresh(w, prefix, *f, ts);
+                    } else {
+                        self.add_vp(w, prefix, *f, vp, ts);
+                    }
+                }
+            }
+            if !self.loading_rib {
+                self.check_visibility(w, prefix, visible, ts);
+            }
+        }
+    }
+
+    /// Adds what this route shows to the baselines of a watched prefix that is learning.
+    /// Returns true when a baseline grew.
+    fn learn(&mut self, w: usize, _prefix: IpNet, attrs: &RouteAttrs, ts: Timestamp) -> bool {
+        let loading_rib = self.loading_rib;
+        let watched = &mut self.watched[w];
+        let until = *watched
+            .learn_until
+            .get_or_insert_with(|| ts.plus_secs(watched.cfg.learning_window_seconds));
+        if !loading_rib && ts > until {
+            return false;
+        }
+        let mut grew = false;
+        let origins = attrs.path.origins();
+        if watched.origins.is_learning() {
+            for &o in origins {
+                grew |= watched.origins.learn(o);
+            }
+        }
+        if let Some(upstreams) = watched.upstreams.as_mut()
+            && upstreams.is_learning()
+            && !origins.is_empty()
+            && origins.iter().all(|o| watched.origins.contains(*o))
+            && let Some(u) = attrs.path.origin_neighbor()
+        {
+            grew |= upstreams.learn(u);
+        }
+        grew && !loading_rib
+    }
+
+    /// Re-evaluates every route under a watched prefix against its current baselines.
+    fn rebuild_conditions(&mut self, w: usize, ts: Timestamp) {
+        let watched = &self.watched[w];
+        let net = watched.cfg.prefix;
+        let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
+        for (prefix, by_vp) in self.routes.iter().filter(|(p, _)| net.contains(*p)) {
+            for (vp, route) in by_vp {
+                for f in detect::findings(watched, *prefix, &route.attrs) {
+                    fresh.entry(key(net, *prefix, f)).or_default().insert(*vp);
+                }
+            }
+        }
+        let stale: Vec<AlertKey> = self
+            .conditions
+            .keys()
+            .filter(|k| k.watched_prefix == net && !fresh.contains_key(k))
+            .copied()
+            .collect();
+        for k in stale {
+            if let Some(cond) = self.conditions.remove(&k)
+                && let Some(alert) = cond.firing
+            {
+                self.resolve(alert, ts);
+            }
+        }
+        let mut keys: Vec<AlertKey> = fresh.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let vps = fresh.remove(&k).unwrap_or_default();
+            let cond = self.conditions.entry(k).or_insert_with(|| Condition {
+                vps: HashSet::new(),
+                first_seen: ts,
+                peak: 0,
+                firing: None,
+            });
+            if cond.vps == vps {
+                continue;
+            }
+            cond.vps = vps;
+            self.after_change(w, k, ts);
+        }
+        let prefixes: Vec<(IpNet, usize)> = self
+            .routes
+            .iter()
+            .filter(|(p, _)| net.contains(*p))
+            .map(|(p, by_vp)| (*p, by_vp.len()))
+            .collect();
+        for (prefix, visible) in prefixes {
+            self.check_visibility(w, prefix, visible, ts);
+        }
+    }
+
+    fn add_vp(&mut self, w: usize, prefix: IpNet, f: Finding, vp: VpId, ts: Timestamp) {
+        let k = key(self.watched[w].cfg.prefix, prefix, f);
+        let cond = self.conditions.entry(k).or_insert_with(|| Condition {
+            vps: HashSet::new(),
+            first_seen: ts,
+            peak: 0,
+            firing: None,
+        });
+        if cond.vps.insert(vp) {
+            self.after_change(w, k, ts);
+        }
+    }
+
+    fn remove_vp(&mut self, w: usize, prefix: IpNet, f: Finding, vp: VpId, ts: Timestamp) {
+        let k = key(self.watched[w].cfg.prefix, prefix, f);
+        if let Some(cond) = self.conditions.get_mut(&k)
+            && cond.vps.remove(&vp)
+        {
+            self.after_change(w, k, ts);
+        }
+    }
+
+    /// A VP that already showed a condition re-announced (new path, same finding): keep the
+    /// alert's sample and last-seen time current.
+    fn refresh(&mut self, w: usize, prefix: IpNet, f: Finding, ts: Timestamp) {
+        let k = key(self.watched[w].cfg.prefix, prefix, f);
+        if self.conditions.get(&k).is_some_and(|c| c.firing.is_some()) {
+            self.after_change(w, k, ts);
+        }
+    }
+
+    /// Fires, updates or resolves the alert of a condition whose VP set changed.
+    fn after_change(&mut self, w: usize, k: AlertKey, ts: Timestamp) {
+        let Some(cond) = self.conditions.get_mut(&k) else {
+            return;
+        };
+        let count = cond.vps.len() as u32;
+        cond.peak = cond.peak.max(count);
+        if count == 0 {
+            if let Some(cond) = self.conditions.remove(&k)
+                && let Some(alert) = cond.firing
+            {
+                self.resolve(alert, ts);
+            }
+            return;
+        }
+        let min = self.watched[w].cfg.min_vantage_points;
+        let sample = sample_of(&self.routes, &self.vps, k.prefix, cond.vps.iter().copied());
+        let Some(cond) = self.conditions.get_mut(&k) else {
+            return;
+        };
+        match cond.firing.as_mut() {
+            Some(alert) => {
+                alert.vantage_points = count;
+                alert.peak_vantage_points = cond.peak;
+                alert.sample = sample;
+                alert.last_seen = ts;
+                let alert = alert.clone();
+                self.transitions.push(AlertTransition {
+                    event: TransitionKind::Updated,
+                    alert,
+                });
+            }
+            None if count >= min => {
+                let watched = &self.watched[w];
+                let alert = Alert {
+                    id: Alert::make_id(&k, cond.first_seen),
+                    rule: k.rule,
+                    severity: severity(k.rule, &watched.cfg),
+                    state: AlertState::Firing,
+                    prefix: k.prefix,
+                    watched_prefix: k.watched_prefix,
+                    description: watched.cfg.description.clone(),
+                    origin: (k.rule != Rule::NewUpstream).then_some(k.asn),
+                    upstream: (k.rule == Rule::NewUpstream).then_some(k.asn),
+                    expected_origins: watched.origins.asns().to_vec(),
+                    expected_upstreams: watched
+                        .upstreams
+                        .as_ref()
+                        .map(|u| u.asns().to_vec())
+                        .unwrap_or_default(),
+                    vantage_points: count,
+                    peak_vantage_points: cond.peak,
+                    sample,
+                    groups: watched.cfg.groups.clone(),
+                    first_seen: cond.first_seen,
+                    fired_at: ts,
+                    last_seen: ts,
+                    resolved_at: None,
+                };
+                cond.firing = Some(alert.clone());
+                self.stats.fired += 1;
+                self.transitions.push(AlertTransition {
+                    event: TransitionKind::Fired,
+                    alert,
+                });
+            }
+            None => {}
+        }
+    }
+
+    fn resolve(&mut self, mut alert: Alert, ts: Timestamp) {
+        alert.state = AlertState::Resolved;
+        alert.resolved_at = Some(ts);
+        alert.last_seen = ts;
+        alert.vantage_points = 0;
+        self.stats.resolved += 1;
+        self.transitions.push(AlertTransition {
+            event: TransitionKind::Resolved,
+            alert,
+        });
+    }
+
+    fn check_visibility(&mut self, w: usize, prefix: IpNet, visible: usize, ts: Timestamp) {
+        let cfg = &self.watched[w].cfg;
+        let threshold = cfg.visibility_min_vantage_points as usize;
+        if threshold == 0 {
+            return;
+        }
+        let state = self.visibility.entry((w, prefix)).or_default();
+        if visible >= threshold {
+            state.reached = true;
+            if let Some(alert) = state.firing.take() {
+                self.resolve(alert, ts);
+            }
+            return;
+        }
+        if !state.reached {
+            return;
+        }
+        let sample = sample_of(&self.routes, &self.vps, prefix, None);
+        match state.firing.as_mut() {
+            Some(alert) if alert.vantage_points as usize != visible => {
+                alert.vantage_points = visible as u32;
+                alert.last_seen = ts;
+                alert.sample = sample;
+                let alert = alert.clone();
+                self.transitions.push(AlertTransition {
+                    event: TransitionKind::Updated,
+                    alert,
+                });
+            }
+            Some(_) => {}
+            None => {
+                let k = AlertKey {
+                    rule: Rule::VisibilityLoss,
+                    watched_prefix: cfg.prefix,
+                    prefix,
+                    asn: 0,
+                };
+                let alert = Alert {
+                    id: Alert::make_id(&k, ts),
+                    rule: Rule::VisibilityLoss,
+                    severity: cfg.visibility_severity,
+                    state: AlertState::Firing,
+                    prefix,
+                    watched_prefix: cfg.prefix,
+                    description: cfg.description.clone(),
+                    origin: None,
+                    upstream: None,
+                    expected_origins: self.watched[w].origins.asns().to_vec(),
+                    expected_upstreams: Vec::new(),
+                    vantage_points: visible as u32,
+                    peak_vantage_points: threshold as u32,
+                    sample,
+                    groups: cfg.groups.clone(),
+                    first_seen: ts,
+                    fired_at: ts,
+                    last_seen: ts,
+                    resolved_at: None,
+                };
+                state.firing = Some(alert.clone());
+                self.stats.fired += 1;
+                self.transitions.push(AlertTransition {
+                    event: TransitionKind::Fired,
+                    alert,
+                });
+            }
+        }
+    }
+}
+
+/// What the engine knows of one watched prefix right now.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PrefixView {
+    /// VPs with a route to the exact prefix.
+    pub vantage_points: usize,
+    /// VPs per origin ASN.
+    pub origins: HashMap<u32, usize>,
+    /// VPs per upstream ASN.
+    pub upstreams: HashMap<u32, usize>,
+}
+
+fn key(watched_prefix: IpNet, prefix: IpNet, f: Finding) -> AlertKey {
+    AlertKey {
+        rule: f.rule,
+        watched_prefix,
+        prefix,
+        asn: f.asn,
+    }
+}
+
+fn severity(rule: Rule, cfg: &WatchedPrefix) -> Severity {
+    match rule {
+        Rule::OriginHijack | Rule::SubprefixHijack | Rule::OriginChange => Severity::Critical,
+        Rule::MoreSpecific | Rule::NewUpstream => Severity::Warning,
+        Rule::VisibilityLoss => cfg.visibility_severity,
+    }
+}
+
+/// Up to [`SAMPLE_SIZE`] VPs with their routes to `prefix`, in a stable order. With `only`,
+/// just those VPs; without, any VPs that carry the prefix.
+fn sample_of(
+    routes: &HashMap<IpNet, HashMap<VpId, Route>>,
+    vps: &VpTable,
+    prefix: IpNet,
+    only: impl IntoIterator<Item = VpId>,
+) -> Vec<VpSample> {
+    let Some(by_vp) = routes.get(&prefix) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<VpId> = only.into_iter().collect();
+    if ids.is_empty() {
+        ids = by_vp.keys().copied().collect();
+    }
+    ids.sort_by(|a, b| vps.get_vp(*a).cmp(&vps.get_vp(*b)));
+    ids.into_iter()
+        .filter_map(|id| {
+            let route = by_vp.get(&id)?;
+            Some(VpSample {
+                vantage_point: vps.get_vp(id).map(|v| v.to_string()).unwrap_or_default(),
+                as_path: route.attrs.path.to_string(),
+                seen_at: route.since,
+            })
+        })
+        .take(SAMPLE_SIZE)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

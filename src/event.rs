@@ -1,0 +1,298 @@
+//! The one normalised route event that every feed produces and the engine consumes.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Event time in microseconds since the UNIX epoch. The engine runs on event time only, so a
+/// replay of the same input always produces the same alerts with the same timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Builds a timestamp from seconds and microseconds.
+    pub fn from_parts(secs: i64, micros: i64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000).saturating_add(micros))
+    }
+
+    /// Builds a timestamp from fractional seconds (RIS Live, bgpkit-parser).
+    pub fn from_secs_f64(secs: f64) -> Self {
+        Timestamp((secs * 1_000_000.0).round() as i64)
+    }
+
+    /// Seconds since the epoch, fractional.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1_000_000.0
+    }
+
+    /// Whole seconds since the epoch.
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
+    /// Microseconds past the whole second.
+    pub fn subsec_micros(self) -> i64 {
+        self.0.rem_euclid(1_000_000)
+    }
+
+    /// This timestamp plus a number of seconds.
+    pub fn plus_secs(self, secs: u64) -> Self {
+        Timestamp(
+            self.0
+                .saturating_add((secs as i64).saturating_mul(1_000_000)),
+        )
+    }
+
+    /// The wall-clock time now.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_micros() as i64)
+    }
+
+    /// RFC 3339 in UTC with microseconds, e.g. `2016-08-11T16:00:03.000000Z`.
+    pub fn to_rfc3339(self) -> String {
+        match chrono::DateTime::from_timestamp(self.secs(), (self.subsec_micros() * 1000) as u32) {
+            Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            None => format!("{}", self.as_secs_f64()),
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let t = chrono::DateTime::parse_from_rfc3339(&s)
+            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not an RFC 3339 time: {e}")))?;
+        Ok(Timestamp(t.timestamp_micros()))
+    }
+}
+
+/// One vantage point: a BGP session of a collector (or a BMP-monitored peer) that reports routes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct VantagePoint {
+    /// Feed name as configured (`ris_live`, `bgproutes`, `mrt`, …).
+    pub feed: Arc<str>,
+    /// Collector that the peer talks to (`rrc00`, `route-views2`, …); empty when unknown.
+    pub collector: Arc<str>,
+    /// ASN of the peer that sent the route.
+    pub peer_asn: u32,
+    /// Address of the peer that sent the route.
+    pub peer_ip: IpAddr,
+    /// For BMP data: the router that exported the peer's routes, as (ASN, address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<(u32, IpAddr)>,
+}
+
+impl fmt::Display for VantagePoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/AS{}/{}",
+            self.feed, self.collector, self.peer_asn, self.peer_ip
+        )?;
+        if let Some((asn, ip)) = self.exporter {
+            write!(f, " via AS{asn}/{ip}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One element of an AS path: a single ASN or an AS_SET (kept as a set, order irrelevant).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathElem {
+    /// An ASN of an AS_SEQUENCE.
+    Asn(u32),
+    /// The members of an AS_SET.
+    Set(Box<[u32]>),
+}
+
+/// An AS path, first hop first, origin last.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct AsPath(pub Vec<PathElem>);
+
+impl AsPath {
+    /// A path made only of sequence ASNs.
+    pub fn from_asns(asns: impl IntoIterator<Item = u32>) -> Self {
+        AsPath(asns.into_iter().map(PathElem::Asn).collect())
+    }
+
+    /// The possible origins: the last ASN, or every member of an AS_SET in origin position.
+    pub fn origins(&self) -> &[u32] {
+        match self.0.last() {
+            Some(PathElem::Asn(a)) => std::slice::from_ref(a),
+            Some(PathElem::Set(s)) => s,
+            None => &[],
+        }
+    }
+
+    /// The neighbour of the origin (the AS just before it), with prepends collapsed.
+    /// `None` when the origin is the first hop, when the path is empty, or when the element
+    /// before the origin is an AS_SET (no single neighbour can be named).
+    pub fn origin_neighbor(&self) -> Option<u32> {
+        let mut rev = self.0.iter().rev();
+        let origin = rev.next()?;
+        for elem in rev {
+            if elem != origin {
+                return match elem {
+                    PathElem::Asn(a) => Some(*a),
+                    PathElem::Set(_) => None,
+                };
+            }
+        }
+        None
+    }
+
+    /// Number of elements (an AS_SET counts once, as in the BGP decision process).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for an empty path (a route originated by the peer itself over iBGP).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for AsPath {
+    /// Space-separated, AS_SETs as `{a,b}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, elem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            match elem {
+                PathElem::Asn(a) => write!(f, "{a}")?,
+                PathElem::Set(s) => {
+                    f.write_str("{")?;
+                    for (j, a) in s.iter().enumerate() {
+                        if j > 0 {
+                            f.write_str(",")?;
+                        }
+                        write!(f, "{a}")?;
+                    }
+                    f.write_str("}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for AsPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A BGP community: standard (RFC 1997) or large (RFC 8092).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Community {
+    /// `ASN:VALUE`, 16 bits each.
+    Standard(u16, u16),
+    /// `A:B:C`, 32 bits each.
+    Large(u32, u32, u32),
+}
+
+impl fmt::Display for Community {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Community::Standard(a, b) => write!(f, "{a}:{b}"),
+            Community::Large(a, b, c) => write!(f, "{a}:{b}:{c}"),
+        }
+    }
+}
+
+impl Serialize for Community {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The attributes of an announced route; shared by all prefixes of one UPDATE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteAttrs {
+    /// AS path, first hop first.
+    pub path: AsPath,
+    /// Communities, standard and large.
+    pub communities: Vec<Community>,
+    /// Next hop, when the feed reports one.
+    pub next_hop: Option<IpAddr>,
+}
+
+/// What happened to the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteChange {
+    /// The VP now has this route (replacing any earlier one: implicit withdrawal).
+    Announce(Arc<RouteAttrs>),
+    /// The VP no longer has a route to the prefix.
+    Withdraw,
+}
+
+/// An announcement or withdrawal of one prefix, seen by one vantage point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEvent {
+    /// When the VP saw it (event time).
+    pub timestamp: Timestamp,
+    /// Who saw it.
+    pub vp: Arc<VantagePoint>,
+    /// The prefix, normalised (host bits cleared).
+    pub prefix: IpNet,
+    /// Announcement or withdrawal.
+    pub change: RouteChange,
+}
+
+/// What a feed hands to the engine: route events, or the loss of a whole session
+/// (all routes of that VP are gone, e.g. RIS `STATE: down`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// One route change.
+    Route(RouteEvent),
+    /// The VP's session went down: drop all its routes.
+    PeerDown {
+        /// When the session went down.
+        timestamp: Timestamp,
+        /// The VP whose routes are gone.
+        vp: Arc<VantagePoint>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_neighbor_collapses_prepends() {
+        let p = AsPath::from_asns([3333, 4755, 18196, 18196, 18196]);
+        assert_eq!(p.origin_neighbor(), Some(4755));
+        assert_eq!(p.origins(), &[18196]);
+        let p = AsPath::from_asns([18196, 18196]);
+        assert_eq!(p.origin_neighbor(), None);
+        let p = AsPath(vec![PathElem::Asn(1), PathElem::Set(vec![2, 3].into())]);
+        assert_eq!(p.origins(), &[2, 3]);
+        assert_eq!(p.origin_neighbor(), Some(1));
+        assert_eq!(p.to_string(), "1 {2,3}");
+    }
+
+    #[test]
+    fn timestamp_formats() {
+        let t = Timestamp::from_parts(1470931200, 5);
+        assert_eq!(t.to_rfc3339(), "2016-08-11T16:00:00.000005Z");
+    }
+}

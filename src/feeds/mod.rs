@@ -1,0 +1,59 @@
+//! Feeds: sources of BGP data, each turning its own format into [`FeedEvent`]s and handing
+//! them to the engine in batches.
+
+pub mod mrt;
+mod mrt_feed;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{FeedConfig, FeedKind};
+use crate::event::FeedEvent;
+use crate::health::Health;
+use crate::metrics::Metrics;
+
+/// Events from one feed, handed to the engine together.
+#[derive(Debug)]
+pub struct Batch {
+    /// The feed's name.
+    pub feed: Arc<str>,
+    /// The events, in feed order.
+    pub events: Vec<FeedEvent>,
+    /// When the feed received them (for the processing latency).
+    pub received: Instant,
+}
+
+/// What a feed task gets: where to send events, where to report health, when to stop.
+#[derive(Clone)]
+pub struct FeedContext {
+    /// The engine's queue.
+    pub events: mpsc::Sender<Batch>,
+    /// Feed health for `/readyz` and `/metrics`.
+    pub health: Health,
+    /// Metrics registry and core metrics.
+    pub metrics: Metrics,
+    /// Becomes true when the service shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// The watched prefixes, to subscribe to.
+    pub prefixes: Vec<IpNet>,
+}
+
+/// Starts a feed; the task ends when the feed is done or the service shuts down.
+pub fn spawn(cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
+    let name = cfg.name();
+    match cfg.kind.value {
+        FeedKind::Mrt => mrt_feed::spawn(name, cfg.files.clone(), ctx),
+        FeedKind::RisLive | FeedKind::Bgproutes => {
+            let kind = crate::service::kind_name(cfg.kind.value);
+            ctx.health.register(&name, kind);
+            ctx.health.update(&name, |h| {
+                h.last_error = Some(format!("feed kind {kind} is not available in this build"))
+            });
+            tokio::spawn(async {})
+        }
+    }
+}

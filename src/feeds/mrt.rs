@@ -1,0 +1,324 @@
+//! MRT files (RFC 6396: BGP4MP updates, TABLE_DUMP and TABLE_DUMP_V2 RIBs), gz, bz2 or plain,
+//! read with bgpkit-parser and turned into route events.
+//!
+//! Records are framed one at a time so that a record that does not parse is reported with its
+//! byte offset (in the decompressed stream) and skipped, and the rest of the file still counts.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bgpkit_parser::models::{
+    AsPathSegment, Bgp4MpEnum, BgpElem, BgpState, ElemType, MetaCommunity, MrtMessage,
+};
+use bgpkit_parser::models::{Community as BgpCommunity, MrtRecord};
+use bgpkit_parser::{Elementor, chunk_mrt_record, error::ParserError};
+
+use crate::event::{
+    AsPath, Community, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp,
+    VantagePoint,
+};
+
+/// Counts of what a file held.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MrtStats {
+    /// MRT records framed.
+    pub records: u64,
+    /// Announcements (one per prefix).
+    pub announcements: u64,
+    /// Withdrawals (one per prefix).
+    pub withdrawals: u64,
+    /// Sessions that left the Established state.
+    pub peer_downs: u64,
+    /// Records that could not be parsed and were skipped.
+    pub bad_records: u64,
+}
+
+/// A record that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRecord {
+    /// The file.
+    pub file: PathBuf,
+    /// Byte offset of the record in the decompressed file.
+    pub offset: u64,
+    /// What was wrong.
+    pub message: String,
+    /// Whether reading can go on after it (false when the framing itself is lost).
+    pub recoverable: bool,
+}
+
+impl fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: MRT record at byte offset {}: {}; {}",
+            self.file.display(),
+            self.offset,
+            self.message,
+            if self.recoverable {
+                "skipped it and went on with the next record"
+            } else {
+                "the rest of the file cannot be framed and was not read"
+            }
+        )
+    }
+}
+
+/// Wraps a reader and counts the bytes taken from it.
+struct Counting<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens a file, decompressing gzip or bzip2 by their magic bytes.
+pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let file = File::open(path)?;
+    let mut buffered = BufReader::with_capacity(256 * 1024, file);
+    let magic = buffered.fill_buf()?;
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else if magic.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    })
+}
+
+/// Reads one MRT file as route events.
+pub struct MrtReader {
+    path: PathBuf,
+    reader: Counting<BufReader<Box<dyn Read + Send>>>,
+    elementor: Elementor,
+    feed: Arc<str>,
+    collector: Arc<str>,
+    vps: HashMap<(u32, IpAddr), Arc<VantagePoint>>,
+    last_attrs: Option<Arc<RouteAttrs>>,
+    stats: MrtStats,
+    done: bool,
+}
+
+/// The collector name a RIS or RouteViews file name implies (`rrc00-updates…` → `rrc00`).
+pub fn collector_from_file_name(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = name.split(['-', '.']).next().unwrap_or("");
+    if stem.starts_with("rrc") || stem.starts_with("route") {
+        stem.to_string()
+    } else {
+        String::new()
+    }
+}
+
+impl MrtReader {
+    /// Opens a file. VPs are named with `feed` and `collector` (derived from the file name when
+    /// `None`).
+    pub fn open(path: &Path, feed: &str, collector: Option<&str>) -> io::Result<Self> {
+        let inner = open_decompressed(path)?;
+        let collector = collector
+            .map(str::to_string)
+            .unwrap_or_else(|| collector_from_file_name(path));
+        Ok(MrtReader {
+            path: path.to_path_buf(),
+            reader: Counting {
+                inner: BufReader::with_capacity(256 * 1024, inner),
+                read: 0,
+            },
+            elementor: Elementor::new(),
+            feed: feed.into(),
+            collector: collector.into(),
+            vps: HashMap::new(),
+            last_attrs: None,
+            stats: MrtStats::default(),
+            done: false,
+        })
+    }
+
+    /// What was read so far.
+    pub fn stats(&self) -> MrtStats {
+        self.stats
+    }
+
+    /// Bytes of decompressed input consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.reader.read
+    }
+
+    /// Reads the next record and appends its events to `out`. Returns `None` at the end of the
+    /// file, `Some(Err)` for a record that was skipped (or that ends reading, see
+    /// [`BadRecord::recoverable`]).
+    pub fn next_record(&mut self, out: &mut Vec<FeedEvent>) -> Option<Result<(), BadRecord>> {
+        if self.done {
+            return None;
+        }
+        let offset = self.reader.read;
+        let raw = match chunk_mrt_record(&mut self.reader) {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.done = true;
+                return match e.error {
+                    ParserError::EofExpected => None,
+                    ParserError::EofError(_) if self.reader.read == offset => None,
+                    other => {
+                        self.stats.bad_records += 1;
+                        Some(Err(self.bad(offset, other.to_string(), false)))
+                    }
+                };
+            }
+        };
+        self.stats.records += 1;
+        let record = match raw.parse() {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.bad_records += 1;
+                return Some(Err(self.bad(offset, e.to_string(), true)));
+            }
+        };
+        self.convert(record, out);
+        Some(Ok(()))
+    }
+
+    fn bad(&self, offset: u64, message: String, recoverable: bool) -> BadRecord {
+        BadRecord {
+            file: self.path.clone(),
+            offset,
+            message,
+            recoverable,
+        }
+    }
+
+    fn vp(&mut self, asn: u32, ip: IpAddr) -> Arc<VantagePoint> {
+        let (feed, collector) = (&self.feed, &self.collector);
+        self.vps
+            .entry((asn, ip))
+            .or_insert_with(|| {
+                Arc::new(VantagePoint {
+                    feed: feed.clone(),
+                    collector: collector.clone(),
+                    peer_asn: asn,
+                    peer_ip: ip,
+                    exporter: None,
+                })
+            })
+            .clone()
+    }
+
+    fn convert(&mut self, record: MrtRecord, out: &mut Vec<FeedEvent>) {
+        if let MrtMessage::Bgp4Mp(Bgp4MpEnum::StateChange(sc)) = &record.message {
+            if sc.old_state == BgpState::Established && sc.new_state != BgpState::Established {
+                self.stats.peer_downs += 1;
+                let vp = self.vp(sc.peer_asn.to_u32(), sc.peer_ip);
+                out.push(FeedEvent::PeerDown {
+                    timestamp: record_time(&record),
+                    vp,
+                });
+            }
+            return;
+        }
+        for elem in self.elementor.record_to_elems(record) {
+            let event = self.route_event(elem);
+            out.push(FeedEvent::Route(event));
+        }
+    }
+
+    fn route_event(&mut self, elem: BgpElem) -> RouteEvent {
+        let vp = self.vp(elem.peer_asn.to_u32(), elem.peer_ip);
+        let change = match elem.elem_type {
+            ElemType::ANNOUNCE => {
+                self.stats.announcements += 1;
+                let attrs = RouteAttrs {
+                    path: elem.as_path.as_ref().map(convert_path).unwrap_or_default(),
+                    communities: elem
+                        .communities
+                        .as_deref()
+                        .map(convert_communities)
+                        .unwrap_or_default(),
+                    next_hop: elem.next_hop,
+                };
+                // Consecutive elems of one UPDATE share their attributes: share the Arc too.
+                let attrs = match &self.last_attrs {
+                    Some(last) if **last == attrs => last.clone(),
+                    _ => {
+                        let a = Arc::new(attrs);
+                        self.last_attrs = Some(a.clone());
+                        a
+                    }
+                };
+                RouteChange::Announce(attrs)
+            }
+            ElemType::WITHDRAW => {
+                self.stats.withdrawals += 1;
+                RouteChange::Withdraw
+            }
+        };
+        RouteEvent {
+            timestamp: Timestamp::from_secs_f64(elem.timestamp),
+            vp,
+            prefix: elem.prefix.prefix.trunc(),
+            change,
+        }
+    }
+}
+
+fn record_time(record: &MrtRecord) -> Timestamp {
+    let h = &record.common_header;
+    Timestamp::from_parts(
+        h.timestamp as i64,
+        h.microsecond_timestamp.unwrap_or(0) as i64,
+    )
+}
+
+/// Converts bgpkit's AS path; confederation segments are internal to the neighbour and left out.
+fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
+    let mut out = Vec::new();
+    for seg in path.iter_segments() {
+        match seg {
+            AsPathSegment::AsSequence(asns) => {
+                out.extend(asns.iter().map(|a| PathElem::Asn(a.to_u32())))
+            }
+            AsPathSegment::AsSet(asns) => {
+                let mut set: Vec<u32> = asns.iter().map(|a| a.to_u32()).collect();
+                set.sort_unstable();
+                set.dedup();
+                out.push(PathElem::Set(set.into()));
+            }
+            AsPathSegment::ConfedSequence(_) | AsPathSegment::ConfedSet(_) => {}
+        }
+    }
+    AsPath(out)
+}
+
+fn convert_communities(list: &[MetaCommunity]) -> Vec<Community> {
+    list.iter()
+        .filter_map(|c| match c {
+            MetaCommunity::Plain(BgpCommunity::Custom(asn, value)) => {
+                Some(Community::Standard(asn.to_u32() as u16, *value))
+            }
+            MetaCommunity::Plain(BgpCommunity::NoExport) => {
+                Some(Community::Standard(0xFFFF, 0xFF01))
+            }
+            MetaCommunity::Plain(BgpCommunity::NoAdvertise) => {
+                Some(Community::Standard(0xFFFF, 0xFF02))
+            }
+            MetaCommunity::Plain(BgpCommunity::NoExportSubConfed) => {
+                Some(Community::Standard(0xFFFF, 0xFF03))
+            }
+            MetaCommunity::Large(l) => Some(Community::Large(
+                l.global_admin,
+                l.local_data[0],
+                l.local_data[1],
+            )),
+            MetaCommunity::Extended(_) | MetaCommunity::Ipv6Extended(_) => None,
+        })
+        .collect()
+}

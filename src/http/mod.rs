@@ -1,0 +1,154 @@
+//! The HTTP API: `/alerts`, `/alerts/{id}`, `/metrics`, `/healthz`, `/readyz`.
+
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::alerts::{AlertBook, AlertFilter, AlertState, Rule, Severity};
+use crate::health::Health;
+use crate::metrics::Metrics;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct AppState {
+    /// Firing and resolved alerts.
+    pub book: Arc<RwLock<AlertBook>>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Feed health.
+    pub health: Health,
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/alerts", get(list_alerts))
+        .route("/alerts/{id}", get(get_alert))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Query parameters of `GET /alerts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// `firing` (default), `resolved` or `all`.
+    state: Option<String>,
+    /// A watched or affected prefix.
+    prefix: Option<String>,
+    /// A rule name.
+    rule: Option<String>,
+    /// `critical`, `warning` or `info`.
+    severity: Option<String>,
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
+
+fn parse_filter(q: AlertQuery) -> Result<AlertFilter, String> {
+    let state = match q.state.as_deref() {
+        None | Some("firing") => Some(AlertState::Firing),
+        Some("resolved") => Some(AlertState::Resolved),
+        Some("all") => None,
+        Some(other) => {
+            return Err(format!(
+                "state `{other}` is not one of firing, resolved, all"
+            ));
+        }
+    };
+    let prefix = q
+        .prefix
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .map(|n| n.trunc())
+                .map_err(|_| format!("prefix `{p}` is not a prefix like 192.0.2.0/24"))
+        })
+        .transpose()?;
+    let rule = q
+        .rule
+        .map(|r| {
+            Rule::parse(&r).ok_or_else(|| {
+                let names: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+                format!("rule `{r}` is not one of {}", names.join(", "))
+            })
+        })
+        .transpose()?;
+    let severity = q
+        .severity
+        .map(|s| {
+            Severity::parse(&s)
+                .ok_or_else(|| format!("severity `{s}` is not one of critical, warning, info"))
+        })
+        .transpose()?;
+    Ok(AlertFilter {
+        state,
+        prefix,
+        rule,
+        severity,
+    })
+}
+
+async fn list_alerts(
+    State(state): State<AppState>,
+    query: Result<Query<AlertQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_request(e.body_text()),
+    };
+    let filter = match parse_filter(query) {
+        Ok(f) => f,
+        Err(msg) => return bad_request(msg),
+    };
+    let book = state.book.read().unwrap_or_else(|p| p.into_inner());
+    let alerts = book.list(&filter);
+    Json(json!({ "alerts": alerts })).into_response()
+}
+
+async fn get_alert(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let book = state.book.read().unwrap_or_else(|p| p.into_inner());
+    match book.get(&id) {
+        Some(alert) => Json(alert).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no alert with id {id}") })),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let feeds = state.health.snapshot();
+    let ready = state.health.ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({ "ready": ready, "feeds": feeds }))).into_response()
+}

@@ -1,0 +1,174 @@
+//! The core Prometheus metrics. Feeds and the notifier register their own families on the same
+//! registry; every family carries the `bgpsentry_` prefix.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Handles to the core metrics, cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry that `/metrics` renders.
+    pub registry: Registry,
+    /// Route events read, by feed and type (`announce`, `withdraw`, `peer_down`).
+    pub events: IntCounterVec,
+    /// Route events that touched a watched prefix or one of its more-specifics, by feed.
+    pub events_matched: IntCounterVec,
+    /// Firing alerts by rule, severity and watched prefix.
+    pub alerts_firing: IntGaugeVec,
+    /// Alerts fired, by rule and severity.
+    pub alerts_fired: IntCounterVec,
+    /// Alerts resolved, by rule and severity.
+    pub alerts_resolved: IntCounterVec,
+    /// VPs with a route to each watched prefix (exact prefix).
+    pub prefix_vantage_points: IntGaugeVec,
+    /// VPs per origin ASN of each watched prefix (exact prefix).
+    pub prefix_origin_vantage_points: IntGaugeVec,
+    /// VPs per upstream ASN of each watched prefix (exact prefix).
+    pub prefix_upstream_vantage_points: IntGaugeVec,
+    /// Number of watched prefixes.
+    pub watched_prefixes: IntGauge,
+    /// Distinct vantage points seen.
+    pub vantage_points: IntGauge,
+    /// Routes held for watched prefixes and their more-specifics.
+    pub routes: IntGauge,
+    /// Time the engine spends on one batch of events.
+    pub engine_batch_seconds: Histogram,
+    /// Invalid input by feed and reason (MRT records that do not parse, bad frames, …).
+    pub invalid_input: IntCounterVec,
+    /// Config reloads that failed validation (kept at zero until reloads are attempted).
+    pub config_errors: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers the core metrics on a new registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let m = Metrics {
+            events: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_route_events_total",
+                    "Route events read, by feed and type.",
+                ),
+                &["feed", "type"],
+            )?,
+            events_matched: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_route_events_matched_total",
+                    "Route events for a watched prefix or one of its more-specifics, by feed.",
+                ),
+                &["feed"],
+            )?,
+            alerts_firing: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_alerts_firing",
+                    "Firing alerts by rule, severity and watched prefix.",
+                ),
+                &["rule", "severity", "prefix"],
+            )?,
+            alerts_fired: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_alerts_fired_total",
+                    "Alerts fired, by rule and severity.",
+                ),
+                &["rule", "severity"],
+            )?,
+            alerts_resolved: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_alerts_resolved_total",
+                    "Alerts resolved, by rule and severity.",
+                ),
+                &["rule", "severity"],
+            )?,
+            prefix_vantage_points: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_prefix_vantage_points",
+                    "Vantage points with a route to the watched prefix (exact match).",
+                ),
+                &["prefix"],
+            )?,
+            prefix_origin_vantage_points: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_prefix_origin_vantage_points",
+                    "Vantage points that see the watched prefix originated by each origin ASN.",
+                ),
+                &["prefix", "origin_asn"],
+            )?,
+            prefix_upstream_vantage_points: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_prefix_upstream_vantage_points",
+                    "Vantage points that see the watched prefix through each upstream ASN.",
+                ),
+                &["prefix", "upstream_asn"],
+            )?,
+            watched_prefixes: IntGauge::new(
+                "bgpsentry_watched_prefixes",
+                "Number of watched prefixes.",
+            )?,
+            vantage_points: IntGauge::new(
+                "bgpsentry_vantage_points",
+                "Distinct vantage points seen since start.",
+            )?,
+            routes: IntGauge::new(
+                "bgpsentry_routes",
+                "Routes held for watched prefixes and their more-specifics, over all vantage points.",
+            )?,
+            engine_batch_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "bgpsentry_engine_batch_seconds",
+                    "Time the engine spends processing one batch of route events.",
+                )
+                .buckets(vec![
+                    1e-6, 5e-6, 2.5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 2.5e-2, 0.1, 0.5,
+                ]),
+            )?,
+            invalid_input: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_invalid_input_total",
+                    "Input that could not be used, by feed and reason.",
+                ),
+                &["feed", "reason"],
+            )?,
+            config_errors: IntCounter::new(
+                "bgpsentry_config_reload_errors_total",
+                "Config reloads rejected because the new config is invalid.",
+            )?,
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "bgpsentry_build_info",
+                "Build information; the value is always 1.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let r = &m.registry;
+        r.register(Box::new(build_info))?;
+        r.register(Box::new(m.events.clone()))?;
+        r.register(Box::new(m.events_matched.clone()))?;
+        r.register(Box::new(m.alerts_firing.clone()))?;
+        r.register(Box::new(m.alerts_fired.clone()))?;
+        r.register(Box::new(m.alerts_resolved.clone()))?;
+        r.register(Box::new(m.prefix_vantage_points.clone()))?;
+        r.register(Box::new(m.prefix_origin_vantage_points.clone()))?;
+        r.register(Box::new(m.prefix_upstream_vantage_points.clone()))?;
+        r.register(Box::new(m.watched_prefixes.clone()))?;
+        r.register(Box::new(m.vantage_points.clone()))?;
+        r.register(Box::new(m.routes.clone()))?;
+        r.register(Box::new(m.engine_batch_seconds.clone()))?;
+        r.register(Box::new(m.invalid_input.clone()))?;
+        r.register(Box::new(m.config_errors.clone()))?;
+        Ok(m)
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let encoder = prometheus::TextEncoder::new();
+        encoder
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# error encoding metrics: {e}\n"))
+    }
+}
