@@ -31,7 +31,7 @@ impl std::fmt::Display for ReplaySummary {
         let events = self.mrt.announcements + self.mrt.withdrawals;
         write!(
             f,
-            "read {} files: {} records, {} announcements, {} withdrawals, {} peer-downs, {} bad records skipped; \
+            "read {} files: {} records, {} announcements, {} withdrawals, {} peer-downs, {} bad records skipped, {} malformed records used in part; \
              {} events for watched prefixes; {} alerts fired, {} resolved, {} still firing; took {:.3} s ({:.0} events/s)",
             self.files,
             self.mrt.records,
@@ -39,6 +39,7 @@ impl std::fmt::Display for ReplaySummary {
             self.mrt.withdrawals,
             self.mrt.peer_downs,
             self.mrt.bad_records,
+            self.mrt.malformed_records,
             self.engine.matched,
             self.engine.fired,
             self.engine.resolved,
@@ -109,7 +110,6 @@ fn feed_file(
     while let Some(result) = reader.next_record(&mut batch) {
         if let Err(bad) = result {
             sink.bad_record(&bad);
-            continue;
         }
         for ev in batch.drain(..) {
             last = last.max(match &ev {
@@ -134,6 +134,7 @@ fn feed_file(
     summary.mrt.withdrawals += stats.withdrawals;
     summary.mrt.peer_downs += stats.peer_downs;
     summary.mrt.bad_records += stats.bad_records;
+    summary.mrt.malformed_records += stats.malformed_records;
     Ok(last)
 }
 

@@ -52,8 +52,27 @@ impl Located {
         Located {
             line,
             column,
-            message,
+            message: with_suggestion(message),
         }
+    }
+}
+
+/// Adds "did you mean" to an unknown-key or unknown-value message when one expected name is
+/// close to what was written.
+fn with_suggestion(message: String) -> String {
+    let Some((head, expected)) = message.split_once(", expected one of ") else {
+        return message;
+    };
+    let Some(written) = head.split('`').nth(1) else {
+        return message;
+    };
+    let best = expected
+        .split(", ")
+        .map(|name| (strsim::damerau_levenshtein(written, name), name))
+        .min();
+    match best {
+        Some((distance, name)) if distance <= 2 => format!("{message}; did you mean `{name}`?"),
+        _ => message,
     }
 }
 

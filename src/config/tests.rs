@@ -1,1 +1,159 @@
+use std::path::Path;
 
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, Path::new("test.yml"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("config was accepted:\n{text}"),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn full_entry_and_defaults() {
+    let cfg = parse(
+        "defaults:\n  min_vantage_points: 3\n  groups: [noc]\nprefixes:\n  - prefix: 202.134.148.0/22\n    description: \"Customer block\"\n    origins: [18196, \"AS4755\"]\n    upstreams: [4755]\n    more_specifics: ignore\n    visibility_min_vantage_points: 20\n  - prefix: 2001:db8::/32\n",
+    )
+    .unwrap();
+    let a = &cfg.prefixes[0];
+    assert_eq!(a.prefix.to_string(), "202.134.148.0/22");
+    assert_eq!(a.description, "Customer block");
+    assert_eq!(a.origins, vec![18196, 4755]);
+    assert_eq!(a.upstreams, Some(vec![4755]));
+    assert_eq!(a.more_specifics, MoreSpecifics::Ignore);
+    assert_eq!(a.min_vantage_points, 3);
+    assert_eq!(a.visibility_min_vantage_points, 20);
+    assert_eq!(a.groups, vec!["noc".to_string()]);
+    let b = &cfg.prefixes[1];
+    assert!(b.origins.is_empty());
+    assert_eq!(b.upstreams, None);
+    assert_eq!(b.more_specifics, MoreSpecifics::Alert);
+    assert_eq!(b.visibility_min_vantage_points, 10);
+    assert_eq!(cfg.http.listen.to_string(), DEFAULT_LISTEN);
+}
+
+#[test]
+fn empty_file_is_an_empty_config() {
+    let cfg = parse("").unwrap();
+    assert!(cfg.prefixes.is_empty());
+    assert!(cfg.feeds.is_empty());
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_position() {
+    let errs = errors(
+        "prefixes:\n  - prefix: 202.134.148.1/22\n    origins: [18196, 4294967296, 0]\n  - prefix: 10.0.0.0/8\n  - prefix: 10.0.0.0/8\n  - prefix: banana\n    min_vantage_points: 0\n",
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "test.yml:2:13: prefix `202.134.148.1/22` has host bits set; did you mean `202.134.148.0/22`?",
+            "test.yml:3:22: ASN 4294967296 is out of range; ASNs are 1 to 4294967295 (0 is reserved)",
+            "test.yml:3:34: ASN 0 is out of range; ASNs are 1 to 4294967295 (0 is reserved)",
+            "test.yml:5:13: prefix 10.0.0.0/8 is already watched (line 4); merge the two entries",
+            "test.yml:6:13: `banana` is not a prefix; write an IPv4 or IPv6 prefix with its length, like 192.0.2.0/24 or 2001:db8::/32",
+            "test.yml:7:25: min_vantage_points must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_asn_and_as_trans_are_errors() {
+    let errs = errors("prefixes:\n  - prefix: 10.0.0.0/8\n    origins: [1, AS1, 23456]\n");
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with("test.yml:3:18: AS1 is listed twice"),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[1].contains("AS_TRANS"));
+}
+
+#[test]
+fn unknown_key_names_the_key_and_suggests() {
+    let errs = errors("prefixes:\n  - prefix: 10.0.0.0/8\n    orgins: [1]\n");
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("test.yml:3:5: unknown field `orgins`"),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[0].ends_with("did you mean `origins`?"), "{}", errs[0]);
+    let errs = errors("prefix:\n  - 1\n");
+    assert!(
+        errs[0].starts_with("test.yml:1:1: unknown field `prefix`"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn wrong_types_are_located() {
+    let errs = errors("prefixes:\n  - prefix: 10.0.0.0/8\n    more_specifics: maybe\n");
+    assert!(
+        errs[0].starts_with("test.yml:3:21: unknown variant `maybe`"),
+        "{}",
+        errs[0]
+    );
+    let errs = errors("prefixes:\n  - prefix: 10.0.0.0/8\n    min_vantage_points: -3\n");
+    assert!(errs[0].starts_with("test.yml:3:25:"), "{}", errs[0]);
+    let errs = errors("prefixes: 7\n");
+    assert!(errs[0].starts_with("test.yml:1:"), "{}", errs[0]);
+}
+
+#[test]
+fn syntax_errors_and_hostile_yaml_do_not_panic() {
+    for text in [
+        "prefixes:\n  - prefix: [10.0.0.0/8\n",
+        "\"unterminated",
+        "prefixes:\n\t- prefix: 10.0.0.0/8\n",
+        "a: &a [*a]\n",
+        "---\nprefixes: []\n---\nprefixes: []\n",
+        "prefixes:\n  - prefix: 10.0.0.0/8\n    origins: !!binary aGVsbG8=\n",
+        "\u{0}\u{1}\u{2}",
+    ] {
+        assert!(parse(text).is_err(), "accepted: {text:?}");
+    }
+    // A billion-laughs document is stopped by the parser's budget, not by memory.
+    let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        laughs.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    assert!(parse(&laughs).is_err());
+}
+
+#[test]
+fn oversized_file_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yml");
+    let mut text = String::from("prefixes:\n");
+    while text.len() <= MAX_CONFIG_BYTES {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&path, text).unwrap();
+    let errs = Config::load(&path).unwrap_err();
+    assert!(errs.to_string().contains("the limit is"), "{errs}");
+}
+
+#[test]
+fn mrt_feed_needs_files() {
+    let errs = errors("feeds:\n  - kind: mrt\n");
+    assert_eq!(
+        errs,
+        vec!["test.yml:2:11: an `mrt` feed needs `files:`, a list of MRT update files to replay"]
+    );
+}
+
+#[test]
+fn built_in_default_config_is_valid() {
+    let cfg = parse(crate::cli::DEFAULT_CONFIG).unwrap();
+    assert!(cfg.prefixes.iter().all(|p| p.origins == vec![12654]));
+    assert!(!cfg.feeds.is_empty());
+}

@@ -235,12 +235,14 @@ impl Engine {
         let Some(id) = self.vps.get(vp) else {
             return false;
         };
-        let prefixes: Vec<IpNet> = self
+        let mut prefixes: Vec<IpNet> = self
             .routes
             .iter()
             .filter(|(_, by_vp)| by_vp.contains_key(&id))
             .map(|(p, _)| *p)
             .collect();
+        // Map order is random per process; replays must give the same output every time.
+        prefixes.sort_unstable();
         for prefix in &prefixes {
             let covering: Vec<usize> = self.watch.cover(prefix).map(|(_, &i)| i).collect();
             self.apply_route(&covering, *prefix, id, &RouteChange::Withdraw, ts);
@@ -360,12 +362,13 @@ impl Engine {
                 }
             }
         }
-        let stale: Vec<AlertKey> = self
+        let mut stale: Vec<AlertKey> = self
             .conditions
             .keys()
             .filter(|k| k.watched_prefix == net && !fresh.contains_key(k))
             .copied()
             .collect();
+        stale.sort_unstable();
         for k in stale {
             if let Some(cond) = self.conditions.remove(&k)
                 && let Some(alert) = cond.firing
@@ -389,12 +392,13 @@ impl Engine {
             cond.vps = vps;
             self.after_change(w, k, ts);
         }
-        let prefixes: Vec<(IpNet, usize)> = self
+        let mut prefixes: Vec<(IpNet, usize)> = self
             .routes
             .iter()
             .filter(|(p, _)| net.contains(*p))
             .map(|(p, by_vp)| (*p, by_vp.len()))
             .collect();
+        prefixes.sort_unstable();
         for (prefix, visible) in prefixes {
             self.check_visibility(w, prefix, visible, ts);
         }

@@ -1,1 +1,422 @@
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
 
+use super::*;
+use crate::config::Config;
+use crate::event::{AsPath, PathElem};
+
+fn engine(yaml: &str) -> Engine {
+    let cfg = Config::parse(yaml, Path::new("t.yml")).unwrap();
+    Engine::new(&cfg.prefixes)
+}
+
+fn vp(n: u32) -> Arc<VantagePoint> {
+    Arc::new(VantagePoint {
+        feed: "test".into(),
+        collector: "rrc00".into(),
+        peer_asn: 64500 + n,
+        peer_ip: IpAddr::from([192, 0, 2, n as u8]),
+        exporter: None,
+    })
+}
+
+fn announce(t: i64, v: u32, prefix: &str, path: &[u32]) -> FeedEvent {
+    announce_path(t, v, prefix, AsPath::from_asns(path.iter().copied()))
+}
+
+fn announce_path(t: i64, v: u32, prefix: &str, path: AsPath) -> FeedEvent {
+    FeedEvent::Route(RouteEvent {
+        timestamp: Timestamp::from_parts(t, 0),
+        vp: vp(v),
+        prefix: prefix.parse().unwrap(),
+        change: RouteChange::Announce(Arc::new(RouteAttrs {
+            path,
+            communities: Vec::new(),
+            next_hop: None,
+        })),
+    })
+}
+
+fn withdraw(t: i64, v: u32, prefix: &str) -> FeedEvent {
+    FeedEvent::Route(RouteEvent {
+        timestamp: Timestamp::from_parts(t, 0),
+        vp: vp(v),
+        prefix: prefix.parse().unwrap(),
+        change: RouteChange::Withdraw,
+    })
+}
+
+/// Runs events and returns the fired/resolved transitions as `(event, rule, prefix, asn, secs)`.
+fn run(e: &mut Engine, events: &[FeedEvent]) -> Vec<(TransitionKind, Rule, String, u32, i64)> {
+    let mut out = Vec::new();
+    for ev in events {
+        e.process(ev);
+        for t in e.drain_transitions() {
+            if t.event == TransitionKind::Updated {
+                continue;
+            }
+            let a = &t.alert;
+            let when = a.resolved_at.unwrap_or(a.fired_at).secs();
+            out.push((
+                t.event,
+                a.rule,
+                a.prefix.to_string(),
+                a.origin.or(a.upstream).unwrap_or(0),
+                when,
+            ));
+        }
+    }
+    out
+}
+
+use TransitionKind::{Fired, Resolved};
+
+const EXACT: &str = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: [200]\n    visibility_min_vantage_points: 0\n";
+
+#[test]
+fn hijack_fires_at_the_threshold_and_resolves_when_no_vp_shows_it() {
+    let mut e = engine(EXACT);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
+            announce(2, 2, "10.0.0.0/16", &[2, 666]),
+            announce(3, 3, "10.0.0.0/16", &[3, 666]),
+            announce(4, 4, "10.0.0.0/16", &[4, 666]),
+            // Implicit withdrawal: VP 2 now has the right route again.
+            announce(5, 2, "10.0.0.0/16", &[2, 200, 100]),
+            // Below the threshold but not zero: still firing.
+            withdraw(6, 3, "10.0.0.0/16"),
+            withdraw(7, 4, "10.0.0.0/16"),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            (Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 3),
+            (Resolved, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 7),
+        ]
+    );
+}
+
+#[test]
+fn one_vp_is_not_enough_by_default() {
+    let mut e = engine(EXACT);
+    let got = run(&mut e, &[announce(1, 1, "10.0.0.0/16", &[1, 666])]);
+    assert!(got.is_empty());
+    let mut e = engine(
+        "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    min_vantage_points: 1\n",
+    );
+    let got = run(&mut e, &[announce(1, 1, "10.0.0.0/16", &[1, 666])]);
+    assert_eq!(got.len(), 1);
+}
+
+#[test]
+fn alert_carries_the_incident() {
+    let mut e = engine(EXACT);
+    run(
+        &mut e,
+        &[
+            announce(10, 1, "10.0.0.0/16", &[1, 9, 666, 666]),
+            announce(12, 2, "10.0.0.0/16", &[2, 666]),
+        ],
+    );
+    let _ = e.drain_transitions();
+    e.process(&announce(13, 3, "10.0.0.0/16", &[3, 666]));
+    let t: Vec<_> = e.drain_transitions().collect();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].event, TransitionKind::Updated);
+    let a = &t[0].alert;
+    assert_eq!(a.severity, Severity::Critical);
+    assert_eq!(a.expected_origins, vec![100]);
+    assert_eq!(a.vantage_points, 3);
+    assert_eq!(a.first_seen, Timestamp::from_parts(10, 0));
+    assert_eq!(a.fired_at, Timestamp::from_parts(12, 0));
+    assert_eq!(a.last_seen, Timestamp::from_parts(13, 0));
+    assert_eq!(a.sample.len(), 3);
+    assert_eq!(a.sample[0].as_path, "1 9 666 666");
+    assert_eq!(a.id, Alert::make_id(&a.key(), a.first_seen));
+}
+
+#[test]
+fn as_set_origin_is_a_hijack_only_for_members_not_allowed() {
+    let mut e = engine(EXACT);
+    let set = |members: &[u32]| {
+        AsPath(vec![
+            PathElem::Asn(1),
+            PathElem::Asn(200),
+            PathElem::Set(members.into()),
+        ])
+    };
+    let got = run(
+        &mut e,
+        &[
+            announce_path(1, 1, "10.0.0.0/16", set(&[100])),
+            announce_path(1, 2, "10.0.0.0/16", set(&[100])),
+            announce_path(2, 3, "10.0.0.0/16", set(&[100, 777])),
+            announce_path(2, 4, "10.0.0.0/16", set(&[100, 777])),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 777, 2)]
+    );
+}
+
+#[test]
+fn prepends_are_collapsed_when_finding_the_upstream() {
+    let mut e = engine(EXACT);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 200, 100, 100, 100]),
+            announce(1, 2, "10.0.0.0/16", &[2, 200, 200, 100, 100]),
+            announce(2, 3, "10.0.0.0/16", &[3, 300, 100, 100]),
+            announce(3, 4, "10.0.0.0/16", &[4, 300, 300, 100]),
+            withdraw(4, 3, "10.0.0.0/16"),
+            announce(5, 4, "10.0.0.0/16", &[4, 200, 100]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            (Fired, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 3),
+            (Resolved, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 5),
+        ]
+    );
+}
+
+#[test]
+fn more_specifics_hijacked_or_announced_by_the_owner() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    visibility_min_vantage_points: 0\n";
+    let mut e = engine(yaml);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.1.0/24", &[1, 666]),
+            announce(1, 2, "10.0.1.0/24", &[2, 666]),
+            announce(2, 1, "10.0.2.0/24", &[1, 100]),
+            announce(2, 2, "10.0.2.0/24", &[2, 100]),
+            announce(3, 3, "10.1.0.0/24", &[3, 666]),
+            announce(3, 4, "10.1.0.0/24", &[4, 666]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            (Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 666, 1),
+            (Fired, Rule::MoreSpecific, "10.0.2.0/24".into(), 100, 2),
+        ]
+    );
+    assert_eq!(e.stats().matched, 4);
+
+    let ignore = yaml.replace("upstreams: []", "upstreams: []\n    more_specifics: ignore");
+    let mut e = engine(&ignore);
+    let got = run(
+        &mut e,
+        &[
+            announce(2, 1, "10.0.2.0/24", &[1, 100]),
+            announce(2, 2, "10.0.2.0/24", &[2, 100]),
+            announce(3, 1, "10.0.1.0/24", &[1, 666]),
+            announce(3, 2, "10.0.1.0/24", &[2, 666]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 666, 3)]
+    );
+}
+
+#[test]
+fn learning_mode_learns_the_first_origins_then_alerts_on_new_ones() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    visibility_min_vantage_points: 0\n";
+    let mut e = engine(yaml);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
+            announce(1, 2, "10.0.0.0/16", &[2, 200, 101]),
+            announce(5, 3, "10.0.0.0/16", &[3, 200, 102]),
+            announce(6, 4, "10.0.0.0/16", &[4, 200, 102]),
+            announce(7, 5, "10.0.0.0/16", &[5, 300, 100]),
+            announce(8, 6, "10.0.0.0/16", &[6, 300, 100]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            (Fired, Rule::OriginChange, "10.0.0.0/16".into(), 102, 6),
+            (Fired, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 8),
+        ]
+    );
+    assert_eq!(
+        e.baseline_origins(&"10.0.0.0/16".parse().unwrap()),
+        Some(vec![100, 101])
+    );
+
+    // With a window, later origins inside it are learned too, and what was raised is withdrawn.
+    let windowed = yaml.replace(
+        "visibility_min_vantage_points: 0",
+        "visibility_min_vantage_points: 0\n    learning_window_seconds: 10\n    min_vantage_points: 1",
+    );
+    let mut e = engine(&windowed);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
+            announce(5, 3, "10.0.0.0/16", &[3, 200, 102]),
+            announce(12, 4, "10.0.0.0/16", &[4, 200, 103]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::OriginChange, "10.0.0.0/16".into(), 103, 12)]
+    );
+}
+
+#[test]
+fn visibility_loss_fires_after_the_threshold_was_reached_and_resolves_when_back() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    more_specifics: ignore\n    visibility_min_vantage_points: 3\n";
+    let mut e = engine(yaml);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 100]),
+            announce(1, 2, "10.0.0.0/16", &[2, 100]),
+            withdraw(2, 2, "10.0.0.0/16"), // never reached 3: nothing
+            announce(3, 2, "10.0.0.0/16", &[2, 100]),
+            announce(3, 3, "10.0.0.0/16", &[3, 100]),
+            withdraw(4, 1, "10.0.0.0/16"),
+            withdraw(5, 2, "10.0.0.0/16"),
+            announce(6, 1, "10.0.0.0/16", &[1, 100]),
+            announce(7, 2, "10.0.0.0/16", &[2, 100]),
+            // A more-specific counts for its own prefix.
+            announce(8, 1, "10.0.5.0/24", &[1, 100]),
+            announce(8, 2, "10.0.5.0/24", &[2, 100]),
+            announce(8, 3, "10.0.5.0/24", &[3, 100]),
+            withdraw(9, 3, "10.0.5.0/24"),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            (Fired, Rule::VisibilityLoss, "10.0.0.0/16".into(), 0, 4),
+            (Resolved, Rule::VisibilityLoss, "10.0.0.0/16".into(), 0, 7),
+            (Fired, Rule::VisibilityLoss, "10.0.5.0/24".into(), 0, 9),
+        ]
+    );
+}
+
+#[test]
+fn peer_down_drops_the_vps_routes() {
+    let mut e = engine(EXACT);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 666]),
+            announce(1, 2, "10.0.0.0/16", &[2, 666]),
+            FeedEvent::PeerDown {
+                timestamp: Timestamp::from_parts(2, 0),
+                vp: vp(1),
+            },
+            FeedEvent::PeerDown {
+                timestamp: Timestamp::from_parts(3, 0),
+                vp: vp(2),
+            },
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            (Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 1),
+            (Resolved, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 3),
+        ]
+    );
+    assert_eq!(e.route_count(), 0);
+}
+
+#[test]
+fn nested_watched_prefixes_each_judge_the_route() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    visibility_min_vantage_points: 0\n  - prefix: 10.0.1.0/24\n    origins: [101]\n    upstreams: []\n    visibility_min_vantage_points: 0\n";
+    let mut e = engine(yaml);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.1.0/24", &[1, 101]),
+            announce(1, 2, "10.0.1.0/24", &[2, 101]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 101, 1)]
+    );
+}
+
+#[test]
+fn withdrawal_of_an_unknown_route_and_unrelated_prefixes_change_nothing() {
+    let mut e = engine(EXACT);
+    assert!(!e.process(&announce(1, 1, "192.0.2.0/24", &[1, 666])));
+    assert!(e.process(&withdraw(1, 1, "10.0.0.0/16")));
+    assert_eq!(e.route_count(), 0);
+    assert_eq!(e.drain_transitions().count(), 0);
+}
+
+#[test]
+fn a_table_dump_sets_the_baseline_and_then_conditions_are_judged() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    visibility_min_vantage_points: 2\n";
+    let mut e = engine(yaml);
+    e.begin_rib();
+    run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
+            announce(1, 2, "10.0.0.0/16", &[2, 300, 101]),
+        ],
+    );
+    e.finish_rib(Timestamp::from_parts(1, 0));
+    assert_eq!(e.drain_transitions().count(), 0);
+    let got = run(
+        &mut e,
+        &[
+            announce(5, 3, "10.0.0.0/16", &[3, 300, 100]),
+            withdraw(6, 1, "10.0.0.0/16"),
+            withdraw(6, 2, "10.0.0.0/16"),
+            withdraw(7, 3, "10.0.0.0/16"),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::VisibilityLoss, "10.0.0.0/16".into(), 0, 6)]
+    );
+}
+
+#[test]
+fn same_input_same_alert_ids() {
+    let events = [
+        announce(1, 1, "10.0.0.0/16", &[1, 666]),
+        announce(1, 2, "10.0.0.0/16", &[2, 666]),
+        withdraw(2, 1, "10.0.0.0/16"),
+        withdraw(2, 2, "10.0.0.0/16"),
+        announce(3, 1, "10.0.0.0/16", &[1, 666]),
+        announce(3, 2, "10.0.0.0/16", &[2, 666]),
+    ];
+    let ids = |e: &mut Engine| {
+        let mut ids = Vec::new();
+        for ev in &events {
+            e.process(ev);
+            ids.extend(
+                e.drain_transitions()
+                    .filter(|t| t.event != TransitionKind::Updated)
+                    .map(|t| t.alert.id),
+            );
+        }
+        ids
+    };
+    let a = ids(&mut engine(EXACT));
+    let b = ids(&mut engine(EXACT));
+    assert_eq!(a, b);
+    // A new incident after resolution is a new alert.
+    assert_eq!(a[0], a[1]);
+    assert_ne!(a[0], a[2]);
+}

@@ -16,6 +16,7 @@ use bgpkit_parser::models::{
     AsPathSegment, Bgp4MpEnum, BgpElem, BgpState, ElemType, MetaCommunity, MrtMessage,
 };
 use bgpkit_parser::models::{Community as BgpCommunity, MrtRecord};
+use bgpkit_parser::parser::iters::record_validation_warnings;
 use bgpkit_parser::{Elementor, chunk_mrt_record, error::ParserError};
 
 use crate::event::{
@@ -36,6 +37,9 @@ pub struct MrtStats {
     pub peer_downs: u64,
     /// Records that could not be parsed and were skipped.
     pub bad_records: u64,
+    /// Records that parsed with problems (RFC 7606 findings such as a malformed NLRI): their
+    /// valid parts were used and the problem reported.
+    pub malformed_records: u64,
 }
 
 /// A record that could not be used.
@@ -49,6 +53,15 @@ pub struct BadRecord {
     pub message: String,
     /// Whether reading can go on after it (false when the framing itself is lost).
     pub recoverable: bool,
+    /// The record parsed with problems and its valid parts were used (not skipped).
+    pub used_in_part: bool,
+}
+
+impl BadRecord {
+    fn used_in_part(mut self) -> Self {
+        self.used_in_part = true;
+        self
+    }
 }
 
 impl fmt::Display for BadRecord {
@@ -59,7 +72,9 @@ impl fmt::Display for BadRecord {
             self.file.display(),
             self.offset,
             self.message,
-            if self.recoverable {
+            if self.used_in_part {
+                "used its valid parts"
+            } else if self.recoverable {
                 "skipped it and went on with the next record"
             } else {
                 "the rest of the file cannot be framed and was not read"
@@ -82,15 +97,40 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Turns every error of a decompressor into `InvalidData` naming the format. The MRT framer
+/// reads an `UnexpectedEof` before a record as the clean end of the file, so a truncated or
+/// corrupt compressed stream would otherwise end the file silently.
+struct Decompressed<R> {
+    inner: R,
+    format: &'static str,
+}
+
+impl<R: Read> Read for Decompressed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the {} stream is truncated or corrupt ({e})", self.format),
+            )
+        })
+    }
+}
+
 /// Opens a file, decompressing gzip or bzip2 by their magic bytes.
 pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read + Send>> {
     let file = File::open(path)?;
     let mut buffered = BufReader::with_capacity(256 * 1024, file);
     let magic = buffered.fill_buf()?;
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+        Box::new(Decompressed {
+            inner: flate2::read::MultiGzDecoder::new(buffered),
+            format: "gzip",
+        })
     } else if magic.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(buffered))
+        Box::new(Decompressed {
+            inner: bzip2::read::MultiBzDecoder::new(buffered),
+            format: "bzip2",
+        })
     } else {
         Box::new(buffered)
     })
@@ -156,7 +196,7 @@ impl MrtReader {
 
     /// Reads the next record and appends its events to `out`. Returns `None` at the end of the
     /// file, `Some(Err)` for a record that was skipped (or that ends reading, see
-    /// [`BadRecord::recoverable`]).
+    /// [`BadRecord::recoverable`]) or that parsed with problems (its valid parts are in `out`).
     pub fn next_record(&mut self, out: &mut Vec<FeedEvent>) -> Option<Result<(), BadRecord>> {
         if self.done {
             return None;
@@ -184,8 +224,20 @@ impl MrtReader {
                 return Some(Err(self.bad(offset, e.to_string(), true)));
             }
         };
+        let warnings = record_validation_warnings(&record);
         self.convert(record, out);
-        Some(Ok(()))
+        if warnings.is_empty() {
+            return Some(Ok(()));
+        }
+        self.stats.malformed_records += 1;
+        let list: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        Some(Err(self
+            .bad(
+                offset,
+                format!("malformed content ({})", list.join("; ")),
+                true,
+            )
+            .used_in_part()))
     }
 
     fn bad(&self, offset: u64, message: String, recoverable: bool) -> BadRecord {
@@ -194,6 +246,7 @@ impl MrtReader {
             offset,
             message,
             recoverable,
+            used_in_part: false,
         }
     }
 

@@ -39,7 +39,6 @@ pub fn spawn(name: String, files: Vec<PathBuf>, ctx: FeedContext) -> JoinHandle<
                         .invalid_input
                         .with_label_values(&[&name, "mrt_record"])
                         .inc();
-                    continue;
                 }
                 if events.len() >= BATCH {
                     let batch = Batch {
