@@ -141,23 +141,26 @@ pub fn start_service(config: &Path, envs: &[(&str, &str)]) -> Service {
             }
         }
     });
+    // Owned by the guard from here on, so a failed start still reaps the process.
+    let mut svc = Service {
+        child,
+        addr: String::new(),
+        stderr_lines: rx,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
+        let line = svc
+            .stderr_lines
             .recv_timeout(left)
             .expect("bgpsentry did not report its listening address in time");
         if let Some(pos) = line.find("listening on http://") {
-            let addr = line[pos + "listening on http://".len()..]
+            svc.addr = line[pos + "listening on http://".len()..]
                 .split_whitespace()
                 .next()
                 .unwrap()
                 .to_string();
-            return Service {
-                child,
-                addr,
-                stderr_lines: rx,
-            };
+            return svc;
         }
     }
 }
