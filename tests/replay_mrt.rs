@@ -28,7 +28,10 @@ fn t(hms: &str) -> String {
     format!("2016-08-11T{hms}.000000Z")
 }
 
-fn summary(lines: &[Line]) -> Vec<(String, String, String, Option<u64>, Option<u64>, String)> {
+/// (event, rule, prefix, origin, upstream, time of the transition)
+type Transition = (String, String, String, Option<u64>, Option<u64>, String);
+
+fn summary(lines: &[Line]) -> Vec<Transition> {
     lines
         .iter()
         .map(|l| {
