@@ -3,6 +3,7 @@
 
 mod asn;
 mod errors;
+mod secret;
 mod watch;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use serde_saphyr::Spanned;
 
 pub use asn::AsnValue;
 pub use errors::{ConfigError, ConfigErrors, Located};
+pub use secret::{Secret, SecretSource};
 pub use watch::{MoreSpecifics, PrefixDefaults, RawPrefix, WatchedPrefix};
 
 /// Largest config file accepted; a config is written by people, so anything bigger is a mistake
@@ -45,6 +47,48 @@ pub struct HttpConfig {
     /// Base URL under which operators reach this server; used for links in notifications.
     #[serde(default)]
     pub external_url: Option<String>,
+    /// Bearer tokens for the API.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Serve HTTPS with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Largest request accepted, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// A request that takes longer than this is answered 408.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+}
+
+/// API authentication (`http.auth:`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accepted tokens; none = no authentication.
+    #[serde(default)]
+    pub tokens: Vec<Spanned<SecretSource>>,
+    /// Also require a token for `/metrics`.
+    #[serde(default)]
+    pub protect_metrics: bool,
+}
+
+/// HTTPS settings (`http.tls:`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+}
+
+fn default_max_request_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_request_timeout() -> u64 {
+    30
 }
 
 fn default_listen() -> SocketAddr {
@@ -58,6 +102,10 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             external_url: None,
+            auth: AuthConfig::default(),
+            tls: None,
+            max_request_bytes: default_max_request_bytes(),
+            request_timeout_seconds: default_request_timeout(),
         }
     }
 }
@@ -170,6 +218,14 @@ impl Config {
         let prefixes = watch::validate_prefixes(&raw.defaults, raw.prefixes, &mut errors);
         for feed in &raw.feeds {
             feed.validate(&mut errors);
+        }
+        for token in &raw.http.auth.tokens {
+            if let Some(msg) = token.value.shape_error() {
+                errors.push(Located::at(
+                    &token.referenced,
+                    format!("http.auth.tokens: {msg}"),
+                ));
+            }
         }
         if errors.is_empty() {
             Ok(Config {

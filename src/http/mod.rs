@@ -1,6 +1,9 @@
 //! The HTTP API: `/alerts`, `/alerts/{id}`, `/metrics`, `/healthz`, `/readyz`.
 
+mod auth;
+
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -15,6 +18,8 @@ use crate::alerts::{AlertBook, AlertFilter, AlertState, Rule, Severity};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
+pub use auth::Tokens;
+
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
@@ -26,14 +31,56 @@ pub struct AppState {
     pub health: Health,
 }
 
-/// The router with every endpoint.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// How the server guards itself.
+#[derive(Clone)]
+pub struct Guard {
+    /// Accepted API tokens (none: open).
+    pub tokens: Tokens,
+    /// Whether `/metrics` needs a token too.
+    pub protect_metrics: bool,
+    /// Largest request body accepted.
+    pub max_request_bytes: usize,
+    /// Time limit per request.
+    pub request_timeout: Duration,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            tokens: Tokens::default(),
+            protect_metrics: false,
+            max_request_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The router with every endpoint. Health endpoints are always open (probes carry no
+/// credentials); everything else needs a token when tokens are configured.
+pub fn router(state: AppState, guard: Guard) -> Router {
+    let auth = axum::middleware::from_fn_with_state(guard.tokens.clone(), auth::require_token);
+    let mut protected = Router::new()
         .route("/alerts", get(list_alerts))
-        .route("/alerts/{id}", get(get_alert))
-        .route("/metrics", get(metrics))
+        .route("/alerts/{id}", get(get_alert));
+    let mut open = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    if guard.protect_metrics {
+        protected = protected.route("/metrics", get(metrics));
+    } else {
+        open = open.route("/metrics", get(metrics));
+    }
+    open.merge(protected.route_layer(auth))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            guard.max_request_bytes,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            guard.max_request_bytes,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            guard.request_timeout,
+        ))
         .with_state(state)
 }
 

@@ -107,6 +107,8 @@ pub struct Service {
     pub child: Child,
     pub addr: String,
     pub stderr_lines: mpsc::Receiver<String>,
+    /// The log lines read while waiting for the address.
+    pub startup_lines: Vec<String>,
 }
 
 impl Drop for Service {
@@ -124,8 +126,8 @@ pub fn start_service(config: &Path, envs: &[(&str, &str)]) -> Service {
         .arg(config)
         .arg("--listen")
         .arg("127.0.0.1:0")
-        .envs(envs.iter().copied())
         .env("RUST_LOG", "info")
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -146,6 +148,7 @@ pub fn start_service(config: &Path, envs: &[(&str, &str)]) -> Service {
         child,
         addr: String::new(),
         stderr_lines: rx,
+        startup_lines: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -154,8 +157,12 @@ pub fn start_service(config: &Path, envs: &[(&str, &str)]) -> Service {
             .stderr_lines
             .recv_timeout(left)
             .expect("bgpsentry did not report its listening address in time");
-        if let Some(pos) = line.find("listening on http://") {
-            svc.addr = line[pos + "listening on http://".len()..]
+        svc.startup_lines.push(line.clone());
+        if let Some(pos) = line
+            .find("://")
+            .filter(|_| line.contains("listening on http"))
+        {
+            svc.addr = line[pos + "://".len()..]
                 .split_whitespace()
                 .next()
                 .unwrap()

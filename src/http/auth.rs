@@ -1,0 +1,123 @@
+//! Bearer-token authentication for the API, compared in constant time.
+//!
+//! Browsers cannot send a bearer token from the address bar, so HTTP Basic with the token as the
+//! password (any user name) is accepted too, and a 401 asks for it.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
+
+/// The accepted tokens, kept only as SHA-256 digests so comparisons take the same time
+/// whatever the length or content of the guess.
+#[derive(Clone, Default)]
+pub struct Tokens(Arc<Vec<[u8; 32]>>);
+
+impl Tokens {
+    /// Tokens from secrets.
+    pub fn new(secrets: &[Secret]) -> Self {
+        Tokens(Arc::new(
+            secrets
+                .iter()
+                .map(|s| digest(s.expose().as_bytes()))
+                .collect(),
+        ))
+    }
+
+    /// True when no token is configured (authentication off).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when the Authorization header carries one of the tokens.
+    pub fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some(candidate) = authorization.and_then(presented_token) else {
+            return false;
+        };
+        let d = digest(&candidate);
+        // Check every token, so the time does not tell which one matched.
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&d))
+            .into()
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The token of `Bearer TOKEN` or of `Basic base64(user:TOKEN)`.
+fn presented_token(value: &HeaderValue) -> Option<Vec<u8>> {
+    let value = value.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.as_bytes().to_vec());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()?;
+        let colon = decoded.iter().position(|b| *b == b':')?;
+        return Some(decoded[colon + 1..].to_vec());
+    }
+    None
+}
+
+/// Middleware: 401 unless a token is presented (when tokens are configured).
+pub async fn require_token(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
+    if tokens.is_empty() || tokens.accepts(req.headers().get(header::AUTHORIZATION)) {
+        return next.run(req).await;
+    }
+    let mut challenges = axum::http::HeaderMap::new();
+    challenges.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"bgpsentry\""),
+    );
+    challenges.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"bgpsentry\""),
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        challenges,
+        axum::Json(serde_json::json!({
+            "error": "a valid token is required: send `Authorization: Bearer TOKEN`"
+        })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn bearer_and_basic() {
+        let t = Tokens::new(&[Secret::new("alpha"), Secret::new("beta")]);
+        assert!(t.accepts(Some(&hv("Bearer alpha"))));
+        assert!(t.accepts(Some(&hv("bearer beta"))));
+        assert!(!t.accepts(Some(&hv("Bearer alph"))));
+        assert!(!t.accepts(Some(&hv("Bearer alphaa"))));
+        assert!(!t.accepts(Some(&hv("Bearer "))));
+        assert!(!t.accepts(None));
+        let basic = base64::engine::general_purpose::STANDARD.encode("ops:beta");
+        assert!(t.accepts(Some(&hv(&format!("Basic {basic}")))));
+        let wrong = base64::engine::general_purpose::STANDARD.encode("beta:ops");
+        assert!(!t.accepts(Some(&hv(&format!("Basic {wrong}")))));
+        assert!(!t.accepts(Some(&hv("Basic !!notbase64"))));
+        assert!(!t.accepts(Some(&hv("Token alpha"))));
+    }
+}
