@@ -27,6 +27,13 @@ impl Baseline {
         }
     }
 
+    /// A learned set saved earlier; it goes on learning.
+    pub fn restored(asns: &[u32]) -> Self {
+        let mut b = Baseline::new(asns);
+        b.learning = true;
+        b
+    }
+
     /// True when the set is learned rather than configured.
     pub fn is_learning(&self) -> bool {
         self.learning

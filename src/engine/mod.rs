@@ -6,6 +6,7 @@
 
 mod baseline;
 mod detect;
+mod state;
 mod vps;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, Va
 
 use baseline::Baseline;
 pub use detect::Finding;
+pub use state::{EngineState, LearnedBaseline, PrefixRoutes};
 use vps::{VpId, VpTable};
 
 /// How many VPs an alert lists with their AS paths.
@@ -93,6 +95,12 @@ pub struct Engine {
     loading_rib: bool,
     /// Watched prefixes whose own routes changed since [`Engine::take_touched`].
     touched: HashSet<IpNet>,
+    /// Prefixes whose routes changed since [`Engine::take_changes`].
+    dirty: HashSet<IpNet>,
+    /// VPs already handed out by [`Engine::take_changes`].
+    exported_vps: u32,
+    /// Event time of the newest event processed.
+    now: Timestamp,
 }
 
 impl Engine {
@@ -126,6 +134,9 @@ impl Engine {
             stats: EngineStats::default(),
             loading_rib: false,
             touched: HashSet::new(),
+            dirty: HashSet::new(),
+            exported_vps: 0,
+            now: Timestamp::default(),
         }
     }
 
@@ -226,6 +237,7 @@ impl Engine {
             return false;
         }
         self.stats.matched += 1;
+        self.now = self.now.max(ev.timestamp);
         let vp = self.vps.intern(&ev.vp);
         self.apply_route(&covering[..n], ev.prefix, vp, &ev.change, ev.timestamp);
         true
@@ -235,6 +247,7 @@ impl Engine {
         let Some(id) = self.vps.get(vp) else {
             return false;
         };
+        self.now = self.now.max(ts);
         let mut prefixes: Vec<IpNet> = self
             .routes
             .iter()
@@ -273,6 +286,7 @@ impl Engine {
             RouteChange::Withdraw => (by_vp.remove(&vp).map(|r| r.attrs), None),
         };
         let visible = by_vp.len();
+        self.dirty.insert(prefix);
         if covering
             .iter()
             .any(|&w| self.watched[w].cfg.prefix == prefix)

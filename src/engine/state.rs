@@ -1,0 +1,308 @@
+//! The engine's state as plain data: exported for the store, and restored from it after a
+//! restart or a config reload.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::baseline::Baseline;
+use super::{Condition, Engine, Route, detect, key};
+use crate::alerts::{Alert, AlertTransition, Rule, TransitionKind};
+use crate::config::WatchedPrefix;
+use crate::event::{RouteAttrs, Timestamp, VantagePoint};
+
+/// The routes of one prefix, by VP index into [`EngineState::vps`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixRoutes {
+    /// The prefix (a watched prefix or a more-specific of one).
+    pub prefix: IpNet,
+    /// (VP index, route, since when).
+    pub routes: Vec<(u32, Arc<RouteAttrs>, Timestamp)>,
+}
+
+/// Learned baselines of one watched prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedBaseline {
+    /// The watched prefix.
+    pub prefix: IpNet,
+    /// Learned origins (empty when origins are configured).
+    pub origins: Vec<u32>,
+    /// Learned upstreams (empty when configured or not checked).
+    pub upstreams: Vec<u32>,
+    /// End of the learning window, once it started.
+    pub learn_until: Option<Timestamp>,
+}
+
+/// A part of the engine's state: everything when exported whole, or what changed since the
+/// last export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineState {
+    /// Event time of the newest event processed.
+    pub taken_at: Timestamp,
+    /// VPs from index `first_vp` on (indices are stable for the life of the data).
+    pub vps: Vec<VantagePoint>,
+    /// Index of `vps[0]`.
+    pub first_vp: u32,
+    /// Routes of the prefixes included; a prefix with no routes means "none left".
+    pub routes: Vec<PrefixRoutes>,
+    /// Learned baselines of prefixes in learning mode.
+    pub baselines: Vec<LearnedBaseline>,
+    /// (watched prefix, prefix) pairs whose visibility threshold was reached.
+    pub visibility_reached: Vec<(IpNet, IpNet)>,
+    /// Alerts firing now.
+    pub firing: Vec<Alert>,
+}
+
+impl Engine {
+    /// Event time of the newest event processed.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The whole state.
+    pub fn export_state(&self) -> EngineState {
+        let mut routes: Vec<PrefixRoutes> = self
+            .routes
+            .iter()
+            .map(|(p, by_vp)| prefix_routes(*p, by_vp))
+            .collect();
+        routes.sort_by_key(|r| r.prefix);
+        EngineState {
+            taken_at: self.now,
+            vps: (0..self.vps.len() as u32)
+                .filter_map(|i| self.vps.get_vp(i).map(|v| (**v).clone()))
+                .collect(),
+            first_vp: 0,
+            routes,
+            baselines: self.baselines(),
+            visibility_reached: self.reached(),
+            firing: self.firing_alerts(),
+        }
+    }
+
+    /// What changed since the last call (routes of touched prefixes, new VPs), plus the
+    /// baselines, visibility flags and firing alerts (small). The first call exports all.
+    pub fn take_changes(&mut self) -> EngineState {
+        let mut dirty: Vec<IpNet> = self.dirty.drain().collect();
+        dirty.sort_unstable();
+        let routes = dirty
+            .into_iter()
+            .map(|p| match self.routes.get(&p) {
+                Some(by_vp) => prefix_routes(p, by_vp),
+                None => PrefixRoutes {
+                    prefix: p,
+                    routes: Vec::new(),
+                },
+            })
+            .collect();
+        let first_vp = self.exported_vps;
+        let vps = (first_vp..self.vps.len() as u32)
+            .filter_map(|i| self.vps.get_vp(i).map(|v| (**v).clone()))
+            .collect();
+        self.exported_vps = self.vps.len() as u32;
+        EngineState {
+            taken_at: self.now,
+            vps,
+            first_vp,
+            routes,
+            baselines: self.baselines(),
+            visibility_reached: self.reached(),
+            firing: self.firing_alerts(),
+        }
+    }
+
+    fn baselines(&self) -> Vec<LearnedBaseline> {
+        self.watched
+            .iter()
+            .filter(|w| {
+                w.origins.is_learning() || w.upstreams.as_ref().is_some_and(|u| u.is_learning())
+            })
+            .map(|w| LearnedBaseline {
+                prefix: w.cfg.prefix,
+                origins: if w.origins.is_learning() {
+                    w.origins.asns().to_vec()
+                } else {
+                    Vec::new()
+                },
+                upstreams: w
+                    .upstreams
+                    .as_ref()
+                    .filter(|u| u.is_learning())
+                    .map(|u| u.asns().to_vec())
+                    .unwrap_or_default(),
+                learn_until: w.learn_until,
+            })
+            .collect()
+    }
+
+    fn reached(&self) -> Vec<(IpNet, IpNet)> {
+        let mut out: Vec<(IpNet, IpNet)> = self
+            .visibility
+            .iter()
+            .filter(|(_, v)| v.reached)
+            .map(|((w, p), _)| (self.watched[*w].cfg.prefix, *p))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    fn firing_alerts(&self) -> Vec<Alert> {
+        let mut out: Vec<Alert> = self
+            .conditions
+            .values()
+            .filter_map(|c| c.firing.clone())
+            .chain(self.visibility.values().filter_map(|v| v.firing.clone()))
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// An engine for `prefixes` that continues from `state`: routes under the watched prefixes
+    /// are kept, learned baselines of prefixes still in learning mode too, and firing alerts
+    /// stay the same alerts (same id and first-seen time). Conditions are judged again with the
+    /// new settings; what changed comes out as transitions at the state's time: alerts whose
+    /// condition no longer holds resolve, conditions now over a threshold fire.
+    ///
+    /// The store saves alert transitions together with the routes of their prefixes, so a
+    /// firing alert without routes that show its condition has ended.
+    pub fn restore(prefixes: &[WatchedPrefix], state: EngineState) -> Engine {
+        let mut e = Engine::new(prefixes);
+        let now = state.taken_at;
+        e.now = now;
+        let ids: Vec<u32> = state
+            .vps
+            .into_iter()
+            .map(|vp| e.vps.intern(&Arc::new(vp)))
+            .collect();
+        for pr in state.routes {
+            if e.watch.cover(&pr.prefix).next().is_none() || pr.routes.is_empty() {
+                continue;
+            }
+            let by_vp = e.routes.entry(pr.prefix).or_default();
+            for (vp, attrs, since) in pr.routes {
+                let Some(&id) = ids.get(vp as usize) else {
+                    continue;
+                };
+                if by_vp.insert(id, Route { attrs, since }).is_none() {
+                    e.route_count += 1;
+                }
+            }
+        }
+        let index: HashMap<IpNet, usize> = e
+            .watched
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.cfg.prefix, i))
+            .collect();
+        for b in state.baselines {
+            let Some(&i) = index.get(&b.prefix) else {
+                continue;
+            };
+            let w = &mut e.watched[i];
+            if w.origins.is_learning() {
+                w.origins = Baseline::restored(&b.origins);
+            }
+            if let Some(u) = w.upstreams.as_mut().filter(|u| u.is_learning()) {
+                *u = Baseline::restored(&b.upstreams);
+            }
+            w.learn_until = b.learn_until;
+        }
+        for (watched, prefix) in state.visibility_reached {
+            if let Some(&i) = index.get(&watched) {
+                e.visibility.entry((i, prefix)).or_default().reached = true;
+            }
+        }
+        // Conditions from the routes, without firing anything yet.
+        for w in &e.watched {
+            let net = w.cfg.prefix;
+            for (prefix, by_vp) in e.routes.iter().filter(|(p, _)| net.contains(*p)) {
+                for (vp, route) in by_vp {
+                    for f in detect::findings(w, *prefix, &route.attrs) {
+                        let c =
+                            e.conditions
+                                .entry(key(net, *prefix, f))
+                                .or_insert_with(|| Condition {
+                                    vps: HashSet::new(),
+                                    first_seen: now,
+                                    peak: 0,
+                                    firing: None,
+                                });
+                        c.vps.insert(*vp);
+                        c.peak = c.peak.max(c.vps.len() as u32);
+                    }
+                }
+            }
+        }
+        // The alerts that were firing continue.
+        for alert in state.firing {
+            let k = alert.key();
+            let Some(&w) = index.get(&alert.watched_prefix) else {
+                // No longer watched: the alert ends here.
+                e.resolve(alert, now);
+                continue;
+            };
+            if alert.rule == Rule::VisibilityLoss {
+                let v = e.visibility.entry((w, alert.prefix)).or_default();
+                v.reached = true;
+                v.firing = Some(alert);
+                continue;
+            }
+            let c = e.conditions.entry(k).or_insert_with(|| Condition {
+                vps: HashSet::new(),
+                first_seen: alert.first_seen,
+                peak: alert.peak_vantage_points,
+                firing: None,
+            });
+            c.first_seen = alert.first_seen;
+            c.peak = c.peak.max(alert.peak_vantage_points);
+            c.firing = Some(alert);
+        }
+        // Judge every condition and visibility once under the current settings.
+        let mut keys: Vec<AlertKeyAt> = e
+            .conditions
+            .keys()
+            .filter_map(|k| index.get(&k.watched_prefix).map(|w| (*w, *k)))
+            .collect();
+        keys.sort_unstable_by_key(|(_, k)| *k);
+        for (w, k) in keys {
+            e.after_change(w, k, now);
+        }
+        let mut vis: Vec<(usize, IpNet)> = e.visibility.keys().copied().collect();
+        vis.sort_unstable();
+        for (w, prefix) in vis {
+            let visible = e.routes.get(&prefix).map_or(0, |r| r.len());
+            e.check_visibility(w, prefix, visible, now);
+        }
+        // Only fired and resolved matter after a restore; updates were already known.
+        e.transitions.retain(|t| t.event != TransitionKind::Updated);
+        e.dirty.clear();
+        e.exported_vps = e.vps.len() as u32;
+        e
+    }
+
+    /// Applies a new watch list without losing the state of prefixes that stay.
+    pub fn reconfigure(&mut self, prefixes: &[WatchedPrefix]) {
+        let state = self.export_state();
+        let pending: Vec<AlertTransition> = self.transitions.drain(..).collect();
+        let stats = self.stats;
+        *self = Engine::restore(prefixes, state);
+        self.stats = stats;
+        let mut all = pending;
+        all.append(&mut self.transitions);
+        self.transitions = all;
+        // Everything may differ from what the store has: export it all next time.
+        self.dirty = self.routes.keys().copied().collect();
+    }
+}
+
+type AlertKeyAt = (usize, crate::alerts::AlertKey);
+
+fn prefix_routes(prefix: IpNet, by_vp: &HashMap<u32, Route>) -> PrefixRoutes {
+    let mut routes: Vec<(u32, Arc<RouteAttrs>, Timestamp)> = by_vp
+        .iter()
+        .map(|(vp, r)| (*vp, r.attrs.clone(), r.since))
+        .collect();
+    routes.sort_unstable_by_key(|r| r.0);
+    PrefixRoutes { prefix, routes }
+}
