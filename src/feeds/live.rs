@@ -379,7 +379,7 @@ pub trait Protocol: Send {
 }
 
 /// Runs one connection until it fails, goes stale or the service shuts down. Returns whether
-/// any data arrived (a connection that worked resets the backoff) and how it ended.
+/// route data arrived (a connection that worked resets the backoff) and how it ended.
 pub async fn drive<P: Protocol>(
     ws: Ws,
     proto: &mut P,
@@ -462,7 +462,9 @@ pub async fn drive<P: Protocol>(
                         }
                         last_data = Instant::now();
                         let (events, verdict) = proto.on_text(t.as_str(), handle);
-                        got_data = true;
+                        // Only route data proves the session works (acks and errors do not),
+                        // so a server that accepts and then refuses keeps backing off.
+                        got_data |= !events.is_empty();
                         if !handle.send(events).await {
                             break Ended::Shutdown;
                         }
