@@ -295,3 +295,53 @@ pub fn bgp_announce(vp: &str, path: &str, prefixes: &str, sec: i64) -> String {
     })
     .to_string()
 }
+
+/// One request the live manager received: (api_key, new_pfxs).
+pub type Association = (String, String);
+
+/// An HTTP live manager (`GET /update_live_prefixes?api_key=..&new_pfxs=..`) answering with a
+/// fixed status and body, recording every request.
+pub struct LiveManager {
+    /// Base URL.
+    pub url: String,
+    /// Requests so far.
+    pub requests: Arc<Mutex<Vec<Association>>>,
+}
+
+impl LiveManager {
+    /// Starts one on 127.0.0.1:0.
+    pub async fn start(status: u16, body: &'static str) -> LiveManager {
+        use axum::extract::{Query, State};
+        use std::collections::HashMap;
+        let requests: Arc<Mutex<Vec<Association>>> = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/update_live_prefixes",
+                axum::routing::get(
+                    move |State(r): State<Arc<Mutex<Vec<Association>>>>,
+                          Query(q): Query<HashMap<String, String>>| async move {
+                        r.lock().unwrap().push((
+                            q.get("api_key").cloned().unwrap_or_default(),
+                            q.get("new_pfxs").cloned().unwrap_or_default(),
+                        ));
+                        (
+                            axum::http::StatusCode::from_u16(status).unwrap(),
+                            body.to_string(),
+                        )
+                    },
+                ),
+            )
+            .with_state(requests.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        LiveManager { url, requests }
+    }
+
+    /// Number of association requests so far.
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
