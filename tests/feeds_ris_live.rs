@@ -42,8 +42,20 @@ async fn subscribe(conn: &mut feeds_common::Conn) -> Vec<String> {
 
 fn hijack_frames() -> [String; 2] {
     [
-        ris_announce("198.51.100.1", 64501, &[64501, 64666], "192.0.2.0/24", 1700000000.0),
-        ris_announce("2001:db8::2", 64502, &[64502, 3, 64666], "192.0.2.0/24", 1700000001.5),
+        ris_announce(
+            "198.51.100.1",
+            64501,
+            &[64501, 64666],
+            "192.0.2.0/24",
+            1700000000.0,
+        ),
+        ris_announce(
+            "2001:db8::2",
+            64502,
+            &[64502, 3, 64666],
+            "192.0.2.0/24",
+            1700000001.5,
+        ),
     ]
 }
 
@@ -67,8 +79,11 @@ async fn hijack_alert_then_reconnect_resubscribes_without_duplicates() {
     assert_eq!(alerts[0]["origin"], 64666);
     let (status, _) = svc.get("/readyz").await;
     assert_eq!(status, 200);
-    svc.wait_metric(r#"bgpsentry_feed_subscription_acks_total{feed="ris_live"}"#, 2.0)
-        .await;
+    svc.wait_metric(
+        r#"bgpsentry_feed_subscription_acks_total{feed="ris_live"}"#,
+        2.0,
+    )
+    .await;
 
     // The server drops the connection mid-stream: the feed reconnects and resubscribes.
     conn.to_client.send(Cmd::Drop).unwrap();
@@ -82,8 +97,11 @@ async fn hijack_alert_then_reconnect_resubscribes_without_duplicates() {
         4.0,
     )
     .await;
-    svc.wait_metric(r#"bgpsentry_feed_subscription_acks_total{feed="ris_live"}"#, 4.0)
-        .await;
+    svc.wait_metric(
+        r#"bgpsentry_feed_subscription_acks_total{feed="ris_live"}"#,
+        4.0,
+    )
+    .await;
     assert!(
         svc.metric(r#"bgpsentry_feed_reconnects_total{feed="ris_live"}"#)
             .await
@@ -164,7 +182,12 @@ fn the_real_frames_parse_as_expected() {
     assert_eq!(r.prefix.to_string(), "2806:202::/32");
 
     // 4-7: KEEPALIVE, STATE connected, OPEN, NOTIFICATION: no routes, no errors.
-    for (i, want) in [(3, "keepalive"), (4, "state"), (5, "open"), (6, "notification")] {
+    for (i, want) in [
+        (3, "keepalive"),
+        (4, "state"),
+        (5, "open"),
+        (6, "notification"),
+    ] {
         let (kind, ev) = msg(i);
         assert_eq!(kind, want);
         assert!(ev.is_empty());
@@ -188,7 +211,12 @@ async fn real_frames_through_the_service_count_by_type() {
         1.0,
     )
     .await;
-    for (ty, n) in [("update", 3.0), ("keepalive", 1.0), ("state", 1.0), ("open", 1.0)] {
+    for (ty, n) in [
+        ("update", 3.0),
+        ("keepalive", 1.0),
+        ("state", 1.0),
+        ("open", 1.0),
+    ] {
         let series = format!(r#"bgpsentry_feed_messages_total{{feed="ris_live",type="{ty}"}}"#);
         assert_eq!(svc.metric(&series).await, Some(n), "{series}");
     }
@@ -227,7 +255,9 @@ async fn bad_frames_are_counted_and_the_feed_continues() {
     ] {
         conn.send(&bad);
     }
-    conn.to_client.send(Cmd::Binary(vec![0, 159, 146, 150])).unwrap();
+    conn.to_client
+        .send(Cmd::Binary(vec![0, 159, 146, 150]))
+        .unwrap();
     for f in hijack_frames() {
         conn.send(&f);
     }
@@ -242,7 +272,8 @@ async fn bad_frames_are_counted_and_the_feed_continues() {
         ("invalid_asn", 1.0),
         ("schema", 1.0),
     ] {
-        let series = format!(r#"bgpsentry_invalid_input_total{{feed="ris_live",reason="{reason}"}}"#);
+        let series =
+            format!(r#"bgpsentry_invalid_input_total{{feed="ris_live",reason="{reason}"}}"#);
         assert_eq!(svc.metric(&series).await, Some(n), "{series}");
     }
     let (status, _) = svc.get("/readyz").await;
@@ -309,15 +340,15 @@ async fn ris_error_is_surfaced_and_a_closed_socket_backs_off() {
     )
     .await;
     assert!(svc.log_text().contains("RIS Live error: Client too slow"));
-    // The backoff doubles: the first wait is drawn from [0.4 s, 0.8 s], the third from
-    // [1.6 s, 3.2 s]; the logged delays show it.
+    // The backoff doubles: the first wait is drawn from [0.25 s, 0.5 s], the third from
+    // [1 s, 2 s]; the logged delays show it.
     let waits = poll("three logged reconnect delays", 20, || async {
         let waits = logged_waits(&svc.log_text());
         (waits.len() >= 3).then_some(waits)
     })
     .await;
-    assert!(waits[0] <= 0.8, "{waits:?}");
-    assert!(waits[2] >= 1.6, "{waits:?}");
+    assert!(waits[0] <= 0.5, "{waits:?}");
+    assert!(waits[2] >= 1.0, "{waits:?}");
 }
 
 /// The delays of the `reconnecting in …` log lines, in seconds.

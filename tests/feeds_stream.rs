@@ -82,7 +82,10 @@ async fn bgproutes_stream(extra: &[&str]) -> (bool, String, String, Vec<(String,
 async fn bgproutes_pipe_format_byte_for_byte() {
     let (ok, out, err, reqs) = bgproutes_stream(&[]).await;
     assert_eq!(out, BGP_EXPECTED);
-    assert_eq!(reqs, [(KEY.to_string(), "192.0.2.0/24,2001:db8::/32".to_string())]);
+    assert_eq!(
+        reqs,
+        [(KEY.to_string(), "192.0.2.0/24,2001:db8::/32".to_string())]
+    );
     // Like the reference client it does not reconnect: a cut connection is an error.
     assert!(!ok);
     assert!(err.contains("bgproutes connection error"), "{err}");
@@ -167,7 +170,13 @@ fn bad_arguments_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a prefix"));
     let eleven: Vec<String> = (0..11).map(|i| format!("10.{i}.0.0/16")).collect();
     let out = Command::new(env!("CARGO_BIN_EXE_bgpsentry"))
-        .args(["stream", "--feed", "bgproutes", "--prefixes", &eleven.join(",")])
+        .args([
+            "stream",
+            "--feed",
+            "bgproutes",
+            "--prefixes",
+            &eleven.join(","),
+        ])
         .env("BGP_API_KEY", "k")
         .output()
         .unwrap();
@@ -179,5 +188,7 @@ fn bad_arguments_are_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("set the environment variable BGP_API_KEY"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("set the environment variable BGP_API_KEY")
+    );
 }

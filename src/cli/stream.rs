@@ -94,7 +94,12 @@ pub fn stream(args: StreamArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut prefixes = Vec::new();
-    for p in args.prefixes.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for p in args
+        .prefixes
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         match p.parse::<IpNet>() {
             Ok(n) => prefixes.push(n.trunc()),
             Err(_) => {
@@ -127,8 +132,9 @@ pub fn stream(args: StreamArgs) -> ExitCode {
                         crate::config::BGPROUTES_PREFIXES_PER_KEY
                     ));
                 }
-                let key = bgproutes::read_key(Some(&args.api_key_env), args.api_key_file.as_deref())
-                    .map_err(|e| e.to_string())?;
+                let key =
+                    bgproutes::read_key(Some(&args.api_key_env), args.api_key_file.as_deref())
+                        .map_err(|e| e.to_string())?;
                 let mut client = BgproutesClient::new(key);
                 if let Some(u) = &args.url {
                     client = client.with_websocket_url(u);

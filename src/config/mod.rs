@@ -207,7 +207,10 @@ impl FeedConfig {
         let name = crate::service::kind_name(kind);
         let mut only = |set: bool, key: &str, kinds: &[FeedKind]| {
             if set && !kinds.contains(&kind) {
-                let allowed: Vec<&str> = kinds.iter().map(|k| crate::service::kind_name(*k)).collect();
+                let allowed: Vec<&str> = kinds
+                    .iter()
+                    .map(|k| crate::service::kind_name(*k))
+                    .collect();
                 errors.push(Located::at(
                     at,
                     format!(
@@ -222,36 +225,64 @@ impl FeedConfig {
         only(self.url.is_some(), "url", &[RisLive, Bgproutes]);
         only(self.client.is_some(), "client", &[RisLive]);
         only(self.beacons.is_some(), "beacons", &[RisLive]);
-        only(self.live_manager_url.is_some(), "live_manager_url", &[Bgproutes]);
+        only(
+            self.live_manager_url.is_some(),
+            "live_manager_url",
+            &[Bgproutes],
+        );
         only(self.api_key_env.is_some(), "api_key_env", &[Bgproutes]);
         only(self.api_key_file.is_some(), "api_key_file", &[Bgproutes]);
         only(self.keys.is_some(), "keys", &[Bgproutes]);
         only(self.optional, "optional", &[Bgproutes]);
-        only(self.reassociate_seconds.is_some(), "reassociate_seconds", &[Bgproutes]);
+        only(
+            self.reassociate_seconds.is_some(),
+            "reassociate_seconds",
+            &[Bgproutes],
+        );
         for (set, key) in [
             (self.stale_after_seconds.is_some(), "stale_after_seconds"),
             (self.max_frame_bytes.is_some(), "max_frame_bytes"),
-            (self.ping_interval_seconds.is_some(), "ping_interval_seconds"),
-            (self.reconnect_max_seconds.is_some(), "reconnect_max_seconds"),
+            (
+                self.ping_interval_seconds.is_some(),
+                "ping_interval_seconds",
+            ),
+            (
+                self.reconnect_max_seconds.is_some(),
+                "reconnect_max_seconds",
+            ),
         ] {
             only(set, key, &[RisLive, Bgproutes]);
         }
-        let check_url = |u: &Option<Spanned<String>>, schemes: &[&str], key: &str, errors: &mut Vec<Located>| {
+        let check_url = |u: &Option<Spanned<String>>,
+                         schemes: &[&str],
+                         key: &str,
+                         errors: &mut Vec<Located>| {
             if let Some(u) = u
-                && !schemes.iter().any(|s| u.value.starts_with(&format!("{s}://")))
+                && !schemes
+                    .iter()
+                    .any(|s| u.value.starts_with(&format!("{s}://")))
             {
                 errors.push(Located::at(
                     &u.referenced,
                     format!(
                         "`{key}` must start with {}; got `{}`",
-                        schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or "),
+                        schemes
+                            .iter()
+                            .map(|s| format!("{s}://"))
+                            .collect::<Vec<_>>()
+                            .join(" or "),
                         crate::feeds::live::redact_url(&u.value)
                     ),
                 ));
             }
         };
         check_url(&self.url, &["wss", "ws"], "url", errors);
-        check_url(&self.live_manager_url, &["https", "http"], "live_manager_url", errors);
+        check_url(
+            &self.live_manager_url,
+            &["https", "http"],
+            "live_manager_url",
+            errors,
+        );
         for (v, key) in [
             (&self.stale_after_seconds, "stale_after_seconds"),
             (&self.ping_interval_seconds, "ping_interval_seconds"),
@@ -263,7 +294,10 @@ impl FeedConfig {
             {
                 errors.push(Located::at(
                     &v.referenced,
-                    format!("`{key}` must be a positive number of seconds; got {}", v.value),
+                    format!(
+                        "`{key}` must be a positive number of seconds; got {}",
+                        v.value
+                    ),
                 ));
             }
         }
@@ -280,7 +314,10 @@ impl FeedConfig {
         {
             errors.push(Located::at(
                 &m.referenced,
-                format!("`max_frame_bytes` must be between 64 and 67108864; got {}", m.value),
+                format!(
+                    "`max_frame_bytes` must be between 64 and 67108864; got {}",
+                    m.value
+                ),
             ));
         }
         for b in self.beacons.iter().flatten() {
@@ -305,7 +342,10 @@ impl FeedConfig {
                 ));
             }
             if keys.value.is_empty() {
-                errors.push(Located::at(&keys.referenced, "`keys:` is empty; list at least one key"));
+                errors.push(Located::at(
+                    &keys.referenced,
+                    "`keys:` is empty; list at least one key",
+                ));
             }
             for k in &keys.value {
                 if k.env.is_some() == k.file.is_some() {
@@ -348,15 +388,23 @@ impl FeedConfig {
                 .value
                 .iter()
                 .map(|k| {
-                    k.prefixes
-                        .as_ref()
-                        .map(|p| p.value.iter().filter_map(|s| s.parse::<ipnet::IpNet>().ok()).map(|n| n.trunc()).collect())
+                    k.prefixes.as_ref().map(|p| {
+                        p.value
+                            .iter()
+                            .filter_map(|s| s.parse::<ipnet::IpNet>().ok())
+                            .map(|n| n.trunc())
+                            .collect()
+                    })
                 })
                 .collect(),
             None => vec![None],
         };
         if let Err(msg) = spread_prefixes(&watched, &own) {
-            let at = self.keys.as_ref().map(|k| &k.referenced).unwrap_or(&self.kind.referenced);
+            let at = self
+                .keys
+                .as_ref()
+                .map(|k| &k.referenced)
+                .unwrap_or(&self.kind.referenced);
             errors.push(Located::at(at, msg));
         }
     }

@@ -284,7 +284,11 @@ impl Protocol for BgpProto {
                 (Vec::new(), Verdict::Continue)
             }
             Ok(Frame::Message(m)) => {
-                handle.message(if m.exporter.is_some() { "bmp_update" } else { "update" });
+                handle.message(if m.exporter.is_some() {
+                    "bmp_update"
+                } else {
+                    "update"
+                });
                 let (events, invalid) = m.to_events(&self.feed, &self.collector);
                 for bad in &invalid {
                     handle.invalid(bad);
@@ -331,9 +335,13 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
             .map(|s| s.value)
             .unwrap_or(DEFAULT_REASSOCIATE_SECS),
     );
-    let timing = super::ris_live::timing(cfg, None);
+    let timing = live::timing_from_config(cfg, None);
     // (env, file, own prefixes) per key.
-    type KeySource = (Option<String>, Option<std::path::PathBuf>, Option<Vec<IpNet>>);
+    type KeySource = (
+        Option<String>,
+        Option<std::path::PathBuf>,
+        Option<Vec<IpNet>>,
+    );
     let sources: Vec<KeySource> = match &cfg.keys {
         Some(keys) => keys
             .value
@@ -361,7 +369,8 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
         Err(msg) => {
             // Config validation refuses this already; kept for configs built in code.
             ctx.health.register(&name, "bgproutes");
-            ctx.health.update(&name, |h| h.last_error = Some(msg.clone()));
+            ctx.health
+                .update(&name, |h| h.last_error = Some(msg.clone()));
             warn!(feed = %name, "{msg}");
             return Vec::new();
         }

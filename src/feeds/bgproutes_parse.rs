@@ -102,7 +102,11 @@ impl BgpLiveMsg {
 
     /// Builds one route event per prefix. Prefixes, ASNs, communities and addresses that do not
     /// parse are reported in the second list; the rest of the message is still used.
-    pub fn to_events(&self, feed: &Arc<str>, collector: &Arc<str>) -> (Vec<FeedEvent>, Vec<Invalid>) {
+    pub fn to_events(
+        &self,
+        feed: &Arc<str>,
+        collector: &Arc<str>,
+    ) -> (Vec<FeedEvent>, Vec<Invalid>) {
         let mut invalid = Vec::new();
         let peer_ip = match self.vp_ip.parse::<IpAddr>() {
             Ok(ip) => ip,
@@ -150,10 +154,8 @@ impl BgpLiveMsg {
                     match first.parse::<IpAddr>() {
                         Ok(ip) => Some(ip),
                         Err(_) => {
-                            invalid.push(Invalid::new(
-                                "invalid_address",
-                                format!("next hop `{n}`"),
-                            ));
+                            invalid
+                                .push(Invalid::new("invalid_address", format!("next hop `{n}`")));
                             None
                         }
                     }
@@ -422,7 +424,10 @@ pub fn parse_as_path(s: &str) -> Result<AsPath, Invalid> {
                 .map(parse_asn)
                 .collect::<Result<Vec<u32>, Invalid>>()?;
             if members.is_empty() {
-                return Err(Invalid::new("schema", format!("empty AS_SET in path `{s}`")));
+                return Err(Invalid::new(
+                    "schema",
+                    format!("empty AS_SET in path `{s}`"),
+                ));
             }
             elems.push(PathElem::Set(members.into()));
             rest = rest[end + 1..].trim_start();
@@ -499,9 +504,12 @@ mod tests {
 
     #[test]
     fn absent_fields_print_as_the_reference_client_does() {
-        let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.1","sec":5,"Usec":0,"prefixes":"10.1.0.0/16"}"#);
+        let m = msg(
+            r#"{"record_type":"update","vp":"1_10.0.0.1","sec":5,"Usec":0,"prefixes":"10.1.0.0/16"}"#,
+        );
         assert_eq!(m.to_string(), "5.0|U|1|10.0.0.1|10.1.0.0/16|||None|None");
-        let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.1","sec":5,"prefixes":"10.1.0.0/16"}"#);
+        let m =
+            msg(r#"{"record_type":"update","vp":"1_10.0.0.1","sec":5,"prefixes":"10.1.0.0/16"}"#);
         assert_eq!(m.to_string(), "5|U|1|10.0.0.1|10.1.0.0/16|||None|None");
         let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.1","prefixes":"10.1.0.0/16"}"#);
         assert!(m.to_string().starts_with("None|U|"));
@@ -531,7 +539,9 @@ mod tests {
 
     #[test]
     fn withdrawal_reads_its_prefixes_from_the_documented_places() {
-        let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.1","sec":5,"withdrawals":"10.1.0.0/16,10.2.0.0/16"}"#);
+        let m = msg(
+            r#"{"record_type":"update","vp":"1_10.0.0.1","sec":5,"withdrawals":"10.1.0.0/16,10.2.0.0/16"}"#,
+        );
         assert_eq!(m.msg_type, MsgType::Withdraw);
         assert_eq!(m.prefixes, ["10.1.0.0/16", "10.2.0.0/16"]);
         let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.1","withdrawn":["10.1.0.0/16"]}"#);
@@ -562,14 +572,38 @@ mod tests {
             ("\"x\"", "schema"),
             (r#"{"record_type":1}"#, "schema"),
             (r#"{"vp":"1_1.1.1.1"}"#, "schema"),
-            (r#"{"record_type":"update","vp":"nounderscore","prefixes":""}"#, "schema"),
-            (r#"{"record_type":"update","vp":"99999999999_1.1.1.1","prefixes":""}"#, "invalid_asn"),
-            (r#"{"record_type":"update","vp":"-1_1.1.1.1","prefixes":""}"#, "invalid_asn"),
-            (r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":7}"#, "schema"),
-            (r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":"","sec":"x"}"#, "schema"),
-            (r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":"","sec":1.5}"#, "schema"),
-            (r#"{"record_type":"bmp_update","vp":"1_1.1.1.1","prefixes":""}"#, "schema"),
-            (r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":"","as-path":5}"#, "schema"),
+            (
+                r#"{"record_type":"update","vp":"nounderscore","prefixes":""}"#,
+                "schema",
+            ),
+            (
+                r#"{"record_type":"update","vp":"99999999999_1.1.1.1","prefixes":""}"#,
+                "invalid_asn",
+            ),
+            (
+                r#"{"record_type":"update","vp":"-1_1.1.1.1","prefixes":""}"#,
+                "invalid_asn",
+            ),
+            (
+                r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":7}"#,
+                "schema",
+            ),
+            (
+                r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":"","sec":"x"}"#,
+                "schema",
+            ),
+            (
+                r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":"","sec":1.5}"#,
+                "schema",
+            ),
+            (
+                r#"{"record_type":"bmp_update","vp":"1_1.1.1.1","prefixes":""}"#,
+                "schema",
+            ),
+            (
+                r#"{"record_type":"update","vp":"1_1.1.1.1","prefixes":"","as-path":5}"#,
+                "schema",
+            ),
         ] {
             let e = parse_frame(text).expect_err(text);
             assert_eq!(e.reason, reason, "{text}: {e}");
@@ -589,24 +623,39 @@ mod tests {
         let reasons: Vec<&str> = invalid.iter().map(|i| i.reason).collect();
         assert_eq!(
             reasons,
-            ["invalid_community", "invalid_address", "invalid_prefix", "invalid_prefix"]
+            [
+                "invalid_community",
+                "invalid_address",
+                "invalid_prefix",
+                "invalid_prefix"
+            ]
         );
         let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.x","prefixes":"10.1.0.0/16"}"#);
         let (events, invalid) = m.to_events(&"b".into(), &"".into());
         assert!(events.is_empty());
         assert_eq!(invalid[0].reason, "invalid_address");
-        let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.1","prefixes":"10.1.0.0/16","as-path":"1 {2,"}"#);
+        let m = msg(
+            r#"{"record_type":"update","vp":"1_10.0.0.1","prefixes":"10.1.0.0/16","as-path":"1 {2,"}"#,
+        );
         let (events, invalid) = m.to_events(&"b".into(), &"".into());
         assert!(events.is_empty());
         assert_eq!(invalid[0].reason, "schema");
-        let m = msg(r#"{"record_type":"update","vp":"1_10.0.0.1","prefixes":"10.1.0.0/16","as-path":"1 4294967296"}"#);
-        assert_eq!(m.to_events(&"b".into(), &"".into()).1[0].reason, "invalid_asn");
+        let m = msg(
+            r#"{"record_type":"update","vp":"1_10.0.0.1","prefixes":"10.1.0.0/16","as-path":"1 4294967296"}"#,
+        );
+        assert_eq!(
+            m.to_events(&"b".into(), &"".into()).1[0].reason,
+            "invalid_asn"
+        );
     }
 
     #[test]
     fn as_path_spellings() {
         assert_eq!(parse_as_path("").unwrap(), AsPath::default());
-        assert_eq!(parse_as_path("  1   2 ").unwrap(), AsPath::from_asns([1, 2]));
+        assert_eq!(
+            parse_as_path("  1   2 ").unwrap(),
+            AsPath::from_asns([1, 2])
+        );
         let p = parse_as_path("1 [3, 4]").unwrap();
         assert_eq!(p.origins(), &[3, 4]);
         let p = parse_as_path("1 {3,4} 5").unwrap();
@@ -618,10 +667,15 @@ mod tests {
     #[test]
     fn prefixes_are_normalised() {
         assert_eq!(
-            parse_prefix("2a12:ca42:0:0:0:0:0:0/32").unwrap().to_string(),
+            parse_prefix("2a12:ca42:0:0:0:0:0:0/32")
+                .unwrap()
+                .to_string(),
             "2a12:ca42::/32"
         );
-        assert_eq!(parse_prefix("10.1.2.3/16").unwrap().to_string(), "10.1.0.0/16");
+        assert_eq!(
+            parse_prefix("10.1.2.3/16").unwrap().to_string(),
+            "10.1.0.0/16"
+        );
         assert!(parse_prefix("10.0.0.0").is_err());
     }
 }

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::bgproutes_parse::Invalid;
 use super::{Batch, FeedContext};
+use crate::config::FeedConfig;
 use crate::event::{FeedEvent, Timestamp};
 
 /// A WebSocket connection to a feed.
@@ -311,12 +312,36 @@ impl Default for LiveTiming {
             ping_interval: Duration::from_secs(30),
             dead_after: Duration::from_secs(90),
             stale_after: None,
-            backoff_initial: Duration::from_millis(800),
+            backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(20),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
         }
     }
+}
+
+/// Timing settings of a live feed from its config.
+pub fn timing_from_config(cfg: &FeedConfig, default_stale: Option<f64>) -> LiveTiming {
+    let mut t = LiveTiming::default();
+    let secs = |v: f64| Duration::from_secs_f64(v);
+    if let Some(p) = &cfg.ping_interval_seconds {
+        t.ping_interval = secs(p.value);
+        t.dead_after = secs(p.value * 3.0);
+    }
+    t.stale_after = cfg
+        .stale_after_seconds
+        .as_ref()
+        .map(|s| s.value)
+        .or(default_stale)
+        .map(secs);
+    if let Some(m) = &cfg.reconnect_max_seconds {
+        t.backoff_max = secs(m.value);
+        t.backoff_initial = t.backoff_initial.min(t.backoff_max);
+    }
+    if let Some(m) = &cfg.max_frame_bytes {
+        t.max_frame_bytes = usize::try_from(m.value).unwrap_or(usize::MAX);
+    }
+    t
 }
 
 /// Opens a WebSocket; errors name the redacted URL and the cause.
@@ -335,7 +360,10 @@ pub async fn connect(url: &str, timing: &LiveTiming) -> Result<Ws, String> {
             "cannot connect to {shown}: no answer within {:?}",
             timing.connect_timeout
         )),
-        Ok(Err(e)) => Err(format!("cannot connect to {shown}: {}", redact_url(&e.to_string()))),
+        Ok(Err(e)) => Err(format!(
+            "cannot connect to {shown}: {}",
+            redact_url(&e.to_string())
+        )),
         Ok(Ok((ws, _))) => Ok(ws),
     }
 }
@@ -491,7 +519,8 @@ pub async fn drive<P: Protocol>(
 }
 
 /// A boxed future for periodic work (re-association) inside [`drive`].
-pub type PeriodicFut = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+pub type PeriodicFut =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
 /// Logs and counts the end of a connection, then waits for the backoff. Returns true when the
 /// service is shutting down.

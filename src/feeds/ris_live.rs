@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{SinkExt, Stream, StreamExt};
 use ipnet::IpNet;
@@ -12,10 +11,10 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info};
 
+use super::FeedContext;
 use super::bgproutes_parse::BgpLiveMsg;
 use super::live::{self, Backoff, FeedHandle, LiveTiming, Protocol, Verdict};
 use super::ris_live_parse::{self, RisFrame};
-use super::FeedContext;
 use crate::config::FeedConfig;
 use crate::event::FeedEvent;
 
@@ -66,30 +65,6 @@ pub fn subscribe_frames(prefixes: &[IpNet]) -> Vec<String> {
             .to_string()
         })
         .collect()
-}
-
-/// Timing settings of a live feed from its config.
-pub(crate) fn timing(cfg: &FeedConfig, default_stale: Option<f64>) -> LiveTiming {
-    let mut t = LiveTiming::default();
-    let secs = |v: f64| Duration::from_secs_f64(v);
-    if let Some(p) = &cfg.ping_interval_seconds {
-        t.ping_interval = secs(p.value);
-        t.dead_after = secs(p.value * 3.0);
-    }
-    t.stale_after = cfg
-        .stale_after_seconds
-        .as_ref()
-        .map(|s| s.value)
-        .or(default_stale)
-        .map(secs);
-    if let Some(m) = &cfg.reconnect_max_seconds {
-        t.backoff_max = secs(m.value);
-        t.backoff_initial = t.backoff_initial.min(t.backoff_max);
-    }
-    if let Some(m) = &cfg.max_frame_bytes {
-        t.max_frame_bytes = usize::try_from(m.value).unwrap_or(usize::MAX);
-    }
-    t
 }
 
 struct RisProto {
@@ -153,9 +128,12 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
     let url = ws_url(&base, cfg.client.as_deref().unwrap_or(DEFAULT_CLIENT));
     let beacons: Vec<IpNet> = match &cfg.beacons {
         Some(b) => b.iter().filter_map(|s| s.value.parse().ok()).collect(),
-        None => DEFAULT_BEACONS.iter().filter_map(|s| s.parse().ok()).collect(),
+        None => DEFAULT_BEACONS
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
     };
-    let timing = timing(cfg, Some(DEFAULT_STALE_AFTER_SECS));
+    let timing = live::timing_from_config(cfg, Some(DEFAULT_STALE_AFTER_SECS));
     let mut prefixes = ctx.prefixes.clone();
     for b in beacons {
         if !prefixes.contains(&b) {
@@ -230,41 +208,47 @@ pub async fn stream_messages(
     }
     let feed: Arc<str> = "ris_live".into();
     let state = (stream, sink, feed, Vec::<BgpLiveMsg>::new(), false);
-    let s = futures_util::stream::unfold(state, |(mut stream, sink, feed, mut queue, done)| async move {
-        loop {
-            if let Some(m) = queue.pop() {
-                return Some((Ok(m), (stream, sink, feed, queue, done)));
-            }
-            if done {
-                return None;
-            }
-            match stream.next().await {
-                None | Some(Ok(Message::Close(_))) => {
-                    let e = RisLiveError::Connection("the server closed the connection".into());
-                    return Some((Err(e), (stream, sink, feed, queue, true)));
+    let s = futures_util::stream::unfold(
+        state,
+        |(mut stream, sink, feed, mut queue, done)| async move {
+            loop {
+                if let Some(m) = queue.pop() {
+                    return Some((Ok(m), (stream, sink, feed, queue, done)));
                 }
-                Some(Err(e)) => {
-                    let e = RisLiveError::Connection(format!("connection lost: {e}"));
-                    return Some((Err(e), (stream, sink, feed, queue, true)));
+                if done {
+                    return None;
                 }
-                Some(Ok(Message::Text(t))) => match ris_live_parse::parse(t.as_str(), &feed) {
-                    Ok(p) => match p.frame {
-                        RisFrame::Message { events, .. } => {
-                            let mut msgs = ris_live_parse::to_live_msgs(&events);
-                            msgs.reverse();
-                            queue = msgs;
-                        }
-                        RisFrame::Error(m) => {
-                            return Some((Err(RisLiveError::Server(m)), (stream, sink, feed, queue, false)));
-                        }
-                        other => debug!("RIS Live: {other:?}"),
+                match stream.next().await {
+                    None | Some(Ok(Message::Close(_))) => {
+                        let e = RisLiveError::Connection("the server closed the connection".into());
+                        return Some((Err(e), (stream, sink, feed, queue, true)));
+                    }
+                    Some(Err(e)) => {
+                        let e = RisLiveError::Connection(format!("connection lost: {e}"));
+                        return Some((Err(e), (stream, sink, feed, queue, true)));
+                    }
+                    Some(Ok(Message::Text(t))) => match ris_live_parse::parse(t.as_str(), &feed) {
+                        Ok(p) => match p.frame {
+                            RisFrame::Message { events, .. } => {
+                                let mut msgs = ris_live_parse::to_live_msgs(&events);
+                                msgs.reverse();
+                                queue = msgs;
+                            }
+                            RisFrame::Error(m) => {
+                                return Some((
+                                    Err(RisLiveError::Server(m)),
+                                    (stream, sink, feed, queue, false),
+                                ));
+                            }
+                            other => debug!("RIS Live: {other:?}"),
+                        },
+                        Err(bad) => debug!("RIS Live: skipping a frame: {bad}"),
                     },
-                    Err(bad) => debug!("RIS Live: skipping a frame: {bad}"),
-                },
-                Some(Ok(_)) => {}
+                    Some(Ok(_)) => {}
+                }
             }
-        }
-    });
+        },
+    );
     Ok(Box::pin(s))
 }
 

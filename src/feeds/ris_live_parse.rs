@@ -130,7 +130,10 @@ fn header(d: &Map<String, Value>, feed: &Arc<str>) -> Result<Header, Invalid> {
 
 fn parse_message(data: Value, feed: &Arc<str>) -> Result<Parsed, Invalid> {
     let Value::Object(d) = data else {
-        return Err(Invalid::new("schema", "`ris_message` data is not an object"));
+        return Err(Invalid::new(
+            "schema",
+            "`ris_message` data is not an object",
+        ));
     };
     let h = header(&d, feed)?;
     let mut invalid = Vec::new();
@@ -328,7 +331,10 @@ pub fn to_live_msgs(events: &[FeedEvent]) -> Vec<BgpLiveMsg> {
             vp_ip: r.vp.peer_ip.to_string(),
             exporter: None,
             prefixes: vec![r.prefix.to_string()],
-            aspath: attrs.as_ref().map(|a| a.path.to_string()).unwrap_or_default(),
+            aspath: attrs
+                .as_ref()
+                .map(|a| a.path.to_string())
+                .unwrap_or_default(),
             communities: attrs
                 .as_ref()
                 .map(|a| {
@@ -340,7 +346,9 @@ pub fn to_live_msgs(events: &[FeedEvent]) -> Vec<BgpLiveMsg> {
                 })
                 .unwrap_or_default(),
             origin: None,
-            nexthop: attrs.as_ref().and_then(|a| a.next_hop.map(|n| n.to_string())),
+            nexthop: attrs
+                .as_ref()
+                .and_then(|a| a.next_hop.map(|n| n.to_string())),
         };
         out.push((attrs, msg));
     }
@@ -366,7 +374,10 @@ mod tests {
     #[test]
     fn control_frames() {
         let f = |t| parse(t, &feed()).unwrap().frame;
-        assert_eq!(f(r#"{"type":"ris_subscribe_ok","data":{}}"#), RisFrame::SubscribeOk);
+        assert_eq!(
+            f(r#"{"type":"ris_subscribe_ok","data":{}}"#),
+            RisFrame::SubscribeOk
+        );
         assert_eq!(f(r#"{"type":"pong","data":null}"#), RisFrame::Pong);
         assert_eq!(
             f(r#"{"type":"ris_error","data":{"message":"bad filter"}}"#),
@@ -385,10 +396,14 @@ mod tests {
         );
         assert_eq!(kind, "update");
         assert_eq!(ev.len(), 1);
-        let FeedEvent::Route(r) = &ev[0] else { panic!() };
+        let FeedEvent::Route(r) = &ev[0] else {
+            panic!()
+        };
         assert_eq!(&*r.vp.collector, "rrc00");
         assert_eq!(r.vp.peer_asn, 64500);
-        let RouteChange::Announce(a) = &r.change else { panic!() };
+        let RouteChange::Announce(a) = &r.change else {
+            panic!()
+        };
         assert_eq!(a.path.origins(), &[64496, 64497]);
         assert_eq!(a.communities.len(), 2);
         let reasons: Vec<_> = inv.iter().map(|i| i.reason).collect();
@@ -408,22 +423,55 @@ mod tests {
     fn hostile_and_malformed_input() {
         for (text, reason) in [
             ("", "not_json"),
-            ("{\"type\":\"ris_message\",\"data\":{\"timestamp\":1", "not_json"),
+            (
+                "{\"type\":\"ris_message\",\"data\":{\"timestamp\":1",
+                "not_json",
+            ),
             ("\u{0}\u{1}binary", "not_json"),
             ("[]", "schema"),
             (r#"{"data":{}}"#, "schema"),
             (r#"{"type":5}"#, "schema"),
             (r#"{"type":"ris_message","data":[]}"#, "schema"),
-            (r#"{"type":"ris_message","data":{"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE"}}"#, "schema"),
-            (r#"{"type":"ris_message","data":{"timestamp":-1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE"}}"#, "schema"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"x","peer_asn":"1","type":"UPDATE"}}"#, "invalid_address"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"AS-x","type":"UPDATE"}}"#, "invalid_asn"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":4294967296,"type":"UPDATE"}}"#, "invalid_asn"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1"}}"#, "schema"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","path":[1,-5],"announcements":[{"next_hop":"1.1.1.1","prefixes":["1.0.0.0/8"]}]}}"#, "invalid_asn"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","path":[1,[]],"announcements":[{"next_hop":"1.1.1.1","prefixes":["1.0.0.0/8"]}]}}"#, "schema"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","announcements":{}}}"#, "schema"),
-            (r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","withdrawals":[1]}}"#, "schema"),
+            (
+                r#"{"type":"ris_message","data":{"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE"}}"#,
+                "schema",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":-1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE"}}"#,
+                "schema",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"x","peer_asn":"1","type":"UPDATE"}}"#,
+                "invalid_address",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"AS-x","type":"UPDATE"}}"#,
+                "invalid_asn",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":4294967296,"type":"UPDATE"}}"#,
+                "invalid_asn",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1"}}"#,
+                "schema",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","path":[1,-5],"announcements":[{"next_hop":"1.1.1.1","prefixes":["1.0.0.0/8"]}]}}"#,
+                "invalid_asn",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","path":[1,[]],"announcements":[{"next_hop":"1.1.1.1","prefixes":["1.0.0.0/8"]}]}}"#,
+                "schema",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","announcements":{}}}"#,
+                "schema",
+            ),
+            (
+                r#"{"type":"ris_message","data":{"timestamp":1,"peer":"1.1.1.1","peer_asn":"1","type":"UPDATE","withdrawals":[1]}}"#,
+                "schema",
+            ),
         ] {
             let e = parse(text, &feed()).expect_err(text);
             assert_eq!(e.reason, reason, "{text}: {e}");

@@ -89,6 +89,8 @@ impl WsServer {
                 tokio::spawn(async move {
                     let uri = Arc::new(Mutex::new(String::new()));
                     let u = uri.clone();
+                    // The callback's signature is fixed by the WebSocket library.
+                    #[allow(clippy::result_large_err)]
                     let cb = move |req: &Request, resp: Response| {
                         *u.lock().unwrap() = req.uri().to_string();
                         Ok(resp)
