@@ -250,6 +250,94 @@ async fn library_client_streams_messages_and_reports_rejection() {
     assert!(messages.next().await.is_none());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn prefixes_are_reassociated_periodically_while_connected() {
+    let manager = LiveManager::start(200, "ok").await;
+    let mut server = WsServer::start().await;
+    let svc = Service::start(
+        &config(
+            server.addr.port(),
+            &manager.url,
+            "    reassociate_seconds: 0.2\n",
+        ),
+        &[("BGP_API_KEY", KEY)],
+    )
+    .await;
+    let _conn = server.accept(20).await;
+    poll("three associations", 20, || async {
+        (manager.count() >= 3).then_some(())
+    })
+    .await;
+    // All on the same connection.
+    assert!(server.try_accept().is_none());
+    assert_eq!(svc.get("/readyz").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefixes_are_spread_over_several_keys() {
+    let manager = LiveManager::start(200, "ok").await;
+    let mut server = WsServer::start().await;
+    let cfg = format!(
+        "prefixes:\n{}feeds:\n  - kind: bgproutes\n    url: ws://{}\n    live_manager_url: {}\n    keys:\n      - env: KEY_A\n      - env: KEY_B\n",
+        prefixes(11),
+        server.addr,
+        manager.url
+    );
+    let svc = Service::start(
+        &cfg,
+        &[("KEY_A", "key-a-secret"), ("KEY_B", "key-b-secret")],
+    )
+    .await;
+    let a = server.accept(20).await;
+    let b = server.accept(20).await;
+    let mut uris = [a.uri.clone(), b.uri.clone()];
+    uris.sort();
+    assert_eq!(uris, ["/?api_key=key-a-secret", "/?api_key=key-b-secret"]);
+    let mut reqs = manager.requests.lock().unwrap().clone();
+    reqs.sort();
+    assert_eq!(reqs[0].0, "key-a-secret");
+    assert_eq!(reqs[0].1.split(',').count(), 10);
+    assert_eq!(
+        reqs[1],
+        ("key-b-secret".to_string(), "10.10.0.0/16".to_string())
+    );
+    let ready = poll("both keys connected", 20, || async {
+        let (status, body) = svc.get("/readyz").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert!(
+        ready.contains("bgproutes/key1") && ready.contains("bgproutes/key2"),
+        "{ready}"
+    );
+    assert!(!svc.log_text().contains("key-a-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_key_skips_an_optional_feed_and_fails_a_required_one() {
+    let cfg = "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64500]\nfeeds:\n  - kind: bgproutes\n    name: extra\n    optional: true\n  - kind: bgproutes\n    name: main\n    api_key_env: MY_BGP_KEY\n";
+    let svc = Service::start(cfg, &[]).await;
+    let v = poll("the missing key reported", 20, || async {
+        let v = svc.json("/readyz").await;
+        v["feeds"]["main"]["last_error"]
+            .as_str()
+            .is_some()
+            .then_some(v)
+    })
+    .await;
+    assert_eq!(v["ready"], false);
+    assert!(v["feeds"].get("extra").is_none(), "{v}");
+    let err = v["feeds"]["main"]["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("set the environment variable MY_BGP_KEY"),
+        "{err}"
+    );
+    assert!(
+        svc.log_text()
+            .contains("optional bgproutes feed not started")
+    );
+}
+
 fn check(config: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yml");

@@ -315,13 +315,24 @@ async fn canary_silence_marks_the_feed_stale_and_reconnects() {
         svc.metric(r#"bgpsentry_feed_stale{feed="ris_live"}"#).await,
         Some(1.0)
     );
-    // Data again clears it.
-    conn2.send(&hijack_frames()[0]);
-    poll("the feed to be fresh again", 20, || async {
-        let v = svc.json("/readyz").await;
-        (v["feeds"]["ris_live"]["stale"] == false).then_some(())
-    })
-    .await;
+    // Data again clears it (sent on the newest connection: a slow machine may already have
+    // given up on this one).
+    let mut latest = conn2;
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        while let Some(c) = server.try_accept() {
+            latest = c;
+        }
+        let _ = latest.to_client.send(Cmd::Text(hijack_frames()[0].clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if svc.json("/readyz").await["feeds"]["ris_live"]["stale"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the feed never became fresh again"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,6 +375,27 @@ fn logged_waits(log: &str) -> Vec<f64> {
             }
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unanswered_pings_mean_a_dead_connection() {
+    let mut server = WsServer::start().await;
+    let svc = Service::start(
+        &config(server.addr.port(), "    ping_interval_seconds: 0.3\n"),
+        &[],
+    )
+    .await;
+    let mut conn = server.accept(20).await;
+    subscribe(&mut conn).await;
+    // The socket stays open but nothing answers: no frames, no pongs.
+    conn.to_client.send(Cmd::Freeze).unwrap();
+    let mut conn2 = server.accept(20).await;
+    subscribe(&mut conn2).await;
+    svc.wait_metric(
+        r#"bgpsentry_feed_errors_total{feed="ris_live",reason="dead"}"#,
+        1.0,
+    )
+    .await;
 }
 
 /// Reconnect time after a server-side drop, median of several; run with

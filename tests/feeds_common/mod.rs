@@ -41,6 +41,8 @@ pub enum Cmd {
     Close,
     /// Drop the TCP connection without a close frame.
     Drop,
+    /// Keep the connection open but stop reading it: pings go unanswered.
+    Freeze,
 }
 
 /// One accepted WebSocket connection.
@@ -111,7 +113,7 @@ impl WsServer {
                         return;
                     }
                     // Reading answers the client's pings; frames go to the test.
-                    let reader = tokio::spawn(async move {
+                    let mut reader = tokio::spawn(async move {
                         while let Some(Ok(m)) = stream.next().await {
                             if let Message::Text(t) = m {
                                 let _ = in_tx.send(t.to_string());
@@ -135,6 +137,12 @@ impl WsServer {
                                 break;
                             }
                             Cmd::Drop => break,
+                            Cmd::Freeze => {
+                                reader.abort();
+                                let _ = (&mut reader).await;
+                                // Hold the socket open until the test ends.
+                                std::future::pending::<()>().await;
+                            }
                         }
                     }
                     reader.abort();
