@@ -134,7 +134,8 @@ pub async fn associate(
     let body: String = body.trim().chars().take(1000).collect();
     Err(ClientError::PrefixAssociation(live::scrub(
         &format!(
-            "the live manager refused to associate {prefixes} with the key (HTTP {status}): {body}"
+            "the live manager refused to associate {prefixes} with the key (HTTP {status}): \
+             {body}; check the API key and the prefixes (at most 10 per key)"
         ),
         key,
     )))
@@ -273,7 +274,10 @@ impl Protocol for BgpProto {
                 (
                     Vec::new(),
                     Verdict::Refused(live::scrub(
-                        &format!("bgproutes rejected the connection: {reason}"),
+                        &format!(
+                            "bgproutes rejected the connection: {reason} (check the API key; a \
+                             key allows one session at a time)"
+                        ),
                         &self.key,
                     )),
                 )
