@@ -115,6 +115,47 @@ async fn hijack_alert_then_reconnect_resubscribes_without_duplicates() {
     assert_eq!(all["alerts"].as_array().unwrap().len(), 1, "{all}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn peer_down_removes_the_peers_routes() {
+    let mut server = WsServer::start().await;
+    let svc = Service::start(&config(server.addr.port(), ""), &[]).await;
+    let mut conn = server.accept(20).await;
+    subscribe(&mut conn).await;
+    for f in hijack_frames() {
+        conn.send(&f);
+    }
+    poll("the hijack alert", 20, || async {
+        (!svc.alerts().await.is_empty()).then_some(())
+    })
+    .await;
+    // Both sessions go down: their routes are gone, so the hijack resolves.
+    for (peer, asn, ts) in [
+        ("198.51.100.1", 64501, 1700000010.0),
+        ("2001:db8::2", 64502, 1700000011.0),
+    ] {
+        conn.send(
+            &serde_json::json!({"type":"ris_message","data":{"timestamp":ts,"peer":peer,
+                "peer_asn":asn.to_string(),"id":"x","host":"rrc00.ripe.net","type":"STATE","state":"down"}})
+            .to_string(),
+        );
+    }
+    poll("the alert to resolve", 20, || async {
+        svc.alerts().await.is_empty().then_some(())
+    })
+    .await;
+    let resolved = svc.json("/alerts?state=resolved").await;
+    assert_eq!(
+        resolved["alerts"].as_array().unwrap().len(),
+        1,
+        "{resolved}"
+    );
+    assert_eq!(
+        svc.metric(r#"bgpsentry_route_events_total{feed="ris_live",type="peer_down"}"#)
+            .await,
+        Some(2.0)
+    );
+}
+
 #[test]
 fn the_real_frames_parse_as_expected() {
     let text =

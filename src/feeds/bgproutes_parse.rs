@@ -649,6 +649,43 @@ mod tests {
         );
     }
 
+    /// Every truncation and many byte flips of good frames: never a panic; whatever parses
+    /// still converts to events without one.
+    #[test]
+    fn truncated_and_mutated_frames_never_panic() {
+        let frames = [
+            r#"{"record_type":"update","vp":"3333_193.0.0.56","sec":1700000000,"Usec":250000,"prefixes":"192.0.2.0/24,2001:db8::/32","as-path":"3333 {1,2} [3 4] 64500","communities":"1299:30000 1:2:3","nexthop":"193.0.0.56","origin":"IGP"}"#,
+            r#"{"record_type":"bmp_update","vp":"65000_10.0.0.1","bmp_peer":"64501_2001:db8::1","sec":1,"withdrawals":["2001:db8:1::/48"]}"#,
+        ];
+        let mut seed: u64 = 0x2545f4914f6cdd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let feed: Arc<str> = "b".into();
+        let collector: Arc<str> = "".into();
+        for f in frames {
+            for cut in 0..f.len() {
+                assert!(parse_frame(&f[..cut]).is_err());
+            }
+            for _ in 0..500 {
+                let mut bytes = f.as_bytes().to_vec();
+                for _ in 0..3 {
+                    let i = (next() % bytes.len() as u64) as usize;
+                    bytes[i] = b" {}[]_:,/0123456789\"\\x"[(next() % 20) as usize];
+                }
+                if let Ok(t) = std::str::from_utf8(&bytes)
+                    && let Ok(Frame::Message(m)) = parse_frame(t)
+                {
+                    let _ = m.to_events(&feed, &collector);
+                    let _ = m.to_string();
+                }
+            }
+        }
+    }
+
     #[test]
     fn as_path_spellings() {
         assert_eq!(parse_as_path("").unwrap(), AsPath::default());

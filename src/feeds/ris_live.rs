@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info};
 
 use super::FeedContext;
-use super::bgproutes_parse::BgpLiveMsg;
+use super::bgproutes_parse::{BgpLiveMsg, MsgType};
 use super::live::{self, Backoff, FeedHandle, LiveTiming, Protocol, Verdict};
 use super::ris_live_parse::{self, RisFrame};
 use crate::config::FeedConfig;
@@ -231,6 +231,11 @@ pub async fn stream_messages(
                         Ok(p) => match p.frame {
                             RisFrame::Message { events, .. } => {
                                 let mut msgs = ris_live_parse::to_live_msgs(&events);
+                                let origin = ris_live_parse::origin_of(t.as_str());
+                                for m in msgs.iter_mut().filter(|m| m.msg_type == MsgType::Announce)
+                                {
+                                    m.origin = origin.clone();
+                                }
                                 msgs.reverse();
                                 queue = msgs;
                             }

@@ -297,6 +297,13 @@ fn update_events(
     Ok(events)
 }
 
+/// The BGP ORIGIN attribute of a `ris_message` frame (`IGP`, `EGP`, `INCOMPLETE`), if any.
+/// Route events do not carry it; `bgpsentry stream` prints it.
+pub fn origin_of(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    v.get("data")?.get("origin")?.as_str().map(str::to_string)
+}
+
 /// Renders the route events of one RIS UPDATE as reference-client messages (one per next hop
 /// group and one for the withdrawals), for `bgpsentry stream`.
 pub fn to_live_msgs(events: &[FeedEvent]) -> Vec<BgpLiveMsg> {
@@ -478,6 +485,40 @@ mod tests {
         }
         let deep = format!("{{\"type\":\"ris_message\",\"data\":{}", "[".repeat(50_000));
         assert_eq!(parse(&deep, &feed()).unwrap_err().reason, "not_json");
+    }
+
+    /// Every truncation and many byte flips of real frames: parsing never panics, and what
+    /// does not parse is reported with a reason.
+    #[test]
+    fn truncated_and_mutated_real_frames_never_panic() {
+        let text = include_str!("../../tests/fixtures/ris-live-frames.jsonl");
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for line in text.lines() {
+            for cut in 0..line.len() {
+                if line.is_char_boundary(cut) {
+                    let r = parse(&line[..cut], &feed());
+                    assert!(r.is_err() || cut == line.len(), "truncated at {cut} parsed");
+                }
+            }
+            for _ in 0..300 {
+                let mut bytes = line.as_bytes().to_vec();
+                for _ in 0..3 {
+                    let i = (next() % bytes.len() as u64) as usize;
+                    bytes[i] = (next() % 256) as u8;
+                }
+                if let Ok(t) = std::str::from_utf8(&bytes)
+                    && let Err(e) = parse(t, &feed())
+                {
+                    assert!(!e.reason.is_empty());
+                }
+            }
+        }
     }
 
     #[test]
