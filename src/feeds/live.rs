@@ -448,8 +448,12 @@ pub async fn drive<P: Protocol>(
         tokio::select! {
             _ = until_shutdown(&mut shutdown) => break Ended::Shutdown,
             _ = ping.tick() => {
-                if let Err(e) = sink.send(Message::Ping(Vec::new().into())).await {
-                    break Ended::Failed { reason: "send", message: format!("cannot send a ping: {e}") };
+                // A peer that stops reading can fill the socket buffer; never wait on it longer
+                // than a dead connection is tolerated.
+                match tokio::time::timeout(timing.dead_after, sink.send(Message::Ping(Vec::new().into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break Ended::Failed { reason: "send", message: format!("cannot send a ping: {e}") },
+                    Err(_) => break Ended::Failed { reason: "dead", message: "a ping could not be sent; reconnecting".into() },
                 }
             }
             _ = check.tick() => {
@@ -514,7 +518,8 @@ pub async fn drive<P: Protocol>(
         }
     };
     handle.set_connected(false);
-    let _ = sink.close().await;
+    // A polite close, but a dead peer must not keep the feed waiting.
+    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
     (got_data, ended)
 }
 
