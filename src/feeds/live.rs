@@ -344,8 +344,20 @@ pub fn timing_from_config(cfg: &FeedConfig, default_stale: Option<f64>) -> LiveT
     t
 }
 
+/// Makes ring the process's TLS crypto provider, once. The WebSocket library asks rustls for
+/// the process default; if another dependency also enabled a provider, none would be chosen
+/// automatically and every `wss://` connection would fail.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only means a provider was installed already, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Opens a WebSocket; errors name the redacted URL and the cause.
 pub async fn connect(url: &str, timing: &LiveTiming) -> Result<Ws, String> {
+    install_crypto_provider();
     let config = WebSocketConfig::default()
         .max_message_size(Some(WS_HARD_LIMIT))
         .max_frame_size(Some(WS_HARD_LIMIT));
@@ -560,6 +572,15 @@ mod tests {
         assert!(last >= Duration::from_secs(5));
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(800));
+    }
+
+    #[test]
+    fn a_tls_client_config_can_be_built() {
+        install_crypto_provider();
+        let roots = rustls::RootCertStore::empty();
+        let _ = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     }
 
     #[test]
