@@ -466,6 +466,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn key_from_a_file_is_trimmed_and_errors_name_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        std::fs::write(&f, "  file-key\n").unwrap();
+        assert_eq!(read_key(None, Some(&f)).unwrap(), "file-key");
+        std::fs::write(&f, "\n").unwrap();
+        assert!(
+            matches!(read_key(None, Some(&f)), Err(ClientError::NoKey(m)) if m.contains("is empty"))
+        );
+        let missing = dir.path().join("nope");
+        assert!(
+            matches!(read_key(None, Some(&missing)), Err(ClientError::NoKey(m)) if m.contains("cannot read"))
+        );
+        let e = read_key(Some("BGPSENTRY_TEST_SURELY_UNSET_VAR"), None).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("set the environment variable BGPSENTRY_TEST_SURELY_UNSET_VAR")
+        );
+    }
+
+    #[test]
     fn urls_carry_the_encoded_key() {
         assert_eq!(
             ws_url("wss://websocket.bgproutes.io/", "a b&c"),
