@@ -1,8 +1,9 @@
-//! The command line: `run`, `check`, `replay`.
+//! The command line: `run`, `check`, `replay`, `stream`.
 
 mod check;
 mod replay;
 mod run;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Replay MRT update files through the rules and print every alert transition.
     Replay(replay::ReplayArgs),
+    /// Print a live feed's messages for some prefixes (bgproutes or RIS Live), in the
+    /// reference client's pipe format or as JSON lines.
+    Stream(stream::StreamArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -67,5 +71,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Replay(args) => replay::replay(args),
+        Command::Stream(args) => stream::stream(args),
     }
 }

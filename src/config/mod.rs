@@ -134,6 +134,95 @@ pub struct FeedConfig {
     /// MRT files to replay (kind `mrt`).
     #[serde(default)]
     pub files: Vec<PathBuf>,
+    /// WebSocket URL (`ris_live`, `bgproutes`); defaults to the public service.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Client name sent to RIS Live (`ris_live`; default `bgpsentry`).
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Live-manager base URL for prefix association (`bgproutes`).
+    #[serde(default)]
+    pub live_manager_url: Option<Spanned<String>>,
+    /// Environment variable holding the API key (`bgproutes`; default `BGP_API_KEY`).
+    #[serde(default)]
+    pub api_key_env: Option<Spanned<String>>,
+    /// File holding the API key (`bgproutes`), instead of the environment.
+    #[serde(default)]
+    pub api_key_file: Option<Spanned<PathBuf>>,
+    /// Several API keys (`bgproutes`), each with at most 10 prefixes.
+    #[serde(default)]
+    pub keys: Option<Spanned<Vec<ApiKeyConfig>>>,
+    /// Skip the feed quietly when no API key is available (`bgproutes`).
+    #[serde(default)]
+    pub optional: bool,
+    /// Canary prefixes subscribed besides the watched ones (`ris_live`).
+    #[serde(default)]
+    pub beacons: Option<Vec<Spanned<String>>>,
+    /// No message for this long: the feed is stale and reconnects.
+    #[serde(default)]
+    pub stale_after_seconds: Option<Spanned<f64>>,
+    /// Frames larger than this are counted and dropped (default 1 MiB).
+    #[serde(default)]
+    pub max_frame_bytes: Option<Spanned<u64>>,
+    /// Interval between WebSocket pings (default 30 s); 3 intervals without any frame = dead.
+    #[serde(default)]
+    pub ping_interval_seconds: Option<Spanned<f64>>,
+    /// Largest delay between reconnection attempts (default 60 s).
+    #[serde(default)]
+    pub reconnect_max_seconds: Option<Spanned<f64>>,
+    /// Re-association interval of the prefixes with the key (`bgproutes`; default 3600 s).
+    #[serde(default)]
+    pub reassociate_seconds: Option<Spanned<f64>>,
+}
+
+/// One bgproutes API key (`keys:` entry): where to read it, and optionally its prefixes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Environment variable holding the key.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// File holding the key.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Prefixes to associate with this key (at most 10); without it, watched prefixes are
+    /// spread over the keys that list none.
+    #[serde(default)]
+    pub prefixes: Option<Spanned<Vec<String>>>,
+}
+
+/// Most prefixes one bgproutes API key may be associated with.
+pub const BGPROUTES_PREFIXES_PER_KEY: usize = 10;
+
+/// Spreads prefixes over bgproutes keys: a key's own list if it has one, else the watched
+/// prefixes not listed anywhere, up to [`BGPROUTES_PREFIXES_PER_KEY`] per key in order.
+/// `own` holds each key's list; the error says how many keys are missing.
+pub fn spread_prefixes(
+    watched: &[ipnet::IpNet],
+    own: &[Option<Vec<ipnet::IpNet>>],
+) -> Result<Vec<Vec<ipnet::IpNet>>, String> {
+    let listed: Vec<ipnet::IpNet> = own.iter().flatten().flatten().copied().collect();
+    let mut rest = watched.iter().filter(|p| !listed.contains(p)).copied();
+    let free = own.iter().filter(|o| o.is_none()).count();
+    let remaining = watched.iter().filter(|p| !listed.contains(p)).count();
+    if remaining > free * BGPROUTES_PREFIXES_PER_KEY {
+        let needed = remaining.div_ceil(BGPROUTES_PREFIXES_PER_KEY);
+        return Err(format!(
+            "{remaining} watched prefixes must go to bgproutes API keys without their own \
+             `prefixes:`, but a key takes at most {BGPROUTES_PREFIXES_PER_KEY} prefixes and \
+             there {} {free} such key{}: configure at least {needed} (under `keys:`) or watch \
+             fewer prefixes",
+            if free == 1 { "is" } else { "are" },
+            if free == 1 { "" } else { "s" },
+        ));
+    }
+    Ok(own
+        .iter()
+        .map(|o| match o {
+            Some(list) => list.clone(),
+            None => rest.by_ref().take(BGPROUTES_PREFIXES_PER_KEY).collect(),
+        })
+        .collect())
 }
 
 impl FeedConfig {
@@ -155,6 +244,216 @@ impl FeedConfig {
                 &self.kind.referenced,
                 "an `mrt` feed needs `files:`, a list of MRT update files to replay",
             ));
+        }
+        self.validate_live(errors);
+    }
+
+    /// Kind-specific keys of the live feeds.
+    fn validate_live(&self, errors: &mut Vec<Located>) {
+        let kind = self.kind.value;
+        let at = &self.kind.referenced;
+        let name = crate::service::kind_name(kind);
+        let mut only = |set: bool, key: &str, kinds: &[FeedKind]| {
+            if set && !kinds.contains(&kind) {
+                let allowed: Vec<&str> = kinds
+                    .iter()
+                    .map(|k| crate::service::kind_name(*k))
+                    .collect();
+                errors.push(Located::at(
+                    at,
+                    format!(
+                        "`{key}` does not apply to a `{name}` feed (only to {}); remove it",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        };
+        use FeedKind::{Bgproutes, Mrt, RisLive};
+        only(!self.files.is_empty(), "files", &[Mrt]);
+        only(self.url.is_some(), "url", &[RisLive, Bgproutes]);
+        only(self.client.is_some(), "client", &[RisLive]);
+        only(self.beacons.is_some(), "beacons", &[RisLive]);
+        only(
+            self.live_manager_url.is_some(),
+            "live_manager_url",
+            &[Bgproutes],
+        );
+        only(self.api_key_env.is_some(), "api_key_env", &[Bgproutes]);
+        only(self.api_key_file.is_some(), "api_key_file", &[Bgproutes]);
+        only(self.keys.is_some(), "keys", &[Bgproutes]);
+        only(self.optional, "optional", &[Bgproutes]);
+        only(
+            self.reassociate_seconds.is_some(),
+            "reassociate_seconds",
+            &[Bgproutes],
+        );
+        for (set, key) in [
+            (self.stale_after_seconds.is_some(), "stale_after_seconds"),
+            (self.max_frame_bytes.is_some(), "max_frame_bytes"),
+            (
+                self.ping_interval_seconds.is_some(),
+                "ping_interval_seconds",
+            ),
+            (
+                self.reconnect_max_seconds.is_some(),
+                "reconnect_max_seconds",
+            ),
+        ] {
+            only(set, key, &[RisLive, Bgproutes]);
+        }
+        let check_url = |u: &Option<Spanned<String>>,
+                         schemes: &[&str],
+                         key: &str,
+                         errors: &mut Vec<Located>| {
+            if let Some(u) = u
+                && !schemes
+                    .iter()
+                    .any(|s| u.value.starts_with(&format!("{s}://")))
+            {
+                errors.push(Located::at(
+                    &u.referenced,
+                    format!(
+                        "`{key}` must start with {}; got `{}`",
+                        schemes
+                            .iter()
+                            .map(|s| format!("{s}://"))
+                            .collect::<Vec<_>>()
+                            .join(" or "),
+                        crate::feeds::live::redact_url(&u.value)
+                    ),
+                ));
+            }
+        };
+        check_url(&self.url, &["wss", "ws"], "url", errors);
+        check_url(
+            &self.live_manager_url,
+            &["https", "http"],
+            "live_manager_url",
+            errors,
+        );
+        for (v, key) in [
+            (&self.stale_after_seconds, "stale_after_seconds"),
+            (&self.ping_interval_seconds, "ping_interval_seconds"),
+            (&self.reconnect_max_seconds, "reconnect_max_seconds"),
+            (&self.reassociate_seconds, "reassociate_seconds"),
+        ] {
+            if let Some(v) = v
+                && !(v.value.is_finite() && v.value > 0.0 && v.value < 1e9)
+            {
+                errors.push(Located::at(
+                    &v.referenced,
+                    format!(
+                        "`{key}` must be a positive number of seconds; got {}",
+                        v.value
+                    ),
+                ));
+            }
+        }
+        if let Some(r) = &self.reassociate_seconds
+            && r.value >= 4.0 * 3600.0
+        {
+            errors.push(Located::at(
+                &r.referenced,
+                "`reassociate_seconds` must be under 14400: bgproutes drops an association after 4 hours without use",
+            ));
+        }
+        if let Some(m) = &self.max_frame_bytes
+            && (m.value < 64 || m.value > 64 * 1024 * 1024)
+        {
+            errors.push(Located::at(
+                &m.referenced,
+                format!(
+                    "`max_frame_bytes` must be between 64 and 67108864; got {}",
+                    m.value
+                ),
+            ));
+        }
+        for b in self.beacons.iter().flatten() {
+            if b.value.parse::<ipnet::IpNet>().is_err() {
+                errors.push(Located::at(
+                    &b.referenced,
+                    format!("beacon `{}` is not a prefix like 84.205.64.0/24", b.value),
+                ));
+            }
+        }
+        if self.api_key_file.is_some() && self.api_key_env.is_some() {
+            errors.push(Located::at(
+                at,
+                "set either `api_key_env` or `api_key_file`, not both",
+            ));
+        }
+        if let Some(keys) = &self.keys {
+            if self.api_key_file.is_some() || self.api_key_env.is_some() {
+                errors.push(Located::at(
+                    &keys.referenced,
+                    "with `keys:`, give each key its own `env` or `file` instead of `api_key_env`/`api_key_file`",
+                ));
+            }
+            if keys.value.is_empty() {
+                errors.push(Located::at(
+                    &keys.referenced,
+                    "`keys:` is empty; list at least one key",
+                ));
+            }
+            for k in &keys.value {
+                if k.env.is_some() == k.file.is_some() {
+                    errors.push(Located::at(
+                        &keys.referenced,
+                        "each `keys:` entry needs exactly one of `env` (a variable name) or `file`",
+                    ));
+                }
+                if let Some(p) = &k.prefixes {
+                    if p.value.len() > BGPROUTES_PREFIXES_PER_KEY {
+                        errors.push(Located::at(
+                            &p.referenced,
+                            format!(
+                                "this bgproutes API key lists {} prefixes; a key takes at most {BGPROUTES_PREFIXES_PER_KEY}: spread them over several `keys:` entries",
+                                p.value.len()
+                            ),
+                        ));
+                    }
+                    for s in &p.value {
+                        if s.parse::<ipnet::IpNet>().is_err() {
+                            errors.push(Located::at(
+                                &p.referenced,
+                                format!("`{s}` is not a prefix like 192.0.2.0/24"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks that the watched prefixes fit on the configured bgproutes keys.
+    fn validate_prefix_capacity(&self, watched: &[WatchedPrefix], errors: &mut Vec<Located>) {
+        if self.kind.value != FeedKind::Bgproutes {
+            return;
+        }
+        let watched: Vec<ipnet::IpNet> = watched.iter().map(|w| w.prefix).collect();
+        let own: Vec<Option<Vec<ipnet::IpNet>>> = match &self.keys {
+            Some(keys) => keys
+                .value
+                .iter()
+                .map(|k| {
+                    k.prefixes.as_ref().map(|p| {
+                        p.value
+                            .iter()
+                            .filter_map(|s| s.parse::<ipnet::IpNet>().ok())
+                            .map(|n| n.trunc())
+                            .collect()
+                    })
+                })
+                .collect(),
+            None => vec![None],
+        };
+        if let Err(msg) = spread_prefixes(&watched, &own) {
+            let at = self
+                .keys
+                .as_ref()
+                .map(|k| &k.referenced)
+                .unwrap_or(&self.kind.referenced);
+            errors.push(Located::at(at, msg));
         }
     }
 }
@@ -218,6 +517,7 @@ impl Config {
         let prefixes = watch::validate_prefixes(&raw.defaults, raw.prefixes, &mut errors);
         for feed in &raw.feeds {
             feed.validate(&mut errors);
+            feed.validate_prefix_capacity(&prefixes, &mut errors);
         }
         for token in &raw.http.auth.tokens {
             if let Some(msg) = token.value.shape_error() {

@@ -1,8 +1,13 @@
 //! Feeds: sources of BGP data, each turning its own format into [`FeedEvent`]s and handing
 //! them to the engine in batches.
 
+pub mod bgproutes;
+pub mod bgproutes_parse;
+pub mod live;
 pub mod mrt;
 mod mrt_feed;
+pub mod ris_live;
+pub mod ris_live_parse;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,13 +52,15 @@ pub fn spawn(cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
     let name = cfg.name();
     match cfg.kind.value {
         FeedKind::Mrt => mrt_feed::spawn(name, cfg.files.clone(), ctx),
-        FeedKind::RisLive | FeedKind::Bgproutes => {
-            let kind = crate::service::kind_name(cfg.kind.value);
-            ctx.health.register(&name, kind);
-            ctx.health.update(&name, |h| {
-                h.last_error = Some(format!("feed kind {kind} is not available in this build"))
-            });
-            tokio::spawn(async {})
+        FeedKind::RisLive => ris_live::spawn(name, cfg, ctx),
+        FeedKind::Bgproutes => {
+            // One connection per API key; the feed's task waits for all of them.
+            let tasks = bgproutes::spawn(name, cfg, ctx);
+            tokio::spawn(async move {
+                for t in tasks {
+                    let _ = t.await;
+                }
+            })
         }
     }
 }

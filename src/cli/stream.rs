@@ -1,0 +1,189 @@
+//! `bgpsentry stream`: print a live feed's messages for some prefixes, in the reference
+//! client's pipe format or as JSON lines.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use futures_util::StreamExt;
+use ipnet::IpNet;
+
+use crate::feeds::bgproutes::{self, BgproutesClient};
+use crate::feeds::bgproutes_parse::BgpLiveMsg;
+use crate::feeds::ris_live;
+
+/// Which feed to stream.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StreamFeed {
+    /// bgproutes.io (needs an API key).
+    Bgproutes,
+    /// RIPE RIS Live (public).
+    #[value(name = "ris_live")]
+    RisLive,
+}
+
+/// Arguments of `stream`.
+#[derive(Debug, clap::Args)]
+pub struct StreamArgs {
+    /// The feed to read.
+    #[arg(long, value_enum)]
+    feed: StreamFeed,
+    /// Comma-separated prefixes, e.g. 192.0.2.0/24,2001:db8::/32 (at most 10 for bgproutes).
+    #[arg(long)]
+    prefixes: String,
+    /// Print JSON lines instead of TIMESTAMP|MSG_TYPE|VP_ASN|VP_IP|PREFIXES|ASPATH|COMMUNITIES|ORIGIN|NEXTHOP.
+    #[arg(long)]
+    json: bool,
+    /// Log more: -v essential, -vv exhaustive, -vvv everything.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Write the log to this file instead of stderr.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// WebSocket URL (default: the feed's public URL).
+    #[arg(long)]
+    url: Option<String>,
+    /// bgproutes live-manager URL (default: the public one).
+    #[arg(long)]
+    live_manager_url: Option<String>,
+    /// Environment variable with the bgproutes API key.
+    #[arg(long, default_value = bgproutes::DEFAULT_KEY_ENV)]
+    api_key_env: String,
+    /// File with the bgproutes API key (instead of the environment).
+    #[arg(long)]
+    api_key_file: Option<PathBuf>,
+    /// Client name sent to RIS Live.
+    #[arg(long, default_value = ris_live::DEFAULT_CLIENT)]
+    client: String,
+}
+
+fn init_logging(verbose: u8, file: Option<&PathBuf>) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    // The reference client's levels: nothing, essential, exhaustive, too much.
+    let filter = match verbose {
+        0 => "off",
+        1 => "bgpsentry=info",
+        2 => "bgpsentry=debug",
+        _ => "trace",
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter));
+    match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+            let _ = builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init();
+        }
+        None => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+        }
+    }
+    Ok(())
+}
+
+/// Runs `stream`: exit 0 never (it runs until the feed ends), 1 on a feed error, 2 on bad
+/// arguments.
+pub fn stream(args: StreamArgs) -> ExitCode {
+    if let Err(e) = init_logging(args.verbose, args.log_file.as_ref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let mut prefixes = Vec::new();
+    for p in args
+        .prefixes
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        match p.parse::<IpNet>() {
+            Ok(n) => prefixes.push(n.trunc()),
+            Err(_) => {
+                eprintln!("error: `{p}` is not a prefix like 192.0.2.0/24");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if prefixes.is_empty() {
+        eprintln!("error: --prefixes needs at least one prefix");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.feed {
+            StreamFeed::Bgproutes => {
+                if prefixes.len() > crate::config::BGPROUTES_PREFIXES_PER_KEY {
+                    return Err(format!(
+                        "{} prefixes given; a bgproutes API key takes at most {}",
+                        prefixes.len(),
+                        crate::config::BGPROUTES_PREFIXES_PER_KEY
+                    ));
+                }
+                let key =
+                    bgproutes::read_key(Some(&args.api_key_env), args.api_key_file.as_deref())
+                        .map_err(|e| e.to_string())?;
+                let mut client = BgproutesClient::new(key);
+                if let Some(u) = &args.url {
+                    client = client.with_websocket_url(u);
+                }
+                if let Some(u) = &args.live_manager_url {
+                    client = client.with_live_manager_url(u);
+                }
+                let list: Vec<String> = prefixes.iter().map(|p| p.to_string()).collect();
+                client
+                    .subscribe_to_prefixes(&list.join(","))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut messages = client.messages().await.map_err(|e| e.to_string())?;
+                while let Some(m) = messages.next().await {
+                    print(&m.map_err(|e| e.to_string())?, args.json)?;
+                }
+                Ok(())
+            }
+            StreamFeed::RisLive => {
+                let url = args.url.as_deref().unwrap_or(ris_live::DEFAULT_URL);
+                let mut messages = ris_live::stream_messages(url, &args.client, &prefixes)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                while let Some(m) = messages.next().await {
+                    print(&m.map_err(|e| e.to_string())?, args.json)?;
+                }
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_empty() => ExitCode::SUCCESS, // stdout closed (e.g. `| head`)
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints one message; an empty error means stdout is gone.
+fn print(m: &BgpLiveMsg, json: bool) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    let r = if json {
+        serde_json::to_string(m)
+            .map_err(std::io::Error::other)
+            .and_then(|s| writeln!(out, "{s}"))
+    } else {
+        writeln!(out, "{m}")
+    };
+    r.and_then(|()| out.flush()).map_err(|_| String::new())
+}

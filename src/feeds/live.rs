@@ -1,0 +1,599 @@
+//! What the live WebSocket feeds share: reconnect backoff, secret redaction, per-feed health
+//! and metrics, and the connection loop with pings and staleness detection.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{debug, info, warn};
+
+use super::bgproutes_parse::Invalid;
+use super::{Batch, FeedContext};
+use crate::config::FeedConfig;
+use crate::event::{FeedEvent, Timestamp};
+
+/// A WebSocket connection to a feed.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Default largest frame accepted (1 MiB); bigger frames are counted and dropped.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Hard limit handed to the WebSocket library: frames above it end the connection. It sits far
+/// above the configurable limit so that oversized frames are normally counted, not fatal.
+const WS_HARD_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Exponential backoff with jitter: the first delay is at most `initial` (under a second by
+/// default), each next one doubles up to `max`; each delay is drawn from its upper half so
+/// that many clients do not reconnect in step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `initial`, capped at `max`.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff {
+            initial,
+            max: max.max(initial),
+            attempt: 0,
+        }
+    }
+
+    /// The next delay to wait before reconnecting.
+    pub fn next_delay(&mut self) -> Duration {
+        let factor = 1u32 << self.attempt.min(20);
+        let ceiling = self.initial.saturating_mul(factor).min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        let half = ceiling / 2;
+        let jitter_ms = rand::random_range(0..=half.as_millis().max(1) as u64);
+        half + Duration::from_millis(jitter_ms).min(ceiling - half)
+    }
+
+    /// Back to the first delay, after a connection that worked.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Replaces the value of every `api_key=` query parameter, so that a URL can be logged.
+pub fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(pos) = rest.find("api_key=") {
+        let (head, tail) = rest.split_at(pos + "api_key=".len());
+        out.push_str(head);
+        out.push_str("REDACTED");
+        rest = tail.find('&').map(|i| &tail[i..]).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Removes a secret from a message (belt and braces for errors that quote a request).
+pub fn scrub(message: &str, secret: &str) -> String {
+    let m = redact_url(message);
+    if secret.is_empty() {
+        m
+    } else {
+        m.replace(secret, "REDACTED")
+    }
+}
+
+/// Per-connection metrics, registered with a constant `feed` label.
+#[derive(Clone)]
+pub struct FeedMetrics {
+    connected: IntGauge,
+    stale: IntGauge,
+    last_message: Gauge,
+    reconnects: IntCounter,
+    messages: IntCounterVec,
+    errors: IntCounterVec,
+    acks: IntCounter,
+}
+
+impl FeedMetrics {
+    fn new(ctx: &FeedContext, name: &str) -> Self {
+        let opts = |n: &str, h: &str| Opts::new(n, h).const_label("feed", name);
+        let build = || -> Result<FeedMetrics, prometheus::Error> {
+            Ok(FeedMetrics {
+                connected: IntGauge::with_opts(opts(
+                    "bgpsentry_feed_connected",
+                    "1 while the feed's connection is up.",
+                ))?,
+                stale: IntGauge::with_opts(opts(
+                    "bgpsentry_feed_stale",
+                    "1 while the feed is marked stale (silent for too long).",
+                ))?,
+                last_message: Gauge::with_opts(opts(
+                    "bgpsentry_feed_last_message_timestamp_seconds",
+                    "UNIX time of the last message received from the feed.",
+                ))?,
+                reconnects: IntCounter::with_opts(opts(
+                    "bgpsentry_feed_reconnects_total",
+                    "Reconnections of the feed since start.",
+                ))?,
+                messages: IntCounterVec::new(
+                    opts(
+                        "bgpsentry_feed_messages_total",
+                        "Messages received from the feed, by message type.",
+                    ),
+                    &["type"],
+                )?,
+                errors: IntCounterVec::new(
+                    opts(
+                        "bgpsentry_feed_errors_total",
+                        "Connection-level failures of the feed, by reason.",
+                    ),
+                    &["reason"],
+                )?,
+                acks: IntCounter::with_opts(opts(
+                    "bgpsentry_feed_subscription_acks_total",
+                    "Subscriptions acknowledged by the feed's server.",
+                ))?,
+            })
+        };
+        let m = match build() {
+            Ok(m) => m,
+            Err(e) => unreachable_metrics(e),
+        };
+        let r = &ctx.metrics.registry;
+        let reg: [Box<dyn prometheus::core::Collector>; 7] = [
+            Box::new(m.connected.clone()),
+            Box::new(m.stale.clone()),
+            Box::new(m.last_message.clone()),
+            Box::new(m.reconnects.clone()),
+            Box::new(m.messages.clone()),
+            Box::new(m.errors.clone()),
+            Box::new(m.acks.clone()),
+        ];
+        for c in reg {
+            if let Err(e) = r.register(c) {
+                // Two feeds with the same name: the second one's metrics stay unregistered.
+                warn!(feed = name, "feed metrics not registered: {e}");
+            }
+        }
+        m
+    }
+}
+
+fn unreachable_metrics(e: prometheus::Error) -> ! {
+    // The metric names and labels are constants; building them cannot fail at run time.
+    panic!("invalid feed metric definition: {e}")
+}
+
+/// One live connection's view of health and metrics.
+#[derive(Clone)]
+pub struct FeedHandle {
+    /// Name in health and metrics (the feed name, or `name/keyN` for extra bgproutes keys).
+    pub name: String,
+    /// Feed name in vantage-point identities and event metrics.
+    pub feed: Arc<str>,
+    /// Where events go, health and the shared metrics.
+    pub ctx: FeedContext,
+    m: FeedMetrics,
+}
+
+impl FeedHandle {
+    /// Registers the connection in health and metrics.
+    pub fn new(ctx: FeedContext, name: &str, feed: Arc<str>, kind: &str) -> Self {
+        ctx.health.register(name, kind);
+        let m = FeedMetrics::new(&ctx, name);
+        FeedHandle {
+            name: name.to_string(),
+            feed,
+            ctx,
+            m,
+        }
+    }
+
+    /// Marks the connection up or down.
+    pub fn set_connected(&self, up: bool) {
+        self.m.connected.set(up as i64);
+        self.ctx.health.update(&self.name, |h| {
+            h.connected = up;
+            if up {
+                h.last_error = None;
+            }
+        });
+    }
+
+    /// Marks the connection stale or not.
+    pub fn set_stale(&self, stale: bool) {
+        self.m.stale.set(stale as i64);
+        self.ctx.health.update(&self.name, |h| h.stale = stale);
+    }
+
+    /// A message of `kind` arrived.
+    pub fn message(&self, kind: &str) {
+        let now = Timestamp::now();
+        self.m.messages.with_label_values(&[kind]).inc();
+        self.m.last_message.set(now.as_secs_f64());
+        self.m.stale.set(0);
+        self.ctx.health.update(&self.name, |h| {
+            h.last_message = Some(now);
+            h.stale = false;
+        });
+    }
+
+    /// A subscription was acknowledged.
+    pub fn ack(&self) {
+        self.m.acks.inc();
+    }
+
+    /// Input that could not be used: counted by reason, logged at debug; the feed goes on.
+    pub fn invalid(&self, bad: &Invalid) {
+        self.ctx
+            .metrics
+            .invalid_input
+            .with_label_values(&[&self.name, bad.reason])
+            .inc();
+        debug!(feed = %self.name, reason = bad.reason, "invalid input: {}", bad.detail);
+    }
+
+    /// A connection-level failure; `message` must already be free of secrets.
+    pub fn error(&self, reason: &str, message: &str) {
+        self.m.errors.with_label_values(&[reason]).inc();
+        warn!(feed = %self.name, reason, "{message}");
+        let msg = message.to_string();
+        self.ctx
+            .health
+            .update(&self.name, |h| h.last_error = Some(msg));
+    }
+
+    /// A reconnection is starting.
+    pub fn reconnecting(&self) {
+        self.m.reconnects.inc();
+        self.ctx.health.update(&self.name, |h| h.reconnects += 1);
+    }
+
+    /// Hands events to the engine; false when the engine is gone.
+    pub async fn send(&self, events: Vec<FeedEvent>) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let batch = Batch {
+            feed: self.feed.clone(),
+            events,
+            received: Instant::now(),
+        };
+        self.ctx.events.send(batch).await.is_ok()
+    }
+
+    /// True once the service is shutting down.
+    pub fn shutting_down(&self) -> bool {
+        *self.ctx.shutdown.borrow()
+    }
+
+    /// Sleeps, or returns early (true) when the service shuts down.
+    pub async fn sleep_or_shutdown(&self, d: Duration) -> bool {
+        let mut shutdown = self.ctx.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => false,
+            _ = until_shutdown(&mut shutdown) => true,
+        }
+    }
+}
+
+/// Resolves when the service shuts down (or the sender is gone).
+async fn until_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Timing of a live connection.
+#[derive(Debug, Clone)]
+pub struct LiveTiming {
+    /// Interval between WebSocket pings.
+    pub ping_interval: Duration,
+    /// A connection with no frame at all (not even a pong) for this long is dead.
+    pub dead_after: Duration,
+    /// No data message for this long: stale, reconnect. `None` disables the check.
+    pub stale_after: Option<Duration>,
+    /// First reconnect delay (upper bound).
+    pub backoff_initial: Duration,
+    /// Largest reconnect delay.
+    pub backoff_max: Duration,
+    /// Connect (TCP + TLS + WebSocket handshake) timeout.
+    pub connect_timeout: Duration,
+    /// Frames larger than this are counted as `oversized` and dropped.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for LiveTiming {
+    fn default() -> Self {
+        LiveTiming {
+            ping_interval: Duration::from_secs(30),
+            dead_after: Duration::from_secs(90),
+            stale_after: None,
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(20),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+/// Timing settings of a live feed from its config.
+pub fn timing_from_config(cfg: &FeedConfig, default_stale: Option<f64>) -> LiveTiming {
+    let mut t = LiveTiming::default();
+    let secs = |v: f64| Duration::from_secs_f64(v);
+    if let Some(p) = &cfg.ping_interval_seconds {
+        t.ping_interval = secs(p.value);
+        t.dead_after = secs(p.value * 3.0);
+    }
+    t.stale_after = cfg
+        .stale_after_seconds
+        .as_ref()
+        .map(|s| s.value)
+        .or(default_stale)
+        .map(secs);
+    if let Some(m) = &cfg.reconnect_max_seconds {
+        t.backoff_max = secs(m.value);
+        t.backoff_initial = t.backoff_initial.min(t.backoff_max);
+    }
+    if let Some(m) = &cfg.max_frame_bytes {
+        t.max_frame_bytes = usize::try_from(m.value).unwrap_or(usize::MAX);
+    }
+    t
+}
+
+/// Makes ring the process's TLS crypto provider, once. The WebSocket library asks rustls for
+/// the process default; if another dependency also enabled a provider, none would be chosen
+/// automatically and every `wss://` connection would fail.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only means a provider was installed already, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Opens a WebSocket; errors name the redacted URL and the cause.
+pub async fn connect(url: &str, timing: &LiveTiming) -> Result<Ws, String> {
+    install_crypto_provider();
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(WS_HARD_LIMIT))
+        .max_frame_size(Some(WS_HARD_LIMIT));
+    let shown = redact_url(url);
+    match tokio::time::timeout(
+        timing.connect_timeout,
+        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+    )
+    .await
+    {
+        Err(_) => Err(format!(
+            "cannot connect to {shown}: no answer within {:?}",
+            timing.connect_timeout
+        )),
+        Ok(Err(e)) => Err(format!(
+            "cannot connect to {shown}: {}",
+            redact_url(&e.to_string())
+        )),
+        Ok(Ok((ws, _))) => Ok(ws),
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The service is shutting down.
+    Shutdown,
+    /// The connection failed or was dropped; reconnect (`reason` is the metric label).
+    Failed {
+        /// Metric label.
+        reason: &'static str,
+        /// Human message, free of secrets.
+        message: String,
+    },
+}
+
+/// What a protocol does with one text frame.
+pub enum Verdict {
+    /// Go on.
+    Continue,
+    /// The server refused the session: stop this connection with this message.
+    Refused(String),
+}
+
+/// The per-protocol part of the connection loop.
+pub trait Protocol: Send {
+    /// Frames to send right after connecting (subscriptions).
+    fn on_open(&mut self) -> Vec<String>;
+    /// Handles one text frame (size already checked). Returns the events it carried.
+    fn on_text(&mut self, text: &str, handle: &FeedHandle) -> (Vec<FeedEvent>, Verdict);
+    /// How often [`Protocol::periodic`] runs while connected (`None`: never).
+    fn periodic_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Periodic work while connected (bgproutes: re-associate the prefixes).
+    fn periodic(&mut self) -> PeriodicFut {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Runs one connection until it fails, goes stale or the service shuts down. Returns whether
+/// route data arrived (a connection that worked resets the backoff) and how it ended.
+pub async fn drive<P: Protocol>(
+    ws: Ws,
+    proto: &mut P,
+    handle: &FeedHandle,
+    timing: &LiveTiming,
+) -> (bool, Ended) {
+    let (mut sink, mut stream) = ws.split();
+    for frame in proto.on_open() {
+        if let Err(e) = sink.send(Message::text(frame)).await {
+            return (
+                false,
+                Ended::Failed {
+                    reason: "send",
+                    message: format!("cannot subscribe: {e}"),
+                },
+            );
+        }
+    }
+    handle.set_connected(true);
+    let mut shutdown = handle.ctx.shutdown.clone();
+    let mut ping = tokio::time::interval(timing.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut last_frame = Instant::now();
+    let mut last_data = Instant::now();
+    let mut got_data = false;
+    let periodic_every = proto.periodic_every();
+    let mut next_periodic = periodic_every.map(|d| Instant::now() + d);
+    // Checks run at least this often, so short test timeouts take effect promptly.
+    let check_every = timing
+        .stale_after
+        .unwrap_or(timing.dead_after)
+        .min(timing.dead_after)
+        .min(Duration::from_secs(1))
+        / 4;
+    let mut check = tokio::time::interval(check_every.max(Duration::from_millis(10)));
+    let ended = loop {
+        tokio::select! {
+            _ = until_shutdown(&mut shutdown) => break Ended::Shutdown,
+            _ = ping.tick() => {
+                // A peer that stops reading can fill the socket buffer; never wait on it longer
+                // than a dead connection is tolerated.
+                match tokio::time::timeout(timing.dead_after, sink.send(Message::Ping(Vec::new().into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break Ended::Failed { reason: "send", message: format!("cannot send a ping: {e}") },
+                    Err(_) => break Ended::Failed { reason: "dead", message: "a ping could not be sent; reconnecting".into() },
+                }
+            }
+            _ = check.tick() => {
+                if last_frame.elapsed() > timing.dead_after {
+                    break Ended::Failed {
+                        reason: "dead",
+                        message: format!("no frame and no pong for {:?}; reconnecting", timing.dead_after),
+                    };
+                }
+                if let Some(stale) = timing.stale_after
+                    && last_data.elapsed() > stale
+                {
+                    handle.set_stale(true);
+                    break Ended::Failed {
+                        reason: "stale",
+                        message: format!("no message for {stale:?}: feed marked stale; reconnecting"),
+                    };
+                }
+                if let (Some(at), Some(every)) = (next_periodic, periodic_every)
+                    && Instant::now() >= at
+                {
+                    next_periodic = Some(Instant::now() + every);
+                    if let Err(e) = proto.periodic().await {
+                        handle.error("association", &e);
+                    }
+                }
+            }
+            msg = stream.next() => {
+                last_frame = Instant::now();
+                match msg {
+                    None => break Ended::Failed { reason: "closed", message: "the server closed the connection".into() },
+                    Some(Err(e)) => break Ended::Failed { reason: "read", message: format!("connection lost: {}", redact_url(&e.to_string())) },
+                    Some(Ok(Message::Text(t))) => {
+                        if t.len() > timing.max_frame_bytes {
+                            handle.message("oversized");
+                            handle.invalid(&Invalid::new("oversized", format!("frame of {} bytes; the limit is {}", t.len(), timing.max_frame_bytes)));
+                            continue;
+                        }
+                        last_data = Instant::now();
+                        let (events, verdict) = proto.on_text(t.as_str(), handle);
+                        // Only route data proves the session works (acks and errors do not),
+                        // so a server that accepts and then refuses keeps backing off.
+                        got_data |= !events.is_empty();
+                        if !handle.send(events).await {
+                            break Ended::Shutdown;
+                        }
+                        if let Verdict::Refused(m) = verdict {
+                            break Ended::Failed { reason: "server_error", message: m };
+                        }
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        handle.message("binary");
+                        handle.invalid(&Invalid::new("not_json", format!("binary frame of {} bytes", b.len())));
+                    }
+                    Some(Ok(Message::Close(c))) => {
+                        let why = c.map(|c| format!(" (code {}, {})", c.code, c.reason)).unwrap_or_default();
+                        break Ended::Failed { reason: "closed", message: format!("the server closed the connection{why}") };
+                    }
+                    Some(Ok(_)) => {} // ping, pong, raw frames: liveness only
+                }
+            }
+        }
+    };
+    handle.set_connected(false);
+    // A polite close, but a dead peer must not keep the feed waiting.
+    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+    (got_data, ended)
+}
+
+/// A boxed future for periodic work (re-association) inside [`drive`].
+pub type PeriodicFut =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// Logs and counts the end of a connection, then waits for the backoff. Returns true when the
+/// service is shutting down.
+pub async fn after_disconnect(handle: &FeedHandle, backoff: &mut Backoff, ended: Ended) -> bool {
+    match ended {
+        Ended::Shutdown => return true,
+        Ended::Failed { reason, message } => handle.error(reason, &message),
+    }
+    let delay = backoff.next_delay();
+    info!(feed = %handle.name, "reconnecting in {delay:?}");
+    if handle.sleep_or_shutdown(delay).await {
+        return true;
+    }
+    handle.reconnecting();
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_under_a_second_doubles_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(800), Duration::from_secs(10));
+        let first = b.next_delay();
+        assert!(first <= Duration::from_millis(800) && first >= Duration::from_millis(400));
+        let mut last = first;
+        for _ in 0..30 {
+            last = b.next_delay();
+            assert!(last <= Duration::from_secs(10));
+        }
+        assert!(last >= Duration::from_secs(5));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(800));
+    }
+
+    #[test]
+    fn a_tls_client_config_can_be_built() {
+        install_crypto_provider();
+        let roots = rustls::RootCertStore::empty();
+        let _ = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    }
+
+    #[test]
+    fn urls_with_keys_are_redacted() {
+        assert_eq!(
+            redact_url("wss://h/?api_key=SECRET"),
+            "wss://h/?api_key=REDACTED"
+        );
+        assert_eq!(
+            redact_url("https://h/update_live_prefixes?api_key=SECRET&new_pfxs=1.0.0.0/8"),
+            "https://h/update_live_prefixes?api_key=REDACTED&new_pfxs=1.0.0.0/8"
+        );
+        assert_eq!(redact_url("no key"), "no key");
+        assert_eq!(scrub("x SECRET y", "SECRET"), "x REDACTED y");
+    }
+}

@@ -1,0 +1,277 @@
+//! The `ris_live` feed: RIPE RIS Live over WebSocket, one subscription per watched prefix and
+//! per canary beacon, reconnecting with backoff and resubscribing.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, Stream, StreamExt};
+use ipnet::IpNet;
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, info};
+
+use super::FeedContext;
+use super::bgproutes_parse::{BgpLiveMsg, MsgType};
+use super::live::{self, Backoff, FeedHandle, LiveTiming, Protocol, Verdict};
+use super::ris_live_parse::{self, RisFrame};
+use crate::config::FeedConfig;
+use crate::event::FeedEvent;
+
+/// The public RIS Live WebSocket.
+pub const DEFAULT_URL: &str = "wss://ris-live.ripe.net/v1/ws/";
+
+/// Client name sent to RIS Live unless configured.
+pub const DEFAULT_CLIENT: &str = "bgpsentry";
+
+/// Canary subscriptions: every RIPE RIS routing beacon (84.205.64.0/24–84.205.79.0/24 and
+/// 2001:7fb:fe00::/48–2001:7fb:fe0f::/48), announced and withdrawn every two hours, so a
+/// healthy feed is never silent for long.
+pub const DEFAULT_BEACONS: [&str; 2] = ["84.205.64.0/20", "2001:7fb:fe00::/44"];
+
+/// No message for this long marks the feed stale: the beacons change state every two hours,
+/// so 2.5 hours of silence means the subscription is dead.
+pub const DEFAULT_STALE_AFTER_SECS: f64 = 9000.0;
+
+/// The connection URL with the client name.
+pub fn ws_url(base: &str, client: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let client: String = client
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{base}{sep}client={client}")
+}
+
+/// One `ris_subscribe` per prefix, more-specifics included, acknowledged by the server.
+pub fn subscribe_frames(prefixes: &[IpNet]) -> Vec<String> {
+    prefixes
+        .iter()
+        .map(|p| {
+            json!({
+                "type": "ris_subscribe",
+                "data": {
+                    "prefix": p.to_string(),
+                    "moreSpecific": true,
+                    "socketOptions": { "acknowledge": true }
+                }
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+struct RisProto {
+    feed: Arc<str>,
+    subscriptions: Vec<String>,
+}
+
+impl Protocol for RisProto {
+    fn on_open(&mut self) -> Vec<String> {
+        self.subscriptions.clone()
+    }
+
+    fn on_text(&mut self, text: &str, handle: &FeedHandle) -> (Vec<FeedEvent>, Verdict) {
+        match ris_live_parse::parse(text, &self.feed) {
+            Err(bad) => {
+                handle.message("invalid");
+                handle.invalid(&bad);
+                (Vec::new(), Verdict::Continue)
+            }
+            Ok(parsed) => {
+                for bad in &parsed.invalid {
+                    handle.invalid(bad);
+                }
+                match parsed.frame {
+                    RisFrame::Message { kind, events } => {
+                        handle.message(&kind);
+                        (events, Verdict::Continue)
+                    }
+                    RisFrame::SubscribeOk => {
+                        handle.message("ris_subscribe_ok");
+                        handle.ack();
+                        (Vec::new(), Verdict::Continue)
+                    }
+                    RisFrame::Pong => {
+                        handle.message("pong");
+                        (Vec::new(), Verdict::Continue)
+                    }
+                    RisFrame::Error(m) => {
+                        // RIS sends a final error before dropping a client; the close follows.
+                        handle.message("ris_error");
+                        handle.error("server_error", &format!("RIS Live error: {m}"));
+                        (Vec::new(), Verdict::Continue)
+                    }
+                    RisFrame::Other(kind) => {
+                        handle.message(&kind);
+                        (Vec::new(), Verdict::Continue)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Starts the feed: connect, subscribe, read; on any failure back off and do it again.
+pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
+    let base = cfg
+        .url
+        .as_ref()
+        .map(|u| u.value.clone())
+        .unwrap_or_else(|| DEFAULT_URL.to_string());
+    let url = ws_url(&base, cfg.client.as_deref().unwrap_or(DEFAULT_CLIENT));
+    let beacons: Vec<IpNet> = match &cfg.beacons {
+        Some(b) => b.iter().filter_map(|s| s.value.parse().ok()).collect(),
+        None => DEFAULT_BEACONS
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+    };
+    let timing = live::timing_from_config(cfg, Some(DEFAULT_STALE_AFTER_SECS));
+    let mut prefixes = ctx.prefixes.clone();
+    for b in beacons {
+        if !prefixes.contains(&b) {
+            prefixes.push(b);
+        }
+    }
+    let feed: Arc<str> = name.as_str().into();
+    let handle = FeedHandle::new(ctx, &name, feed.clone(), "ris_live");
+    let mut proto = RisProto {
+        feed,
+        subscriptions: subscribe_frames(&prefixes),
+    };
+    tokio::spawn(async move {
+        let mut backoff = Backoff::new(timing.backoff_initial, timing.backoff_max);
+        info!(feed = %handle.name, url = %live::redact_url(&url), subscriptions = prefixes.len(), "starting RIS Live feed");
+        loop {
+            if handle.shutting_down() {
+                return;
+            }
+            let ended = match live::connect(&url, &timing).await {
+                Ok(ws) => {
+                    info!(feed = %handle.name, "connected; subscribing to {} prefixes", prefixes.len());
+                    let (worked, ended) = live::drive(ws, &mut proto, &handle, &timing).await;
+                    if worked {
+                        backoff.reset();
+                    }
+                    ended
+                }
+                Err(message) => live::Ended::Failed {
+                    reason: "connect",
+                    message,
+                },
+            };
+            if live::after_disconnect(&handle, &mut backoff, ended).await {
+                return;
+            }
+        }
+    })
+}
+
+/// Errors of the RIS Live library client.
+#[derive(Debug, thiserror::Error)]
+pub enum RisLiveError {
+    /// The connection could not be opened, or was cut.
+    #[error("RIS Live connection error: {0}")]
+    Connection(String),
+    /// The server sent `ris_error`.
+    #[error("RIS Live error: {0}")]
+    Server(String),
+}
+
+/// A stream of RIS Live UPDATEs as reference-format messages.
+pub type RisMessageStream = Pin<Box<dyn Stream<Item = Result<BgpLiveMsg, RisLiveError>> + Send>>;
+
+/// Connects to RIS Live, subscribes to `prefixes` (more-specifics included) and yields every
+/// UPDATE as [`BgpLiveMsg`]s. Like the reference client it does not reconnect: the stream ends
+/// with an error when the connection drops. Frames that do not parse are logged and skipped.
+pub async fn stream_messages(
+    url: &str,
+    client: &str,
+    prefixes: &[IpNet],
+) -> Result<RisMessageStream, RisLiveError> {
+    let timing = LiveTiming::default();
+    let ws = live::connect(&ws_url(url, client), &timing)
+        .await
+        .map_err(RisLiveError::Connection)?;
+    let (mut sink, stream) = ws.split();
+    for frame in subscribe_frames(prefixes) {
+        sink.send(Message::text(frame))
+            .await
+            .map_err(|e| RisLiveError::Connection(format!("cannot subscribe: {e}")))?;
+    }
+    let feed: Arc<str> = "ris_live".into();
+    let state = (stream, sink, feed, Vec::<BgpLiveMsg>::new(), false);
+    let s = futures_util::stream::unfold(
+        state,
+        |(mut stream, sink, feed, mut queue, done)| async move {
+            loop {
+                if let Some(m) = queue.pop() {
+                    return Some((Ok(m), (stream, sink, feed, queue, done)));
+                }
+                if done {
+                    return None;
+                }
+                match stream.next().await {
+                    None | Some(Ok(Message::Close(_))) => {
+                        let e = RisLiveError::Connection("the server closed the connection".into());
+                        return Some((Err(e), (stream, sink, feed, queue, true)));
+                    }
+                    Some(Err(e)) => {
+                        let e = RisLiveError::Connection(format!("connection lost: {e}"));
+                        return Some((Err(e), (stream, sink, feed, queue, true)));
+                    }
+                    Some(Ok(Message::Text(t))) => match ris_live_parse::parse(t.as_str(), &feed) {
+                        Ok(p) => match p.frame {
+                            RisFrame::Message { events, .. } => {
+                                let mut msgs = ris_live_parse::to_live_msgs(&events);
+                                let origin = ris_live_parse::origin_of(t.as_str());
+                                for m in msgs.iter_mut().filter(|m| m.msg_type == MsgType::Announce)
+                                {
+                                    m.origin = origin.clone();
+                                }
+                                msgs.reverse();
+                                queue = msgs;
+                            }
+                            RisFrame::Error(m) => {
+                                return Some((
+                                    Err(RisLiveError::Server(m)),
+                                    (stream, sink, feed, queue, false),
+                                ));
+                            }
+                            other => debug!("RIS Live: {other:?}"),
+                        },
+                        Err(bad) => debug!("RIS Live: skipping a frame: {bad}"),
+                    },
+                    Some(Ok(_)) => {}
+                }
+            }
+        },
+    );
+    Ok(Box::pin(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_and_subscriptions() {
+        assert_eq!(
+            ws_url(DEFAULT_URL, "my monitor"),
+            "wss://ris-live.ripe.net/v1/ws/?client=my_monitor"
+        );
+        let frames = subscribe_frames(&["2001:db8::/32".parse().unwrap()]);
+        let v: serde_json::Value = serde_json::from_str(&frames[0]).unwrap();
+        assert_eq!(v["type"], "ris_subscribe");
+        assert_eq!(v["data"]["prefix"], "2001:db8::/32");
+        assert_eq!(v["data"]["moreSpecific"], true);
+        assert_eq!(v["data"]["socketOptions"]["acknowledge"], true);
+    }
+}
