@@ -68,9 +68,13 @@ impl Proc {
 
     /// Stops it with SIGTERM (a clean shutdown) and waits for it.
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
+        let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
-            .status();
+            .status()
+            .is_ok_and(|s| s.success());
+        if !sent {
+            let _ = self.child.kill();
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if self.exited().is_some() {
