@@ -189,12 +189,8 @@ fn start_on_free_port(name: &str, make: impl Fn(u16) -> Command) -> (Proc, u16) 
 
 /// Runs an instant query; returns the result vector.
 fn query(prometheus: u16, q: &str) -> Vec<Value> {
-    let url = reqwest::Url::parse_with_params(
-        &format!("http://127.0.0.1:{prometheus}/api/v1/query"),
-        &[("query", q)],
-    )
-    .unwrap();
-    let Some((200, body)) = http_get(url.as_str()) else {
+    let url = format!("http://127.0.0.1:{prometheus}/api/v1/query");
+    let Some((200, body)) = http_get_query(&url, &[("query", q)]) else {
         return Vec::new();
     };
     let v: Value = serde_json::from_str(&body).unwrap();

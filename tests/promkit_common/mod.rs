@@ -183,22 +183,26 @@ pub fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<
     }
 }
 
-/// GET over HTTP/1.1 on loopback, blocking (the status and the body).
+/// GET over HTTP/1.1 on loopback, blocking: the status and the body; None if it cannot
+/// connect.
 pub fn http_get(url: &str) -> Option<(u16, String)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+    http_get_query(url, &[])
+}
+
+/// [`http_get`] with query parameters (encoded by the client).
+pub fn http_get_query(url: &str, query: &[(&str, &str)]) -> Option<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
         .build()
-        .unwrap();
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .ok()?;
-        let status = resp.status().as_u16();
-        Some((status, resp.text().await.ok()?))
-    })
+        .into();
+    let mut resp = agent
+        .get(url)
+        .query_pairs(query.iter().copied())
+        .call()
+        .ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.body_mut().read_to_string().ok()?))
 }
 
 // ---------------------------------------------------------------------------------------------
