@@ -1,11 +1,14 @@
-//! Liveness and readiness of the service's parts, written by feeds and read by `/readyz`.
+//! Liveness and readiness of the service's parts, written by feeds and read by `/readyz` and
+//! `/metrics` (the `bgpsentry_feed_*` state series follow every change).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
 use crate::event::Timestamp;
+use crate::metrics::FeedMetrics;
 
 /// What one feed is doing.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -25,12 +28,48 @@ pub struct FeedHealth {
 }
 
 /// Shared health of every feed, by feed name.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Health {
     feeds: Arc<Mutex<BTreeMap<String, FeedHealth>>>,
+    metrics: Option<FeedMetrics>,
+}
+
+impl fmt::Debug for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Health")
+            .field("feeds", &*self.lock())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Health {
+    /// Health whose changes are also exported as the `bgpsentry_feed_*` metrics.
+    pub fn with_metrics(metrics: FeedMetrics) -> Self {
+        Health {
+            feeds: Arc::default(),
+            metrics: Some(metrics),
+        }
+    }
+
+    /// Brings the feed's series in line with its health; `reconnects_before` is the count the
+    /// counter already holds, so the counter only ever grows by the difference.
+    fn export(&self, name: &str, h: &FeedHealth, reconnects_before: u64) {
+        let Some(m) = &self.metrics else { return };
+        m.connected
+            .with_label_values(&[name])
+            .set(i64::from(h.connected));
+        m.stale.with_label_values(&[name]).set(i64::from(h.stale));
+        if let Some(t) = h.last_message {
+            m.last_message_timestamp
+                .with_label_values(&[name])
+                .set(t.0 as f64 / 1e6);
+        }
+        let reconnects = m.reconnects.with_label_values(&[name]);
+        if h.reconnects > reconnects_before {
+            reconnects.inc_by(h.reconnects - reconnects_before);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, FeedHealth>> {
         // A panic elsewhere must not take the health endpoint down with it.
         self.feeds.lock().unwrap_or_else(|p| p.into_inner())
@@ -38,23 +77,27 @@ impl Health {
 
     /// Registers a feed (not connected yet).
     pub fn register(&self, name: &str, kind: &str) {
-        self.lock().insert(
-            name.to_string(),
-            FeedHealth {
-                kind: kind.to_string(),
-                connected: false,
-                stale: false,
-                last_message: None,
-                reconnects: 0,
-                last_error: None,
-            },
-        );
+        let h = FeedHealth {
+            kind: kind.to_string(),
+            connected: false,
+            stale: false,
+            last_message: None,
+            reconnects: 0,
+            last_error: None,
+        };
+        let mut feeds = self.lock();
+        // A feed registered again starts counting from 0; its counter series keeps its total.
+        self.export(name, &h, 0);
+        feeds.insert(name.to_string(), h);
     }
 
-    /// Changes one feed's entry.
+    /// Changes one feed's entry (and its metrics: feeds only ever call this).
     pub fn update(&self, name: &str, f: impl FnOnce(&mut FeedHealth)) {
-        if let Some(h) = self.lock().get_mut(name) {
+        let mut feeds = self.lock();
+        if let Some(h) = feeds.get_mut(name) {
+            let before = h.reconnects;
             f(h);
+            self.export(name, h, before);
         }
     }
 
@@ -66,5 +109,71 @@ impl Health {
     /// Ready when every registered feed is connected and not stale.
     pub fn ready(&self) -> bool {
         self.lock().values().all(|f| f.connected && !f.stale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn updates_follow_into_the_feed_metrics() {
+        let metrics = Metrics::new().unwrap();
+        let health = Health::with_metrics(metrics.feed.clone());
+        health.register("ris", "ris_live");
+        let text = metrics.render();
+        assert!(
+            text.contains("bgpsentry_feed_connected{feed=\"ris\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bgpsentry_feed_reconnects_total{feed=\"ris\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("bgpsentry_feed_last_message_timestamp_seconds{"));
+
+        health.update("ris", |h| {
+            h.connected = true;
+            h.last_message = Some(Timestamp::from_parts(1_700_000_000, 500_000));
+            h.reconnects = 2;
+        });
+        health.update("ris", |h| h.reconnects = 3);
+        health.update("ris", |h| h.stale = true);
+        // Unknown feeds are ignored, not created.
+        health.update("nope", |h| h.connected = true);
+        let text = metrics.render();
+        assert!(
+            text.contains("bgpsentry_feed_connected{feed=\"ris\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bgpsentry_feed_stale{feed=\"ris\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bgpsentry_feed_reconnects_total{feed=\"ris\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "bgpsentry_feed_last_message_timestamp_seconds{feed=\"ris\"} 1700000000.5"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("feed=\"nope\""));
+
+        // Registering again (a restarted feed task) never makes the counter go down.
+        health.register("ris", "ris_live");
+        health.update("ris", |h| h.reconnects = 1);
+        let text = metrics.render();
+        assert!(
+            text.contains("bgpsentry_feed_reconnects_total{feed=\"ris\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("bgpsentry_feed_connected{feed=\"ris\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -2,8 +2,63 @@
 //! registry; every family carries the `bgpsentry_` prefix.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
+
+/// Per-feed state, kept in step with [`crate::health::Health`] so that every kind of feed
+/// exports the same series without registering them itself.
+#[derive(Clone)]
+pub struct FeedMetrics {
+    /// 1 while the feed is connected and receiving (for MRT: all files read).
+    pub connected: IntGaugeVec,
+    /// 1 while the feed is connected but silent for too long.
+    pub stale: IntGaugeVec,
+    /// Unix time of the last message received.
+    pub last_message_timestamp: GaugeVec,
+    /// Reconnections since start.
+    pub reconnects: IntCounterVec,
+}
+
+impl FeedMetrics {
+    fn new(r: &Registry) -> Result<Self, prometheus::Error> {
+        let m = FeedMetrics {
+            connected: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_feed_connected",
+                    "1 while the feed is connected and receiving, else 0.",
+                ),
+                &["feed"],
+            )?,
+            stale: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_feed_stale",
+                    "1 while the feed is connected but has been silent for too long, else 0.",
+                ),
+                &["feed"],
+            )?,
+            last_message_timestamp: GaugeVec::new(
+                Opts::new(
+                    "bgpsentry_feed_last_message_timestamp_seconds",
+                    "Unix time at which the feed last received a message.",
+                ),
+                &["feed"],
+            )?,
+            reconnects: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_feed_reconnects_total",
+                    "Reconnections of the feed since start.",
+                ),
+                &["feed"],
+            )?,
+        };
+        r.register(Box::new(m.connected.clone()))?;
+        r.register(Box::new(m.stale.clone()))?;
+        r.register(Box::new(m.last_message_timestamp.clone()))?;
+        r.register(Box::new(m.reconnects.clone()))?;
+        Ok(m)
+    }
+}
 
 /// Handles to the core metrics, cheap to clone.
 #[derive(Clone)]
@@ -32,12 +87,14 @@ pub struct Metrics {
     pub vantage_points: IntGauge,
     /// Routes held for watched prefixes and their more-specifics.
     pub routes: IntGauge,
-    /// Time the engine spends on one batch of events.
-    pub engine_batch_seconds: Histogram,
+    /// Time from a feed receiving a batch of events to the engine having processed it.
+    pub processing_latency: Histogram,
     /// Invalid input by feed and reason (MRT records that do not parse, bad frames, …).
     pub invalid_input: IntCounterVec,
     /// Config reloads that failed validation (kept at zero until reloads are attempted).
     pub config_errors: IntCounter,
+    /// Per-feed connection state, written through [`crate::health::Health`].
+    pub feed: FeedMetrics,
 }
 
 impl Metrics {
@@ -113,13 +170,14 @@ impl Metrics {
                 "bgpsentry_routes",
                 "Routes held for watched prefixes and their more-specifics, over all vantage points.",
             )?,
-            engine_batch_seconds: Histogram::with_opts(
+            processing_latency: Histogram::with_opts(
                 HistogramOpts::new(
-                    "bgpsentry_engine_batch_seconds",
-                    "Time the engine spends processing one batch of route events.",
+                    "bgpsentry_processing_latency_seconds",
+                    "Time from a feed receiving a batch of route events to the engine having processed it, queueing included.",
                 )
+                // From a lone event on an idle engine to a backlog that delays alerts noticeably.
                 .buckets(vec![
-                    1e-6, 5e-6, 2.5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 2.5e-2, 0.1, 0.5,
+                    1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0,
                 ]),
             )?,
             invalid_input: IntCounterVec::new(
@@ -133,6 +191,7 @@ impl Metrics {
                 "bgpsentry_config_reload_errors_total",
                 "Config reloads rejected because the new config is invalid.",
             )?,
+            feed: FeedMetrics::new(&registry)?,
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -158,7 +217,7 @@ impl Metrics {
         r.register(Box::new(m.watched_prefixes.clone()))?;
         r.register(Box::new(m.vantage_points.clone()))?;
         r.register(Box::new(m.routes.clone()))?;
-        r.register(Box::new(m.engine_batch_seconds.clone()))?;
+        r.register(Box::new(m.processing_latency.clone()))?;
         r.register(Box::new(m.invalid_input.clone()))?;
         r.register(Box::new(m.config_errors.clone()))?;
         Ok(m)

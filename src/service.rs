@@ -84,7 +84,7 @@ pub struct RunOptions {
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
-    let health = Health::default();
+    let health = Health::with_metrics(metrics.feed.clone());
     let book = Arc::new(RwLock::new(AlertBook::new(RESOLVED_HISTORY)));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (events_tx, events_rx) = mpsc::channel::<Batch>(ENGINE_QUEUE_BATCHES);
@@ -295,7 +295,7 @@ fn engine_loop(
             .set(engine.vantage_point_count() as i64);
         metrics.routes.set(engine.route_count() as i64);
         metrics
-            .engine_batch_seconds
+            .processing_latency
             .observe(batch.received.elapsed().as_secs_f64());
     }
 }

@@ -7,6 +7,11 @@ export CARGO_TERM_COLOR=never
 
 # --- system packages the tests use (installed only when missing) ---
 need_apt=()
+# Prometheus kit: promtool (rules, config, metrics checks) and a real Prometheus for the
+# end-to-end test; amtool and a real Alertmanager; systemd-analyze for the unit file.
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need_apt+=(prometheus)
+{ [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ]; } || need_apt+=(prometheus-alertmanager)
+[ -x /usr/bin/systemd-analyze ] || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
