@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -87,13 +87,11 @@ pub fn scrub(message: &str, secret: &str) -> String {
     }
 }
 
-/// Per-connection metrics, registered with a constant `feed` label.
+/// Per-connection metrics, registered with a constant `feed` label. Connectivity, staleness,
+/// the last message time and reconnects are exported from the feed's health entry (see
+/// `health.rs`), so they are not registered here.
 #[derive(Clone)]
 pub struct FeedMetrics {
-    connected: IntGauge,
-    stale: IntGauge,
-    last_message: Gauge,
-    reconnects: IntCounter,
     messages: IntCounterVec,
     errors: IntCounterVec,
     acks: IntCounter,
@@ -104,22 +102,6 @@ impl FeedMetrics {
         let opts = |n: &str, h: &str| Opts::new(n, h).const_label("feed", name);
         let build = || -> Result<FeedMetrics, prometheus::Error> {
             Ok(FeedMetrics {
-                connected: IntGauge::with_opts(opts(
-                    "bgpsentry_feed_connected",
-                    "1 while the feed's connection is up.",
-                ))?,
-                stale: IntGauge::with_opts(opts(
-                    "bgpsentry_feed_stale",
-                    "1 while the feed is marked stale (silent for too long).",
-                ))?,
-                last_message: Gauge::with_opts(opts(
-                    "bgpsentry_feed_last_message_timestamp_seconds",
-                    "UNIX time of the last message received from the feed.",
-                ))?,
-                reconnects: IntCounter::with_opts(opts(
-                    "bgpsentry_feed_reconnects_total",
-                    "Reconnections of the feed since start.",
-                ))?,
                 messages: IntCounterVec::new(
                     opts(
                         "bgpsentry_feed_messages_total",
@@ -145,11 +127,7 @@ impl FeedMetrics {
             Err(e) => unreachable_metrics(e),
         };
         let r = &ctx.metrics.registry;
-        let reg: [Box<dyn prometheus::core::Collector>; 7] = [
-            Box::new(m.connected.clone()),
-            Box::new(m.stale.clone()),
-            Box::new(m.last_message.clone()),
-            Box::new(m.reconnects.clone()),
+        let reg: [Box<dyn prometheus::core::Collector>; 3] = [
             Box::new(m.messages.clone()),
             Box::new(m.errors.clone()),
             Box::new(m.acks.clone()),
@@ -196,7 +174,6 @@ impl FeedHandle {
 
     /// Marks the connection up or down.
     pub fn set_connected(&self, up: bool) {
-        self.m.connected.set(up as i64);
         self.ctx.health.update(&self.name, |h| {
             h.connected = up;
             if up {
@@ -207,7 +184,6 @@ impl FeedHandle {
 
     /// Marks the connection stale or not.
     pub fn set_stale(&self, stale: bool) {
-        self.m.stale.set(stale as i64);
         self.ctx.health.update(&self.name, |h| h.stale = stale);
     }
 
@@ -215,8 +191,6 @@ impl FeedHandle {
     pub fn message(&self, kind: &str) {
         let now = Timestamp::now();
         self.m.messages.with_label_values(&[kind]).inc();
-        self.m.last_message.set(now.as_secs_f64());
-        self.m.stale.set(0);
         self.ctx.health.update(&self.name, |h| {
             h.last_message = Some(now);
             h.stale = false;
@@ -250,7 +224,6 @@ impl FeedHandle {
 
     /// A reconnection is starting.
     pub fn reconnecting(&self) {
-        self.m.reconnects.inc();
         self.ctx.health.update(&self.name, |h| h.reconnects += 1);
     }
 
