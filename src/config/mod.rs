@@ -501,7 +501,12 @@ impl Config {
 
     /// Validates config text; `source` names it in error messages.
     pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
-        let options = serde_saphyr::options! { with_snippet: false };
+        // The file is at most MAX_CONFIG_BYTES, which bounds the work; the default node and
+        // event budgets would refuse a watch list of 100,000 prefixes. Alias limits stay.
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = 4_000_000;
+        budget.max_events = 8_000_000;
+        let options = serde_saphyr::options! { with_snippet: false, budget: Some(budget) };
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig {
                 defaults: PrefixDefaults::default(),
