@@ -14,3 +14,4 @@ pub mod http;
 pub mod metrics;
 pub mod replay;
 pub mod service;
+pub mod store;

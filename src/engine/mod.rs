@@ -99,6 +99,8 @@ pub struct Engine {
     dirty: HashSet<IpNet>,
     /// VPs already handed out by [`Engine::take_changes`].
     exported_vps: u32,
+    /// Baselines or visibility flags changed since [`Engine::take_changes`].
+    meta_dirty: bool,
     /// Event time of the newest event processed.
     now: Timestamp,
 }
@@ -136,6 +138,7 @@ impl Engine {
             touched: HashSet::new(),
             dirty: HashSet::new(),
             exported_vps: 0,
+            meta_dirty: false,
             now: Timestamp::default(),
         }
     }
@@ -340,6 +343,9 @@ impl Engine {
     fn learn(&mut self, w: usize, _prefix: IpNet, attrs: &RouteAttrs, ts: Timestamp) -> bool {
         let loading_rib = self.loading_rib;
         let watched = &mut self.watched[w];
+        if watched.learn_until.is_none() {
+            self.meta_dirty = true;
+        }
         let until = *watched
             .learn_until
             .get_or_insert_with(|| ts.plus_secs(watched.cfg.learning_window_seconds));
@@ -361,6 +367,7 @@ impl Engine {
         {
             grew |= upstreams.learn(u);
         }
+        self.meta_dirty |= grew;
         grew && !loading_rib
     }
 
@@ -539,6 +546,7 @@ impl Engine {
         }
         let state = self.visibility.entry((w, prefix)).or_default();
         if visible >= threshold {
+            self.meta_dirty |= !state.reached;
             state.reached = true;
             if let Some(alert) = state.firing.take() {
                 self.resolve(alert, ts);

@@ -81,8 +81,14 @@ impl Engine {
         }
     }
 
-    /// What changed since the last call (routes of touched prefixes, new VPs), plus the
-    /// baselines, visibility flags and firing alerts (small). The first call exports all.
+    /// True when [`Engine::take_changes`] has something to hand out.
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty() || self.meta_dirty || self.exported_vps < self.vps.len() as u32
+    }
+
+    /// What changed since the last call: routes of touched prefixes, new VPs, and (when any
+    /// changed) all baselines and visibility flags. Firing alerts are not included: the store
+    /// has them from the transitions.
     pub fn take_changes(&mut self) -> EngineState {
         let mut dirty: Vec<IpNet> = self.dirty.drain().collect();
         dirty.sort_unstable();
@@ -101,14 +107,15 @@ impl Engine {
             .filter_map(|i| self.vps.get_vp(i).map(|v| (**v).clone()))
             .collect();
         self.exported_vps = self.vps.len() as u32;
+        let meta = std::mem::take(&mut self.meta_dirty);
         EngineState {
             taken_at: self.now,
             vps,
             first_vp,
             routes,
-            baselines: self.baselines(),
-            visibility_reached: self.reached(),
-            firing: self.firing_alerts(),
+            baselines: if meta { self.baselines() } else { Vec::new() },
+            visibility_reached: if meta { self.reached() } else { Vec::new() },
+            firing: Vec::new(),
         }
     }
 
@@ -277,6 +284,7 @@ impl Engine {
         // Only fired and resolved matter after a restore; updates were already known.
         e.transitions.retain(|t| t.event != TransitionKind::Updated);
         e.dirty.clear();
+        e.meta_dirty = false;
         e.exported_vps = e.vps.len() as u32;
         e
     }
@@ -293,6 +301,7 @@ impl Engine {
         self.transitions = all;
         // Everything may differ from what the store has: export it all next time.
         self.dirty = self.routes.keys().copied().collect();
+        self.meta_dirty = true;
     }
 }
 

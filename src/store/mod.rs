@@ -1,0 +1,494 @@
+//! The embedded store (SQLite, WAL): alerts and their history, the queue of alert events for
+//! the notifier, learned baselines, and the route state of watched prefixes.
+//!
+//! One writer: the store thread applies each [`Commit`] (alert transitions together with the
+//! routes of the prefixes they concern) in one transaction, and only then are the transitions
+//! passed on. Whatever anyone saw of an alert was on disk first, with the routes behind it.
+
+mod codec;
+
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::alerts::{Alert, AlertState, AlertTransition, TransitionKind};
+use crate::engine::{EngineState, LearnedBaseline, PrefixRoutes};
+use crate::event::Timestamp;
+
+/// The schema, one migration per version; `PRAGMA user_version` says how many are applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE alerts (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        watched_prefix TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        fired_at INTEGER NOT NULL,
+        resolved_at INTEGER,
+        json TEXT NOT NULL);
+     CREATE INDEX alerts_state ON alerts (state, resolved_at);
+     CREATE TABLE alert_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        json TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        notified INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX alert_events_pending ON alert_events (notified, seq);
+     CREATE TABLE vps (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+     CREATE TABLE routes (prefix TEXT PRIMARY KEY, data BLOB NOT NULL);
+     CREATE TABLE baselines (
+        prefix TEXT PRIMARY KEY,
+        origins TEXT NOT NULL,
+        upstreams TEXT NOT NULL,
+        learn_until INTEGER);
+     CREATE TABLE visibility (watched TEXT NOT NULL, prefix TEXT NOT NULL,
+        PRIMARY KEY (watched, prefix));",
+];
+
+/// A store error, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("the store {path} failed: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer bgpsentry.
+    #[error(
+        "the store {path} has schema version {found}, newer than this bgpsentry knows ({known}); run a newer bgpsentry or point store.path elsewhere"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+}
+
+/// One unit of work for the store: alert transitions and the engine changes that go with them.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Alert transitions, in order.
+    pub transitions: Vec<AlertTransition>,
+    /// Routes, VPs, baselines and visibility flags that changed.
+    pub changes: EngineState,
+}
+
+/// What the store held at start-up.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Route state, baselines, visibility flags and firing alerts, for [`crate::engine::Engine::restore`].
+    pub state: EngineState,
+    /// The most recent resolved alerts, newest last.
+    pub resolved: Vec<Alert>,
+    /// Wall-clock time of the last commit, if any.
+    pub saved_at: Option<Timestamp>,
+}
+
+/// An alert event waiting for the notifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// Position in the queue; stable, so it names the notification.
+    pub seq: i64,
+    /// The transition.
+    pub transition: AlertTransition,
+}
+
+/// The SQLite store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(err)?;
+        // WAL: readers never block the writer; FULL: a commit survives power loss too.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known,
+            });
+        }
+        let tx = conn.transaction().map_err(err)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads everything needed to continue after a restart. Rows that cannot be decoded are
+    /// skipped with a warning rather than stopping the service.
+    pub fn load(&self, resolved_limit: usize) -> Result<Loaded, StoreError> {
+        let mut loaded = Loaded::default();
+        let state = &mut loaded.state;
+        let meta = |key: &str| -> Result<Option<String>, StoreError> {
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+                .map_err(|e| self.err(e))
+        };
+        state.taken_at = meta("taken_at")?
+            .and_then(|v| v.parse().ok())
+            .map(Timestamp)
+            .unwrap_or_default();
+        loaded.saved_at = meta("saved_at")?
+            .and_then(|v| v.parse().ok())
+            .map(Timestamp);
+
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, data FROM vps ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (id, data) = row.map_err(|e| self.err(e))?;
+            match codec::decode_vp(&data) {
+                // VP ids are dense from 0: a gap would shift every later index.
+                Ok(vp) if id as usize == state.vps.len() => state.vps.push(vp),
+                Ok(_) => tracing::warn!(
+                    id,
+                    "store: vantage point ids are not dense; later ones skipped"
+                ),
+                Err(e) => tracing::warn!(id, "store: unreadable vantage point skipped: {e}"),
+            }
+        }
+
+        let mut stmt = self
+            .conn
+            .prepare("SELECT prefix, data FROM routes")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (prefix, data) = row.map_err(|e| self.err(e))?;
+            let (Ok(prefix), Ok(routes)) = (prefix.parse::<IpNet>(), codec::decode_routes(&data))
+            else {
+                tracing::warn!(%prefix, "store: unreadable routes skipped");
+                continue;
+            };
+            state.routes.push(PrefixRoutes { prefix, routes });
+        }
+        state.routes.sort_by_key(|r| r.prefix);
+
+        let mut stmt = self
+            .conn
+            .prepare("SELECT prefix, origins, upstreams, learn_until FROM baselines")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (prefix, origins, upstreams, until) = row.map_err(|e| self.err(e))?;
+            let Ok(prefix) = prefix.parse() else { continue };
+            state.baselines.push(LearnedBaseline {
+                prefix,
+                origins: asn_list(&origins),
+                upstreams: asn_list(&upstreams),
+                learn_until: until.map(Timestamp),
+            });
+        }
+
+        let mut stmt = self
+            .conn
+            .prepare("SELECT watched, prefix FROM visibility")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (w, p) = row.map_err(|e| self.err(e))?;
+            if let (Ok(w), Ok(p)) = (w.parse(), p.parse()) {
+                state.visibility_reached.push((w, p));
+            }
+        }
+
+        state.firing = self.alerts_where("state = 'firing' ORDER BY fired_at", [])?;
+        let mut resolved = self.alerts_where(
+            "state = 'resolved' ORDER BY resolved_at DESC LIMIT ?1",
+            [resolved_limit as i64],
+        )?;
+        resolved.reverse();
+        loaded.resolved = resolved;
+        Ok(loaded)
+    }
+
+    fn alerts_where<P: rusqlite::Params>(
+        &self,
+        clause: &str,
+        params: P,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT id, json FROM alerts WHERE {clause}"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_str::<Alert>(&json) {
+                Ok(a) => out.push(a),
+                Err(e) => tracing::warn!(%id, "store: unreadable alert skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one commit in one transaction.
+    pub fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let now = Timestamp::now();
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO alerts (id, state, rule, watched_prefix, prefix, fired_at, resolved_at, json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (id) DO UPDATE SET state = ?2, resolved_at = ?7, json = ?8",
+                )
+                .map_err(err)?;
+            let mut event = tx
+                .prepare_cached(
+                    "INSERT INTO alert_events (alert_id, event, json, recorded_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err)?;
+            for t in &c.transitions {
+                let a = &t.alert;
+                let json = serde_json::to_string(a).unwrap_or_default();
+                let state = match a.state {
+                    AlertState::Firing => "firing",
+                    AlertState::Resolved => "resolved",
+                };
+                upsert
+                    .execute(params![
+                        a.id,
+                        state,
+                        a.rule.as_str(),
+                        a.watched_prefix.to_string(),
+                        a.prefix.to_string(),
+                        a.fired_at.0,
+                        a.resolved_at.map(|t| t.0),
+                        json
+                    ])
+                    .map_err(err)?;
+                let kind = match t.event {
+                    TransitionKind::Fired => "fired",
+                    TransitionKind::Resolved => "resolved",
+                    TransitionKind::Updated => continue,
+                };
+                event
+                    .execute(params![a.id, kind, json, now.0])
+                    .map_err(err)?;
+            }
+            let ch = &c.changes;
+            let mut vp = tx
+                .prepare_cached("INSERT OR REPLACE INTO vps (id, data) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for (i, v) in ch.vps.iter().enumerate() {
+                vp.execute(params![ch.first_vp as i64 + i as i64, codec::encode_vp(v)])
+                    .map_err(err)?;
+            }
+            let mut put = tx
+                .prepare_cached("INSERT OR REPLACE INTO routes (prefix, data) VALUES (?1, ?2)")
+                .map_err(err)?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM routes WHERE prefix = ?1")
+                .map_err(err)?;
+            for pr in &ch.routes {
+                if pr.routes.is_empty() {
+                    del.execute([pr.prefix.to_string()]).map_err(err)?;
+                } else {
+                    put.execute(params![
+                        pr.prefix.to_string(),
+                        codec::encode_routes(&pr.routes)
+                    ])
+                    .map_err(err)?;
+                }
+            }
+            if !ch.baselines.is_empty() || !ch.visibility_reached.is_empty() {
+                tx.execute("DELETE FROM baselines", []).map_err(err)?;
+                let mut b = tx
+                    .prepare_cached(
+                        "INSERT INTO baselines (prefix, origins, upstreams, learn_until) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(err)?;
+                for bl in &ch.baselines {
+                    b.execute(params![
+                        bl.prefix.to_string(),
+                        join(&bl.origins),
+                        join(&bl.upstreams),
+                        bl.learn_until.map(|t| t.0)
+                    ])
+                    .map_err(err)?;
+                }
+                tx.execute("DELETE FROM visibility", []).map_err(err)?;
+                let mut v = tx
+                    .prepare_cached("INSERT INTO visibility (watched, prefix) VALUES (?1, ?2)")
+                    .map_err(err)?;
+                for (w, p) in &ch.visibility_reached {
+                    v.execute(params![w.to_string(), p.to_string()])
+                        .map_err(err)?;
+                }
+            }
+            let mut meta = tx
+                .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+                .map_err(err)?;
+            meta.execute(params!["taken_at", ch.taken_at.0.to_string()])
+                .map_err(err)?;
+            meta.execute(params!["saved_at", now.0.to_string()])
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Replaces the whole route state (after a restore or a reload, when every row may be stale).
+    pub fn replace_state(&mut self, state: &EngineState) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("DELETE FROM routes; DELETE FROM vps;")
+            .map_err(|e| self.err(e))?;
+        let mut all = state.clone();
+        all.firing.clear();
+        self.commit(&Commit {
+            transitions: Vec::new(),
+            changes: all,
+        })
+    }
+
+    /// Alert events not yet handed to the notifier, oldest first.
+    pub fn pending_events(&self) -> Result<Vec<PendingEvent>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, event, json FROM alert_events WHERE notified = 0 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, event, json) = row.map_err(|e| self.err(e))?;
+            let Ok(alert) = serde_json::from_str::<Alert>(&json) else {
+                continue;
+            };
+            let event = if event == "fired" {
+                TransitionKind::Fired
+            } else {
+                TransitionKind::Resolved
+            };
+            out.push(PendingEvent {
+                seq,
+                transition: AlertTransition { event, alert },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Marks alert events as handed to the notifier.
+    pub fn mark_notified(&mut self, up_to_seq: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE alert_events SET notified = 1 WHERE notified = 0 AND seq <= ?1",
+                [up_to_seq],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Deletes resolved alerts and notified events older than `keep_days`.
+    pub fn prune(&mut self, keep_days: u64) -> Result<usize, StoreError> {
+        let cutoff = Timestamp::now().0 - (keep_days as i64) * 86_400 * 1_000_000;
+        let a = self
+            .conn
+            .execute(
+                "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?1",
+                [cutoff],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "DELETE FROM alert_events WHERE notified = 1 AND recorded_at < ?1",
+                [cutoff],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(a)
+    }
+}
+
+fn join(asns: &[u32]) -> String {
+    asns.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn asn_list(s: &str) -> Vec<u32> {
+    s.split(',').filter_map(|a| a.parse().ok()).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::event::{AsPath, FeedEvent, RouteAttrs, RouteChange, RouteEvent, VantagePoint};
+
+fn engine_with_hijack() -> (
+    Vec<crate::config::WatchedPrefix>,
+    Engine,
+    Vec<AlertTransition>,
+) {
+    let cfg = Config::parse(
+        "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    visibility_min_vantage_points: 2\n  - prefix: 10.9.0.0/16\n",
+        Path::new("t.yml"),
+    )
+    .unwrap();
+    let mut e = Engine::new(&cfg.prefixes);
+    let mut transitions = Vec::new();
+    for (t, vp, prefix, path) in [
+        (1, 1u8, "10.0.0.0/16", vec![1, 200, 100]),
+        (2, 2, "10.0.0.0/16", vec![2, 666]),
+        (3, 3, "10.0.0.0/16", vec![3, 666]),
+        (3, 3, "10.9.0.0/16", vec![3, 42]),
+    ] {
+        e.process(&FeedEvent::Route(RouteEvent {
+            timestamp: Timestamp::from_parts(t, 0),
+            vp: Arc::new(VantagePoint {
+                feed: "f".into(),
+                collector: "c".into(),
+                peer_asn: 64500 + vp as u32,
+                peer_ip: [192, 0, 2, vp].into(),
+                exporter: None,
+            }),
+            prefix: prefix.parse().unwrap(),
+            change: RouteChange::Announce(Arc::new(RouteAttrs {
+                path: AsPath::from_asns(path),
+                communities: vec![crate::event::Community::Large(1, 2, 3)],
+                next_hop: Some([192, 0, 2, 1].into()),
+            })),
+        }));
+        transitions.extend(e.drain_transitions());
+    }
+    (cfg.prefixes, e, transitions)
+}
+
+#[test]
+fn a_commit_survives_reopening_and_restores_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (prefixes, mut e, transitions) = engine_with_hijack();
+    assert!(transitions.iter().any(|t| t.event == TransitionKind::Fired));
+    {
+        let mut s = Store::open(&path).unwrap();
+        s.commit(&Commit {
+            transitions: transitions.clone(),
+            changes: e.take_changes(),
+        })
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let loaded = s.load(100).unwrap();
+    assert_eq!(loaded.state.vps.len(), 3);
+    assert_eq!(loaded.state.routes.len(), 2);
+    assert_eq!(loaded.state.firing.len(), 1);
+    assert_eq!(loaded.state.taken_at, Timestamp::from_parts(3, 0));
+    assert_eq!(
+        loaded
+            .state
+            .baselines
+            .iter()
+            .find(|b| b.prefix.to_string() == "10.9.0.0/16")
+            .map(|b| b.origins.clone()),
+        Some(vec![42])
+    );
+    assert!(loaded.saved_at.is_some());
+    let expected = e.export_state();
+    assert_eq!(loaded.state.routes, expected.routes);
+    assert_eq!(loaded.state.vps, expected.vps);
+    assert_eq!(loaded.state.firing, expected.firing);
+    let mut r = Engine::restore(&prefixes, loaded.state);
+    assert_eq!(r.drain_transitions().count(), 0);
+    assert_eq!(r.route_count(), 4);
+
+    // Pending alert events for the notifier, then marked as handed over.
+    let mut s = s;
+    let pending = s.pending_events().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].transition.event, TransitionKind::Fired);
+    s.mark_notified(pending[0].seq).unwrap();
+    assert!(s.pending_events().unwrap().is_empty());
+}
+
+#[test]
+fn withdrawn_prefixes_are_deleted_and_resolved_alerts_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+    let (_, mut e, transitions) = engine_with_hijack();
+    s.commit(&Commit {
+        transitions,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    let mut ts = Vec::new();
+    for vp in 1..=3u8 {
+        e.process(&FeedEvent::PeerDown {
+            timestamp: Timestamp::from_parts(9, 0),
+            vp: Arc::new(VantagePoint {
+                feed: "f".into(),
+                collector: "c".into(),
+                peer_asn: 64500 + vp as u32,
+                peer_ip: [192, 0, 2, vp].into(),
+                exporter: None,
+            }),
+        });
+        ts.extend(e.drain_transitions());
+    }
+    s.commit(&Commit {
+        transitions: ts,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    let loaded = s.load(100).unwrap();
+    assert!(loaded.state.routes.is_empty());
+    // Every VP gone: the hijack is over and the prefix has lost its visibility.
+    let firing: Vec<&str> = loaded
+        .state
+        .firing
+        .iter()
+        .map(|a| a.rule.as_str())
+        .collect();
+    assert_eq!(firing, vec!["visibility_loss"]);
+    let rules: Vec<&str> = loaded.resolved.iter().map(|a| a.rule.as_str()).collect();
+    assert!(rules.contains(&"origin_hijack"), "{rules:?}");
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = Store::open(&path).err().unwrap().to_string();
+    assert!(
+        err.contains("schema version 99") && err.contains("newer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_rows_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (_, mut e, transitions) = engine_with_hijack();
+    let mut s = Store::open(&path).unwrap();
+    s.commit(&Commit {
+        transitions,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    s.conn
+        .execute(
+            "UPDATE routes SET data = x'ffffffff' WHERE prefix = '10.9.0.0/16'",
+            [],
+        )
+        .unwrap();
+    s.conn
+        .execute(
+            "INSERT INTO alerts VALUES ('x', 'firing', 'r', 'p', 'p', 0, NULL, '{')",
+            [],
+        )
+        .unwrap();
+    let loaded = s.load(10).unwrap();
+    assert_eq!(loaded.state.routes.len(), 1);
+    assert_eq!(loaded.state.firing.len(), 1);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    std::fs::write(
+        &path,
+        b"this is not sqlite, just some bytes that are long enough",
+    )
+    .unwrap();
+    let err = Store::open(&path).err().unwrap().to_string();
+    assert!(err.contains("s.db"), "{err}");
+}
