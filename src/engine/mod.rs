@@ -6,6 +6,7 @@
 
 mod baseline;
 mod detect;
+mod state;
 mod vps;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, Va
 
 use baseline::Baseline;
 pub use detect::Finding;
+pub use state::{AsnCount, MoreSpecificState, PrefixState, PrefixStore};
 use vps::{VpId, VpTable};
 
 /// How many VPs an alert lists with their AS paths.
@@ -93,6 +95,10 @@ pub struct Engine {
     loading_rib: bool,
     /// Watched prefixes whose own routes changed since [`Engine::take_touched`].
     touched: HashSet<IpNet>,
+    /// Per watched prefix (by index): event time of the last route change under it.
+    last_change: Vec<Option<Timestamp>>,
+    /// Watched prefixes (by index) whose state changed since [`Engine::take_changed_states`].
+    state_dirty: HashSet<usize>,
 }
 
 impl Engine {
@@ -126,6 +132,8 @@ impl Engine {
             stats: EngineStats::default(),
             loading_rib: false,
             touched: HashSet::new(),
+            last_change: vec![None; prefixes.len()],
+            state_dirty: HashSet::new(),
         }
     }
 
@@ -287,6 +295,10 @@ impl Engine {
             (Some(_), None) => self.route_count -= 1,
             (None, None) => return, // withdrawal of a route this VP did not have
             (Some(_), Some(_)) => {}
+        }
+        for &w in covering {
+            self.last_change[w] = Some(ts);
+            self.state_dirty.insert(w);
         }
         for &w in covering {
             if let Some(attrs) = &new

@@ -1,4 +1,8 @@
-//! The HTTP API: `/alerts`, `/alerts/{id}`, `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP API: `/alerts`, `/alerts/{id}`, `/api/prefixes`, `/api/prefixes/{prefix}`,
+//! `/metrics`, `/healthz`, `/readyz`, and the status page at `/`.
+
+mod prefixes;
+mod status;
 
 use std::sync::{Arc, RwLock};
 
@@ -12,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::alerts::{AlertBook, AlertFilter, AlertState, Rule, Severity};
+use crate::engine::PrefixStore;
 use crate::health::Health;
 use crate::metrics::Metrics;
 
@@ -24,11 +29,16 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Feed health.
     pub health: Health,
+    /// What the engine knows of each watched prefix, published after each batch.
+    pub prefixes: PrefixStore,
 }
 
 /// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(status::status_page))
+        .route("/api/prefixes", get(prefixes::list_prefixes))
+        .route("/api/prefixes/{*prefix}", get(prefixes::get_prefix))
         .route("/alerts", get(list_alerts))
         .route("/alerts/{id}", get(get_alert))
         .route("/metrics", get(metrics))

@@ -1,0 +1,205 @@
+//! Read-only views of what the engine knows per watched prefix, for the prefix API and the
+//! status page, and the store the engine thread publishes them to.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::Engine;
+use crate::event::Timestamp;
+
+/// An ASN and how many VPs show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AsnCount {
+    /// The ASN.
+    pub asn: u32,
+    /// Distinct VPs whose route shows it.
+    pub vantage_points: usize,
+}
+
+/// A more-specific of a watched prefix that some VPs route now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoreSpecificState {
+    /// The more-specific prefix.
+    pub prefix: IpNet,
+    /// VPs with a route to it.
+    pub vantage_points: usize,
+    /// Its origins, most VPs first.
+    pub origins: Vec<AsnCount>,
+}
+
+/// What the engine knows of one watched prefix right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrefixState {
+    /// The watched prefix.
+    pub prefix: IpNet,
+    /// Its description from the config.
+    pub description: String,
+    /// Allowed origins (configured, or learned so far).
+    pub expected_origins: Vec<u32>,
+    /// True when the origins are learned rather than configured.
+    pub origins_learned: bool,
+    /// Allowed upstreams (configured, or learned so far); `None` when upstreams are not checked.
+    pub expected_upstreams: Option<Vec<u32>>,
+    /// VPs with a route to the exact prefix now.
+    pub vantage_points: usize,
+    /// The visibility threshold (`visibility_min_vantage_points`; 0 = not checked).
+    pub visibility_threshold: u32,
+    /// Origins of the exact prefix, most VPs first.
+    pub origins: Vec<AsnCount>,
+    /// Neighbours of the origin on routes to the exact prefix, most VPs first.
+    pub upstreams: Vec<AsnCount>,
+    /// More-specifics routed now, in prefix order.
+    pub more_specifics: Vec<MoreSpecificState>,
+    /// Event time of the last route change under this prefix (exact or more-specific).
+    pub last_change: Option<Timestamp>,
+}
+
+fn counts(map: HashMap<u32, usize>) -> Vec<AsnCount> {
+    let mut v: Vec<AsnCount> = map
+        .into_iter()
+        .map(|(asn, vantage_points)| AsnCount {
+            asn,
+            vantage_points,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.vantage_points
+            .cmp(&a.vantage_points)
+            .then(a.asn.cmp(&b.asn))
+    });
+    v
+}
+
+impl Engine {
+    /// The state of one watched prefix (exact match); `None` when it is not watched.
+    pub fn prefix_state(&self, prefix: &IpNet) -> Option<PrefixState> {
+        let i = *self.watch.get(prefix)?;
+        self.states_of(&HashSet::from([i])).pop()
+    }
+
+    /// The state of every watched prefix, in config order.
+    pub fn prefix_states(&self) -> Vec<PrefixState> {
+        self.states_of(&(0..self.watched.len()).collect())
+    }
+
+    /// The states of the watched prefixes whose routes changed since the last call.
+    pub fn take_changed_states(&mut self) -> Vec<PrefixState> {
+        if self.state_dirty.is_empty() {
+            return Vec::new();
+        }
+        let dirty = std::mem::take(&mut self.state_dirty);
+        self.states_of(&dirty)
+    }
+
+    fn states_of(&self, which: &HashSet<usize>) -> Vec<PrefixState> {
+        // One pass over the routes held (only watched prefixes and their more-specifics are
+        // kept) finds the more-specifics of every requested watched prefix.
+        let mut more: HashMap<usize, Vec<MoreSpecificState>> = HashMap::new();
+        for (prefix, by_vp) in &self.routes {
+            for (net, &w) in self.watch.cover(prefix) {
+                if net == *prefix || !which.contains(&w) {
+                    continue;
+                }
+                let mut origins: HashMap<u32, usize> = HashMap::new();
+                for r in by_vp.values() {
+                    for o in r.attrs.path.origins() {
+                        *origins.entry(*o).or_default() += 1;
+                    }
+                }
+                more.entry(w).or_default().push(MoreSpecificState {
+                    prefix: *prefix,
+                    vantage_points: by_vp.len(),
+                    origins: counts(origins),
+                });
+            }
+        }
+        let mut ids: Vec<usize> = which.iter().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|w| {
+                let watched = self.watched.get(w)?;
+                let view = self.visibility_of(&watched.cfg.prefix);
+                let mut more_specifics = more.remove(&w).unwrap_or_default();
+                more_specifics.sort_by_key(|m| m.prefix);
+                Some(PrefixState {
+                    prefix: watched.cfg.prefix,
+                    description: watched.cfg.description.clone(),
+                    expected_origins: watched.origins.asns().to_vec(),
+                    origins_learned: watched.origins.is_learning(),
+                    expected_upstreams: watched.upstreams.as_ref().map(|u| u.asns().to_vec()),
+                    vantage_points: view.vantage_points,
+                    visibility_threshold: watched.cfg.visibility_min_vantage_points,
+                    origins: counts(view.origins),
+                    upstreams: counts(view.upstreams),
+                    more_specifics,
+                    last_change: self.last_change.get(w).copied().flatten(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Prefix states published by the engine thread for the HTTP handlers: a snapshot that is
+/// replaced per prefix after each batch, so readers never wait on the engine.
+#[derive(Debug, Clone, Default)]
+pub struct PrefixStore {
+    inner: Arc<RwLock<StoreInner>>,
+}
+
+#[derive(Debug, Default)]
+struct StoreInner {
+    order: Vec<IpNet>,
+    states: BTreeMap<IpNet, Arc<PrefixState>>,
+    vantage_points: usize,
+}
+
+impl PrefixStore {
+    /// Replaces every state (at start-up), keeping the given order.
+    pub fn set_all(&self, states: Vec<PrefixState>) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.order = states.iter().map(|s| s.prefix).collect();
+        inner.states = states
+            .into_iter()
+            .map(|s| (s.prefix, Arc::new(s)))
+            .collect();
+    }
+
+    /// Replaces the states of some prefixes and the count of VPs seen.
+    pub fn update(&self, states: Vec<PrefixState>, vantage_points: usize) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.vantage_points = vantage_points;
+        for s in states {
+            if !inner.states.contains_key(&s.prefix) {
+                inner.order.push(s.prefix);
+            }
+            inner.states.insert(s.prefix, Arc::new(s));
+        }
+    }
+
+    /// One prefix's state.
+    pub fn get(&self, prefix: &IpNet) -> Option<Arc<PrefixState>> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner.states.get(prefix).cloned()
+    }
+
+    /// Every state, in config order.
+    pub fn all(&self) -> Vec<Arc<PrefixState>> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner
+            .order
+            .iter()
+            .filter_map(|p| inner.states.get(p).cloned())
+            .collect()
+    }
+
+    /// Distinct VPs the engine has seen (for visibility bars).
+    pub fn vantage_points(&self) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .vantage_points
+    }
+}
