@@ -7,6 +7,9 @@ export CARGO_TERM_COLOR=never
 
 # --- system packages the tests use (installed only when missing) ---
 need_apt=()
+# headless Chromium renders the status page in tests/surfaces_http.rs (fonts for its screenshots)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
