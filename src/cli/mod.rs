@@ -1,6 +1,8 @@
 //! The command line: `run`, `check`, `replay`.
 
 mod check;
+mod generate;
+mod import_bgpalerter;
 mod replay;
 mod run;
 
@@ -29,6 +31,12 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Replay MRT update files through the rules and print every alert transition.
     Replay(replay::ReplayArgs),
+    /// Convert a BGPalerter prefixes.yml into a bgpsentry config, reporting what has no
+    /// equivalent.
+    ImportBgpalerter(import_bgpalerter::ImportArgs),
+    /// List the prefixes some ASNs originate in an MRT table dump, with their upstreams, as a
+    /// ready config.
+    Generate(generate::GenerateArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -67,5 +75,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Replay(args) => replay::replay(args),
+        Command::ImportBgpalerter(args) => import_bgpalerter::import(args),
+        Command::Generate(args) => generate::run(args),
     }
 }
