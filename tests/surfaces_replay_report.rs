@@ -110,10 +110,8 @@ fn report_matches_the_transitions_of_the_same_replay() {
     assert_eq!(hijack["fired_at"], "2016-08-11T16:00:06.000000Z");
     assert_eq!(hijack["resolved_at"], "2016-08-11T16:00:56.000000Z");
     assert_eq!(
-        rules["subprefix_hijack"]["max_duration_seconds"]
-            .as_f64()
-            .is_some(),
-        true
+        rules["subprefix_hijack"]["max_duration_seconds"].as_f64(),
+        Some(50.0)
     );
 
     // The text report: one table row per rule with the same counts, then one timeline line per

@@ -134,7 +134,7 @@ pub fn generate(asns: &[u32], rib: &Path) -> Result<Generated, String> {
     }
     let mut foreign: BTreeMap<IpNet, Vec<(IpNet, Origins)>> = BTreeMap::new();
     for (p, origins) in &others {
-        if let Some((net, _)) = listed.cover(p).find(|(n, _)| n != p) {
+        for (net, _) in listed.cover(p).filter(|(n, _)| n != p) {
             foreign.entry(net).or_default().push((*p, origins.clone()));
         }
     }
