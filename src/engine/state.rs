@@ -203,3 +203,142 @@ impl PrefixStore {
             .vantage_points
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::event::{
+        AsPath, FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
+    };
+
+    fn engine(yaml: &str) -> Engine {
+        let cfg = Config::parse(yaml, Path::new("t.yml")).unwrap();
+        Engine::new(&cfg.prefixes)
+    }
+
+    fn ev(t: i64, v: u8, prefix: &str, path: Option<&[u32]>) -> FeedEvent {
+        FeedEvent::Route(RouteEvent {
+            timestamp: Timestamp::from_parts(t, 0),
+            vp: Arc::new(VantagePoint {
+                feed: "test".into(),
+                collector: "rrc00".into(),
+                peer_asn: 64500 + u32::from(v),
+                peer_ip: IpAddr::from([192, 0, 2, v]),
+                exporter: None,
+            }),
+            prefix: prefix.parse().unwrap(),
+            change: match path {
+                Some(p) => RouteChange::Announce(Arc::new(RouteAttrs {
+                    path: AsPath::from_asns(p.iter().copied()),
+                    communities: Vec::new(),
+                    next_hop: None,
+                })),
+                None => RouteChange::Withdraw,
+            },
+        })
+    }
+
+    const CFG: &str = "prefixes:\n  - prefix: 10.0.0.0/16\n    description: d\n    origins: [65001]\n  - prefix: 10.0.1.0/24\n    origins: [65001]\n    upstreams: []\n  - prefix: 192.0.2.0/24\n";
+
+    #[test]
+    fn state_counts_origins_upstreams_and_more_specifics() {
+        let mut e = engine(CFG);
+        let fresh = e.prefix_states();
+        assert_eq!(fresh.len(), 3);
+        assert!(
+            fresh
+                .iter()
+                .all(|s| s.vantage_points == 0 && s.last_change.is_none())
+        );
+        assert!(fresh[2].origins_learned);
+        // `upstreams: []` turns the check off: no allowed set to show.
+        assert_eq!(fresh[1].expected_upstreams, None);
+        assert_eq!(fresh[0].expected_upstreams, Some(vec![]));
+        for event in [
+            ev(10, 1, "10.0.0.0/16", Some(&[64501, 3356, 65001])),
+            ev(11, 2, "10.0.0.0/16", Some(&[64502, 174, 65001])),
+            ev(12, 3, "10.0.0.0/16", Some(&[64503, 174, 65001])),
+            ev(13, 1, "10.0.1.0/24", Some(&[64501, 666])),
+            ev(14, 2, "10.0.1.0/24", Some(&[64502, 3356, 65001])),
+            ev(15, 3, "10.0.200.0/24", Some(&[64503, 174, 65001])),
+        ] {
+            e.process(&event);
+        }
+        let s = e.prefix_state(&"10.0.0.0/16".parse().unwrap()).unwrap();
+        assert_eq!(s.description, "d");
+        assert_eq!(s.vantage_points, 3);
+        let pairs = |v: &[AsnCount]| -> Vec<(u32, usize)> {
+            v.iter().map(|c| (c.asn, c.vantage_points)).collect()
+        };
+        assert_eq!(pairs(&s.origins), [(65001, 3)]);
+        // Most VPs first, then by ASN.
+        assert_eq!(pairs(&s.upstreams), [(174, 2), (3356, 1)]);
+        let more: Vec<(String, usize, Vec<(u32, usize)>)> = s
+            .more_specifics
+            .iter()
+            .map(|m| (m.prefix.to_string(), m.vantage_points, pairs(&m.origins)))
+            .collect();
+        assert_eq!(
+            more,
+            [
+                ("10.0.1.0/24".into(), 2, vec![(666, 1), (65001, 1)]),
+                ("10.0.200.0/24".into(), 1, vec![(65001, 1)]),
+            ]
+        );
+        assert_eq!(s.last_change, Some(Timestamp::from_parts(15, 0)));
+        // The nested watched /24 sees only its own routes, changed last at 14.
+        let inner = e.prefix_state(&"10.0.1.0/24".parse().unwrap()).unwrap();
+        assert_eq!(inner.vantage_points, 2);
+        assert!(inner.more_specifics.is_empty());
+        assert_eq!(inner.last_change, Some(Timestamp::from_parts(14, 0)));
+        assert!(e.prefix_state(&"10.0.2.0/24".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn changed_states_are_those_touched_since_the_last_call() {
+        let mut e = engine(CFG);
+        assert!(e.take_changed_states().is_empty());
+        e.process(&ev(10, 1, "10.0.1.0/24", Some(&[64501, 65001])));
+        let changed: Vec<String> = e
+            .take_changed_states()
+            .iter()
+            .map(|s| s.prefix.to_string())
+            .collect();
+        // A route to the /24 changes both the /24 and its covering /16.
+        assert_eq!(changed, ["10.0.0.0/16", "10.0.1.0/24"]);
+        assert!(e.take_changed_states().is_empty());
+        // A withdrawal of a route the VP never had changes nothing.
+        e.process(&ev(11, 2, "10.0.1.0/24", None));
+        assert!(e.take_changed_states().is_empty());
+        e.process(&ev(12, 1, "10.0.1.0/24", None));
+        let changed = e.take_changed_states();
+        assert_eq!(changed.len(), 2);
+        assert!(changed.iter().all(|s| s.vantage_points == 0
+            && s.more_specifics.is_empty()
+            && s.last_change == Some(Timestamp::from_parts(12, 0))));
+        // Unrelated space changes nothing.
+        e.process(&ev(13, 1, "203.0.113.0/24", Some(&[64501, 65001])));
+        assert!(e.take_changed_states().is_empty());
+    }
+
+    #[test]
+    fn store_keeps_config_order_and_replaces_per_prefix() {
+        let mut e = engine(CFG);
+        let store = PrefixStore::default();
+        store.set_all(e.prefix_states());
+        e.process(&ev(10, 1, "192.0.2.0/24", Some(&[64501, 65009])));
+        store.update(e.take_changed_states(), e.vantage_point_count());
+        let all = store.all();
+        let order: Vec<String> = all.iter().map(|s| s.prefix.to_string()).collect();
+        assert_eq!(order, ["10.0.0.0/16", "10.0.1.0/24", "192.0.2.0/24"]);
+        assert_eq!(all[2].vantage_points, 1);
+        assert_eq!(all[2].expected_origins, [65009]);
+        assert_eq!(store.vantage_points(), 1);
+        assert!(store.get(&"10.0.0.0/16".parse().unwrap()).is_some());
+        assert!(store.get(&"10.9.0.0/16".parse().unwrap()).is_none());
+    }
+}
