@@ -277,7 +277,8 @@ mod tests {
         assert_eq!(pairs(&s.origins), [(65001, 3)]);
         // Most VPs first, then by ASN.
         assert_eq!(pairs(&s.upstreams), [(174, 2), (3356, 1)]);
-        let more: Vec<(String, usize, Vec<(u32, usize)>)> = s
+        type More = (String, usize, Vec<(u32, usize)>);
+        let more: Vec<More> = s
             .more_specifics
             .iter()
             .map(|m| (m.prefix.to_string(), m.vantage_points, pairs(&m.origins)))
