@@ -99,6 +99,8 @@ pub struct Engine {
     last_change: Vec<Option<Timestamp>>,
     /// Watched prefixes (by index) whose state changed since [`Engine::take_changed_states`].
     state_dirty: HashSet<usize>,
+    /// Per watched prefix (by index): its more-specifics that some VP routes now.
+    more_specifics: Vec<std::collections::BTreeSet<IpNet>>,
 }
 
 impl Engine {
@@ -134,6 +136,7 @@ impl Engine {
             touched: HashSet::new(),
             last_change: vec![None; prefixes.len()],
             state_dirty: HashSet::new(),
+            more_specifics: vec![Default::default(); prefixes.len()],
         }
     }
 
@@ -299,6 +302,13 @@ impl Engine {
         for &w in covering {
             self.last_change[w] = Some(ts);
             self.state_dirty.insert(w);
+            if self.watched[w].cfg.prefix != prefix {
+                if visible == 0 {
+                    self.more_specifics[w].remove(&prefix);
+                } else {
+                    self.more_specifics[w].insert(prefix);
+                }
+            }
         }
         for &w in covering {
             if let Some(attrs) = &new

@@ -95,35 +95,33 @@ impl Engine {
     }
 
     fn states_of(&self, which: &HashSet<usize>) -> Vec<PrefixState> {
-        // One pass over the routes held (only watched prefixes and their more-specifics are
-        // kept) finds the more-specifics of every requested watched prefix.
-        let mut more: HashMap<usize, Vec<MoreSpecificState>> = HashMap::new();
-        for (prefix, by_vp) in &self.routes {
-            for (net, &w) in self.watch.cover(prefix) {
-                if net == *prefix || !which.contains(&w) {
-                    continue;
-                }
-                let mut origins: HashMap<u32, usize> = HashMap::new();
-                for r in by_vp.values() {
-                    for o in r.attrs.path.origins() {
-                        *origins.entry(*o).or_default() += 1;
-                    }
-                }
-                more.entry(w).or_default().push(MoreSpecificState {
-                    prefix: *prefix,
-                    vantage_points: by_vp.len(),
-                    origins: counts(origins),
-                });
-            }
-        }
         let mut ids: Vec<usize> = which.iter().copied().collect();
         ids.sort_unstable();
         ids.into_iter()
             .filter_map(|w| {
                 let watched = self.watched.get(w)?;
                 let view = self.visibility_of(&watched.cfg.prefix);
-                let mut more_specifics = more.remove(&w).unwrap_or_default();
-                more_specifics.sort_by_key(|m| m.prefix);
+                // The engine indexes the more-specifics routed under each watched prefix, so
+                // this costs what the prefix holds, not what the whole table holds.
+                let more_specifics = self
+                    .more_specifics
+                    .get(w)?
+                    .iter()
+                    .filter_map(|p| {
+                        let by_vp = self.routes.get(p)?;
+                        let mut origins: HashMap<u32, usize> = HashMap::new();
+                        for r in by_vp.values() {
+                            for o in r.attrs.path.origins() {
+                                *origins.entry(*o).or_default() += 1;
+                            }
+                        }
+                        Some(MoreSpecificState {
+                            prefix: *p,
+                            vantage_points: by_vp.len(),
+                            origins: counts(origins),
+                        })
+                    })
+                    .collect();
                 Some(PrefixState {
                     prefix: watched.cfg.prefix,
                     description: watched.cfg.description.clone(),

@@ -20,6 +20,9 @@ use crate::event::Timestamp;
 /// Seconds between automatic reloads of the page.
 pub const REFRESH_SECONDS: u32 = 15;
 
+/// Firing alerts listed on the page (newest first); the rest are counted and left to `/alerts`.
+pub const FIRING_SHOWN: usize = 200;
+
 /// Resolved alerts listed on the page.
 pub const RESOLVED_SHOWN: usize = 20;
 
@@ -97,6 +100,8 @@ struct Page<'a> {
     vantage_points_seen: usize,
     feeds: Vec<FeedRow>,
     firing: Vec<AlertRow<'a>>,
+    firing_total: usize,
+    firing_hidden: usize,
     resolved: Vec<AlertRow<'a>>,
     prefixes: Vec<PrefixRow>,
 }
@@ -226,12 +231,19 @@ pub(super) async fn status_page(State(state): State<AppState>) -> Response {
             }
         })
         .collect();
+    let firing_total = firing_alerts.len();
     let page = Page {
         refresh_seconds: REFRESH_SECONDS,
         generated_at: time(Timestamp::now()),
         vantage_points_seen: seen,
         feeds,
-        firing: firing_alerts.into_iter().map(alert_row).collect(),
+        firing: firing_alerts
+            .into_iter()
+            .take(FIRING_SHOWN)
+            .map(alert_row)
+            .collect(),
+        firing_total,
+        firing_hidden: firing_total.saturating_sub(FIRING_SHOWN),
         resolved,
         prefixes,
     };
