@@ -17,7 +17,7 @@ const UPDATES_2016: &str = "mrt/ris-updates.20160811.1600.gz";
 /// stays. The description carries markup that must come out as text.
 fn config() -> String {
     format!(
-        "prefixes:\n  - prefix: 202.134.148.0/24\n    description: \"Ops <script>alert('x')</script> & co\"\n    origins: [58678]\n    upstreams: []\n  - prefix: 202.134.148.0/22\n    description: Customer block\n    origins: [18196]\n    upstreams: [4755]\n  - prefix: 84.205.64.0/24\n    description: RIS beacon rrc00\n    origins: [12654]\n    upstreams: []\n  - prefix: 2001:db8::/32\n    description: never announced\n    origins: [64496]\nfeeds:\n  - kind: mrt\n    files: [\"{}\"]\n",
+        "prefixes:\n  - prefix: 202.134.148.0/24\n    description: \"Ops <script>alert('x')</script> & co\"\n    origins: [58678]\n    upstreams: []\n  - prefix: 202.134.148.0/22\n    description: Customer block\n    origins: [18196]\n    upstreams: [4755]\n  - prefix: 84.205.64.0/24\n    description: RIS beacon rrc00\n    origins: [12654]\n    upstreams: [50304]\n  - prefix: 2001:db8::/32\n    description: never announced\n    origins: [64496]\nfeeds:\n  - kind: mrt\n    files: [\"{}\"]\n",
         shared_data(UPDATES_2016).display()
     )
 }
@@ -119,6 +119,12 @@ fn prefix_api_and_status_page() {
     assert_eq!(asn_counts(&beacon["origins"]), vec![(12654, bvps)]);
     let up_total: u64 = asn_counts(&beacon["upstreams"]).iter().map(|c| c.1).sum();
     assert_eq!(up_total, bvps, "{beacon}");
+    assert_eq!(beacon["expected_upstreams"], serde_json::json!([50304]));
+    assert_eq!(
+        beacon["firing_alerts"][0]["rule"], "new_upstream",
+        "{beacon}"
+    );
+    assert_eq!(beacon["firing_alerts"][0]["upstream"], 29608, "{beacon}");
     assert_eq!(prefixes[3]["vantage_points"], 0);
     assert_eq!(prefixes[3]["last_change"], Value::Null);
     assert_eq!(prefixes[3]["origins_learned"], false);
@@ -191,16 +197,17 @@ fn prefix_api_and_status_page() {
         dom[start..end].to_string()
     };
     let firing = section("firing");
-    assert!(firing.contains("Firing alerts (2)"), "{firing}");
+    assert!(firing.contains("Firing alerts (3)"), "{firing}");
     assert!(firing.contains("<code>origin_hijack</code>"), "{firing}");
     assert!(firing.contains("<code>more_specific</code>"), "{firing}");
+    assert!(firing.contains("<code>new_upstream</code>"), "{firing}");
     // Newest first.
     let fired: Vec<&str> = firing
         .split(" · fired ")
         .skip(1)
         .map(|s| s.split(" · ").next().unwrap())
         .collect();
-    assert_eq!(fired.len(), 2, "{firing}");
+    assert_eq!(fired.len(), 3, "{firing}");
     assert!(fired.windows(2).all(|w| w[0] >= w[1]), "{fired:?}");
     assert!(
         firing.contains("202.134.148.0/24 announced by AS18196 (expected AS58678)"),
@@ -227,7 +234,16 @@ fn prefix_api_and_status_page() {
         assert!(watched.contains(p), "{p} missing in {watched}");
     }
     assert!(watched.contains("class=\"bar\""), "{watched}");
-    assert!(watched.contains(">unexpected</span>"), "{watched}");
+    // AS18196 is not an allowed origin of the /24; the beacon's AS29608 is a new upstream.
+    assert_eq!(
+        watched.matches(">unexpected</span>").count(),
+        1,
+        "{watched}"
+    );
+    assert!(
+        watched.contains("<code>AS29608</code> (14) <span class=\"pill warning\">new</span>"),
+        "{watched}"
+    );
     // No script ran or was injected: the only elements are the page's own.
     assert!(!dom.contains("<script"), "{dom}");
 

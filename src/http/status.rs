@@ -204,14 +204,20 @@ pub(super) async fn status_page(State(state): State<AppState>) -> Response {
                     .origins
                     .iter()
                     .map(|o| {
-                        let unexpected = !s.origins_learned && !s.expected_origins.contains(&o.asn);
+                        let unexpected = !s.expected_origins.contains(&o.asn);
                         cell(o.asn, o.vantage_points, unexpected)
                     })
                     .collect(),
                 upstreams: s
                     .upstreams
                     .iter()
-                    .map(|u| cell(u.asn, u.vantage_points, false))
+                    .map(|u| {
+                        let unexpected = s
+                            .expected_upstreams
+                            .as_ref()
+                            .is_some_and(|e| !e.contains(&u.asn));
+                        cell(u.asn, u.vantage_points, unexpected)
+                    })
                     .collect(),
                 more_specifics: s
                     .more_specifics
