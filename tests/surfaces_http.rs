@@ -251,7 +251,7 @@ fn prefix_api_and_status_page() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, size) in [
-        ("status.png", "1280,1100"),
+        ("status.png", "1280,1500"),
         ("status-phone.png", "390,1500"),
     ] {
         let shot = dir.join(name);
