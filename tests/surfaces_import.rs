@@ -100,6 +100,32 @@ fn check(path: &Path) -> String {
     text
 }
 
+/// Whether this build's `bgpsentry check` accepts a config: the converter writes the keys of the
+/// path-rule and monitored-ASN release live where it does, commented out where it does not.
+fn accepts(yaml: &str) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.yml");
+    std::fs::write(&path, yaml).unwrap();
+    Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// `("", "")` when `paths:` and `asns:` are accepted, `"# "` for each that is not.
+fn pending_prefixes() -> (&'static str, &'static str) {
+    let paths = accepts(
+        "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\n    paths:\n      - name: x\n        match: \"^64496 \"\n        not_match: \"64511\"\n        min_length: 2\n        max_length: 8\n",
+    );
+    let asns = accepts(
+        "asns:\n  - asn: 64496\n    groups: [x]\n    upstreams: [64497]\n    downstreams: []\n",
+    );
+    (if paths { "" } else { "# " }, if asns { "" } else { "# " })
+}
+
 /// The lines of one `- prefix:` entry of the output.
 fn entry<'a>(yaml: &'a str, prefix: &str) -> Vec<&'a str> {
     let mut lines = yaml
@@ -115,6 +141,7 @@ fn entry<'a>(yaml: &'a str, prefix: &str) -> Vec<&'a str> {
 
 #[test]
 fn realistic_prefixes_file_converts_and_checks() {
+    let (pp, ap) = pending_prefixes();
     let (dir, out) = import(PREFIXES_YML, &["-o", "bgpsentry.yml"]);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "{stderr}");
@@ -150,21 +177,22 @@ fn realistic_prefixes_file_converts_and_checks() {
             .any(|l| l.starts_with("    visibility_min_vantage_points: 0")),
         "{rome:?}"
     );
-    // The path rule: commented out until path rules exist, regex rewritten for spaces.
-    let rule: Vec<&str> = rome
+    // The path rule (commented out where this build has no path rules), its regex rewritten
+    // for space-separated paths.
+    let rule: Vec<String> = rome
         .iter()
-        .filter(|l| l.trim_start().starts_with('#'))
-        .copied()
+        .skip_while(|l| !l.contains("paths:"))
+        .map(|l| l.to_string())
         .collect();
     assert_eq!(
         rule,
         [
-            "    # paths:",
-            "    #   - name: \"detected scrubbing center\"",
-            "    #     match: \".*2194 1234$\"",
-            "    #     not_match: \".*5054.*\"",
-            "    #     min_length: 2",
-            "    #     max_length: 128",
+            format!("    {pp}paths:"),
+            format!("    {pp}  - name: \"detected scrubbing center\""),
+            format!("    {pp}    match: \".*2194 1234$\""),
+            format!("    {pp}    not_match: \".*5054.*\""),
+            format!("    {pp}    min_length: 2"),
+            format!("    {pp}    max_length: 128"),
         ]
     );
 
@@ -197,11 +225,19 @@ fn realistic_prefixes_file_converts_and_checks() {
         "{v6:?}"
     );
     assert!(v6.contains(&"    groups: [\"noc\", \"ops\"]"), "{v6:?}");
+    let has = |line: String| v6.contains(&line.as_str());
     assert!(
-        v6.contains(&"    #     match: \"^174 (\\\\d+ ){1,3}204092$\""),
+        has(format!(
+            "    {pp}    match: \"^174 (\\\\d+ ){{1,3}}204092$\""
+        )),
         "{v6:?}"
     );
-    assert!(v6.contains(&"    #     min_length: 3"), "{v6:?}");
+    assert!(has(format!("    {pp}    min_length: 3")), "{v6:?}");
+    // A rule bgpsentry cannot run stays commented out in any case.
+    assert!(
+        has("    #   - name: \"JS-only look-ahead\"".into()),
+        "{v6:?}"
+    );
     assert!(
         stderr.contains("uses look-around, which bgpsentry's regular expressions do not support"),
         "{stderr}"
@@ -218,25 +254,30 @@ fn realistic_prefixes_file_converts_and_checks() {
     );
 
     // Monitored ASNs: the asns: section, commented out, in ASN order; reported as pending.
-    let asns: Vec<&str> = yaml.lines().skip_while(|l| *l != "# asns:").collect();
+    let asns: Vec<&str> = yaml
+        .lines()
+        .skip_while(|l| *l != format!("{ap}asns:"))
+        .collect();
     assert_eq!(
         asns,
         [
-            "# asns:",
-            "#   - asn: 2914",
-            "#     groups: [\"noc\"]",
-            "#     upstreams: [174, 3356]",
-            "#     downstreams: []",
-            "#   - asn: 15562",
-            "#     groups: [\"default\"]",
+            format!("{ap}asns:"),
+            format!("{ap}  - asn: 2914"),
+            format!("{ap}    groups: [\"noc\"]"),
+            format!("{ap}    upstreams: [174, 3356]"),
+            format!("{ap}    downstreams: []"),
+            format!("{ap}  - asn: 15562"),
+            format!("{ap}    groups: [\"default\"]"),
         ]
     );
-    assert!(
+    assert_eq!(
         stderr.contains("2 monitored ASN(s) written as `asns:`, commented out"),
+        !ap.is_empty(),
         "{stderr}"
     );
-    assert!(
+    assert_eq!(
         stderr.contains("path rule(s) written as `paths:`, commented out"),
+        !pp.is_empty(),
         "{stderr}"
     );
 
@@ -257,6 +298,7 @@ fn realistic_prefixes_file_converts_and_checks() {
     let v: serde_json::Value = serde_saphyr::from_str(&uncommented).unwrap();
     assert_eq!(v["asns"][0]["asn"], 2914);
     assert_eq!(v["prefixes"][0]["paths"][0]["not_match"], ".*5054.*");
+    // All three rules, the JavaScript-only one included, once uncommented.
     assert_eq!(v["prefixes"][2]["paths"].as_array().unwrap().len(), 3);
 }
 

@@ -13,9 +13,37 @@ use serde_json::Value;
 
 use crate::config::{Config, MAX_CONFIG_BYTES};
 
-/// Whether this build accepts the path-rule (`paths:`) and monitored-ASN (`asns:`) keys. Until
-/// it does, they are written commented out, so that the output passes `bgpsentry check`.
-pub const PENDING_KEYS_SUPPORTED: bool = false;
+/// Which of the keys that came with the path-rule and monitored-ASN release this build's config
+/// parser accepts. Keys it does not accept are written commented out, so that the output always
+/// passes `bgpsentry check`, and needs only uncommenting after an upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supported {
+    /// `paths:` entries of a prefix (rule `path_match`).
+    pub paths: bool,
+    /// The `asns:` section (monitored ASNs).
+    pub asns: bool,
+}
+
+impl Supported {
+    /// Asks the config parser of this build.
+    pub fn probe() -> Self {
+        let accepts = |yaml: &str| Config::parse(yaml, Path::new("<probe>")).is_ok();
+        Supported {
+            paths: accepts(
+                "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\n    paths:\n      - name: probe\n        match: \"^64496 \"\n        not_match: \"64511\"\n        min_length: 2\n        max_length: 8\n",
+            ),
+            asns: accepts(
+                "asns:\n  - asn: 64496\n    groups: [probe]\n    upstreams: [64497]\n    downstreams: []\n",
+            ),
+        }
+    }
+
+    /// Neither: everything new is written commented out.
+    pub const NONE: Supported = Supported {
+        paths: false,
+        asns: false,
+    };
+}
 
 /// Arguments of `import-bgpalerter`.
 #[derive(Debug, clap::Args)]
@@ -214,7 +242,7 @@ const KNOWN_KEYS: [&str; 9] = [
 ];
 
 /// Converts the text of a BGPalerter prefixes file.
-pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
+pub fn convert(text: &str, source: &str, live: Supported) -> Result<Conversion, String> {
     let options = serde_saphyr::options! { with_snippet: false };
     let top: Ordered = serde_saphyr::from_str_with_options(text, options)
         .map_err(|e| format!("{source} is not a BGPalerter prefixes file: {e}"))?;
@@ -222,7 +250,7 @@ pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
     let mut body = String::new();
     let mut asns_block = String::new();
     let mut seen: BTreeSet<IpNet> = BTreeSet::new();
-    let pending = if PENDING_KEYS_SUPPORTED { "" } else { "# " };
+    let asn_pending = if live.asns { "" } else { "# " };
     let mut pending_used = BTreeSet::new();
     // Upstreams of monitored ASNs pin the upstreams of the prefixes they originate.
     let mut monitored_upstreams: std::collections::HashMap<u32, Vec<u32>> =
@@ -267,15 +295,15 @@ pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
                 };
                 conv.asns += 1;
                 pending_used.insert("asns");
-                let _ = writeln!(asns_block, "{pending}  - asn: {asn}");
+                let _ = writeln!(asns_block, "{asn_pending}  - asn: {asn}");
                 let groups = string_list(settings.get("group"));
                 if !groups.is_empty() {
-                    let _ = writeln!(asns_block, "{pending}    groups: {}", flow_str(&groups));
+                    let _ = writeln!(asns_block, "{asn_pending}    groups: {}", flow_str(&groups));
                 }
                 for side in ["upstreams", "downstreams"] {
                     if let Some(v) = settings.get(side) {
                         let (list, bad) = asn_list(v);
-                        let _ = writeln!(asns_block, "{pending}    {side}: {}", flow(&list));
+                        let _ = writeln!(asns_block, "{asn_pending}    {side}: {}", flow(&list));
                         for b in bad {
                             conv.notes.push(format!(
                                 "options.monitorASns.{asn}.{side}: `{b}` is not an ASN, dropped"
@@ -431,9 +459,11 @@ pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
             ));
         } else if !rules.is_empty() {
             pending_used.insert("paths");
-            let _ = writeln!(body, "    {pending}paths:");
+            // Each rule as lines, and whether it can be used as it is.
+            let mut converted_rules: Vec<(Vec<String>, bool)> = Vec::new();
             for (i, r) in rules.iter().enumerate() {
                 let mut lines = Vec::new();
+                let mut usable = true;
                 let name = r
                     .get("matchDescription")
                     .and_then(Value::as_str)
@@ -449,8 +479,9 @@ pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
                             ));
                         }
                         if let Some(what) = js_only_regex(re) {
+                            usable = false;
                             conv.notes.push(format!(
-                                "{prefix}: path.{from} `{re}` uses {what}, which bgpsentry's regular expressions do not support; rewrite it"
+                                "{prefix}: path.{from} `{re}` uses {what}, which bgpsentry's regular expressions do not support; the rule is written commented out: rewrite it"
                             ));
                         }
                         lines.push(format!("{to}: {}", quote(&converted)));
@@ -461,15 +492,22 @@ pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
                         lines.push(format!("{to}: {n}"));
                     }
                 }
+                converted_rules.push((lines, usable));
+            }
+            let any_live = live.paths && converted_rules.iter().any(|r| r.1);
+            let header = if any_live { "" } else { "# " };
+            let _ = writeln!(body, "    {header}paths:");
+            for (lines, usable) in &converted_rules {
+                let lead_comment = if live.paths && *usable { "" } else { "# " };
                 for (n, line) in lines.iter().enumerate() {
                     let lead = if n == 0 { "- " } else { "  " };
-                    let _ = writeln!(body, "    {pending}  {lead}{line}");
+                    let _ = writeln!(body, "    {lead_comment}  {lead}{line}");
                 }
             }
             conv.notes.push(format!(
                 "{prefix}: {} path rule(s) written as `paths:`{}",
                 rules.len(),
-                if PENDING_KEYS_SUPPORTED {
+                if live.paths {
                     ""
                 } else {
                     ", commented out: they need the bgpsentry release with path rules (rule path_match)"
@@ -484,7 +522,9 @@ pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
         yaml,
         "# bgpsentry config converted from the BGPalerter prefixes file {source}.\n# Check it with `bgpsentry check --config FILE`. What did not carry over is listed in the\n# import report (on stderr). Every key is described in the README's configuration reference."
     );
-    if !pending_used.is_empty() && !PENDING_KEYS_SUPPORTED {
+    let commented = (pending_used.contains("paths") && !live.paths)
+        || (pending_used.contains("asns") && !live.asns);
+    if commented {
         let _ = writeln!(
             yaml,
             "#\n# Lines starting with `# ` under `paths:` and `asns:` need the bgpsentry release with path\n# rules and monitored ASNs; uncomment them once `bgpsentry check` accepts those keys."
@@ -505,12 +545,12 @@ pub fn convert(text: &str, source: &str) -> Result<Conversion, String> {
             yaml,
             "# Monitored ASNs (BGPalerter options.monitorASns): rules unexpected_prefix and new_neighbor."
         );
-        let _ = writeln!(yaml, "{pending}asns:");
+        let _ = writeln!(yaml, "{asn_pending}asns:");
         yaml.push_str(&asns_block);
         conv.notes.push(format!(
             "options.monitorASns: {} monitored ASN(s) written as `asns:`{}",
             conv.asns,
-            if PENDING_KEYS_SUPPORTED {
+            if live.asns {
                 ""
             } else {
                 ", commented out: they need the bgpsentry release with monitored ASNs"
@@ -548,15 +588,35 @@ pub fn import(args: ImportArgs) -> ExitCode {
         || args.input.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let conv = match convert(&text, &name) {
+    let live = Supported::probe();
+    let mut conv = match convert(&text, &name, live) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let check = |c: &Conversion| Config::parse(&c.yaml, Path::new("<converted config>"));
+    if live != Supported::NONE
+        && let Err(errors) = check(&conv)
+    {
+        // Path rules and monitored ASNs are checked more strictly than BGPalerter checked them
+        // (regular expressions, lengths): keep them, commented out, with the reason.
+        match convert(&text, &name, Supported::NONE) {
+            Ok(mut c) => {
+                c.notes.push(format!(
+                    "path rules and monitored ASNs are written commented out because they do not validate as they are; fix them and uncomment:\n{errors}"
+                ));
+                conv = c;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // What we write must load; anything else is a bug of the converter, not the user's.
-    if let Err(errors) = Config::parse(&conv.yaml, Path::new("<converted config>")) {
+    if let Err(errors) = check(&conv) {
         eprintln!(
             "error: the converted config does not validate (please report this with the input file):\n{errors}"
         );
@@ -612,6 +672,36 @@ mod tests {
         );
         assert_eq!(convert_path_regex("[0-9,]+"), "[0-9,]+");
         assert_eq!(convert_path_regex("a\\,b"), "a\\,b");
+    }
+
+    #[test]
+    fn keys_the_parser_accepts_are_written_live() {
+        let input = "192.0.2.0/24:\n  asn: 64496\n  path:\n    - match: \"^1,2$\"\n    - match: \"(?!6)\"\n      matchDescription: js\noptions:\n  monitorASns:\n    64496:\n      upstreams: [64497]\n";
+        let live = convert(
+            input,
+            "p.yml",
+            Supported {
+                paths: true,
+                asns: true,
+            },
+        )
+        .unwrap();
+        let v: Value = serde_saphyr::from_str(&live.yaml).unwrap();
+        // The usable rule is live, the JavaScript-only one a comment.
+        assert_eq!(v["prefixes"][0]["paths"][0]["match"], "^1 2$");
+        assert_eq!(v["prefixes"][0]["paths"].as_array().unwrap().len(), 1);
+        assert!(
+            live.yaml.contains("    #   - name: \"js\""),
+            "{}",
+            live.yaml
+        );
+        assert_eq!(v["asns"][0]["upstreams"][0], 64497);
+        assert!(!live.yaml.contains("uncomment them"), "{}", live.yaml);
+        // Without them, the same input passes today's parser.
+        let today = convert(input, "p.yml", Supported::NONE).unwrap();
+        let parsed: Value = serde_saphyr::from_str(&today.yaml).unwrap();
+        assert!(parsed.get("asns").is_none() && parsed["prefixes"][0].get("paths").is_none());
+        assert!(today.yaml.contains("uncomment them"));
     }
 
     #[test]
