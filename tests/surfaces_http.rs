@@ -333,3 +333,57 @@ fn run_chromium(bin: &Path, profile: &Path, args: &[&str]) -> String {
     assert!(status.success());
     std::fs::read_to_string(&out_file).unwrap()
 }
+
+/// Thousands of firing alerts (AS701's prefixes from the 2002 table dump, with the space others
+/// originate inside them): the page lists the newest ones, counts the rest, and stays a page.
+#[test]
+fn status_page_with_thousands_of_alerts() {
+    let rib = shared_data("mrt/ris-bview.20020722.2337.gz");
+    let out = Command::new(common::bin())
+        .args(["generate", "--asn", "701", "--rib"])
+        .arg(&rib)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let prefixes = generated.split("\nprefixes:\n").nth(1).unwrap();
+    let yaml = format!(
+        "defaults:\n  min_vantage_points: 1\nfeeds:\n  - kind: mrt\n    files: [\"{}\"]\nprefixes:\n{prefixes}",
+        rib.display()
+    );
+    let (_dir, cfg) = write_config(&yaml);
+    let svc = start_service(&cfg, &[]);
+    let addr = svc.addr.clone();
+    wait_for(120, "readiness", || {
+        (http_get(&addr, "/readyz")?.0 == 200).then_some(())
+    });
+    // The same config replayed offline says how many alerts end up firing; the service's book,
+    // filled by another task, gets there.
+    let offline = common::replay(&yaml, &[&rib], &[]);
+    assert!(offline.success, "{}", offline.stderr);
+    let count = |e: &str| offline.lines.iter().filter(|l| l.event == e).count();
+    let total = count("fired") - count("resolved");
+    wait_for(60, "every firing alert in the book", || {
+        let (_, v) = json(&addr, "/alerts");
+        (v["alerts"].as_array()?.len() == total).then_some(())
+    });
+    assert!(total > 1000, "{total}");
+    let (status, _, html) = http_get(&addr, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("<h2>Firing alerts ({total})</h2>")),
+        "count missing"
+    );
+    assert_eq!(html.matches("<div class=\"alert sev-").count(), 200);
+    assert!(
+        html.contains(&format!("and {} older firing alerts", total - 200)),
+        "hidden count missing"
+    );
+    let (_, list) = json(&addr, "/api/prefixes");
+    let listed = list["prefixes"].as_array().unwrap();
+    let firing: usize = listed
+        .iter()
+        .map(|p| p["firing_alerts"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(firing, total);
+}
