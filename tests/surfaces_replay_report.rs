@@ -48,7 +48,11 @@ fn report_matches_the_transitions_of_the_same_replay() {
     assert!(plain.success, "{}", plain.stderr);
     let mut expect: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut resolved_at: BTreeMap<String, String> = BTreeMap::new();
+    let mut per_prefix: BTreeMap<String, u64> = BTreeMap::new();
     for l in &plain.lines {
+        if l.event == "fired" {
+            *per_prefix.entry(l.watched_prefix.clone()).or_default() += 1;
+        }
         let e = expect.entry(l.rule.clone()).or_default();
         match l.event.as_str() {
             "fired" => e.0 += 1,
@@ -101,6 +105,23 @@ fn report_matches_the_transitions_of_the_same_replay() {
         );
         assert!(inc["peak_vantage_points"].as_u64().unwrap() >= 2, "{inc}");
     }
+    // The prefixes with the most alerts, most first, with the counts of the plain replay.
+    let top: Vec<(String, u64)> = report["top_prefixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["watched_prefix"].as_str().unwrap().to_string(),
+                p["fired"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut expect_top: Vec<(String, u64)> = per_prefix.clone().into_iter().collect();
+    expect_top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    assert!(expect_top.len() >= 3, "{expect_top:?}");
+    assert_eq!(top, expect_top);
+
     // The hijack of the /24 by AS58678 lasted from 16:00:06 to 16:00:56.
     let hijack = incidents
         .iter()
@@ -141,6 +162,18 @@ fn report_matches_the_transitions_of_the_same_replay() {
         total.split_whitespace().nth(1),
         Some(fired_total.to_string().as_str())
     );
+    for (prefix, fired) in &per_prefix {
+        let row = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Watched prefixes with the most alerts"))
+            .find(|l| l.split_whitespace().next() == Some(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no row for {prefix} in:\n{text}"));
+        assert_eq!(
+            row.split_whitespace().nth(1),
+            Some(fired.to_string().as_str()),
+            "{row}"
+        );
+    }
     let bars: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
     assert_eq!(bars.len() as u64, fired_total, "{text}");
     let hijack_bar = bars

@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `replay`.
+//! The command line: `run`, `check`, `replay`, `import-bgpalerter`, `generate`.
 
 mod check;
 mod generate;

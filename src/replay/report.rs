@@ -13,6 +13,22 @@ use crate::event::Timestamp;
 /// Width of the timeline bars, in characters.
 pub const TIMELINE_WIDTH: usize = 40;
 
+/// Watched prefixes listed in the "most alerts" table.
+pub const TOP_PREFIXES: usize = 10;
+
+/// Alerts of one watched prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrefixTotals {
+    /// The watched prefix.
+    pub watched_prefix: IpNet,
+    /// Alerts fired for it.
+    pub fired: usize,
+    /// Of those, still firing at the end.
+    pub still_firing: usize,
+    /// The rules that fired, in documentation order.
+    pub rules: Vec<Rule>,
+}
+
 /// One alert from firing to resolution (or to the end of the replay).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Incident {
@@ -68,6 +84,8 @@ pub struct Report {
     pub end: Option<Timestamp>,
     /// Totals per rule that fired at least once.
     pub rules: BTreeMap<Rule, RuleTotals>,
+    /// The watched prefixes with the most alerts (at most [`TOP_PREFIXES`]), most first.
+    pub top_prefixes: Vec<PrefixTotals>,
     /// Every incident, by firing time.
     pub incidents: Vec<Incident>,
 }
@@ -159,10 +177,35 @@ impl ReportBuilder {
                 r.max_duration_seconds = d.last().copied();
             }
         }
+        let mut per_prefix: BTreeMap<IpNet, PrefixTotals> = BTreeMap::new();
+        for inc in &incidents {
+            let p = per_prefix
+                .entry(inc.watched_prefix)
+                .or_insert_with(|| PrefixTotals {
+                    watched_prefix: inc.watched_prefix,
+                    fired: 0,
+                    still_firing: 0,
+                    rules: Vec::new(),
+                });
+            p.fired += 1;
+            p.still_firing += usize::from(inc.resolved_at.is_none());
+            if !p.rules.contains(&inc.rule) {
+                p.rules.push(inc.rule);
+                p.rules.sort();
+            }
+        }
+        let mut top_prefixes: Vec<PrefixTotals> = per_prefix.into_values().collect();
+        top_prefixes.sort_by(|a, b| {
+            b.fired
+                .cmp(&a.fired)
+                .then(a.watched_prefix.cmp(&b.watched_prefix))
+        });
+        top_prefixes.truncate(TOP_PREFIXES);
         Report {
             start,
             end,
             rules,
+            top_prefixes,
             incidents,
         }
     }
@@ -280,6 +323,31 @@ impl Report {
             }
             let cells: Vec<&str> = row.iter().map(String::as_str).collect();
             let _ = writeln!(out, "{}", line(&cells));
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Watched prefixes with the most alerts");
+        let width = self
+            .top_prefixes
+            .iter()
+            .map(|p| p.watched_prefix.to_string().len())
+            .max()
+            .unwrap_or(0)
+            .max("watched prefix".len());
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>5}  {:>12}  rules",
+            "watched prefix", "fired", "still firing"
+        );
+        for p in &self.top_prefixes {
+            let rules: Vec<&str> = p.rules.iter().map(|r| r.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>5}  {:>12}  {}",
+                p.watched_prefix.to_string(),
+                p.fired,
+                p.still_firing,
+                rules.join(", ")
+            );
         }
         let _ = writeln!(out);
         let _ = writeln!(
