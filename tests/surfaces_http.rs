@@ -178,6 +178,22 @@ fn prefix_api_and_status_page() {
     assert_eq!(status, 200);
     assert_eq!(ctype, "text/html; charset=utf-8");
     assert!(html.contains("<meta http-equiv=\"refresh\""), "{html}");
+    let resp = ureq::get(&format!("http://{addr}/")).call().unwrap();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        header("content-security-policy")
+            .starts_with("default-src 'none'; style-src 'unsafe-inline'"),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("cache-control"), "no-store");
     assert!(!html.contains("<script>"), "markup from the config leaked");
     assert!(
         html.contains("Ops &lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt; &amp; co"),
