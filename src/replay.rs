@@ -1,6 +1,8 @@
 //! Replay of MRT files through the engine: the offline, deterministic path that `bgpsentry
 //! replay` and the `mrt` feed use.
 
+pub mod report;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,10 @@ pub struct ReplaySummary {
     pub still_firing: usize,
     /// Wall-clock time taken.
     pub elapsed: Duration,
+    /// Event time of the first event read.
+    pub first_event: Option<Timestamp>,
+    /// Event time of the last event read.
+    pub last_event: Option<Timestamp>,
 }
 
 impl std::fmt::Display for ReplaySummary {
@@ -112,10 +118,13 @@ fn feed_file(
             sink.bad_record(&bad);
         }
         for ev in batch.drain(..) {
-            last = last.max(match &ev {
+            let ts = match &ev {
                 FeedEvent::Route(r) => r.timestamp,
                 FeedEvent::PeerDown { timestamp, .. } => *timestamp,
-            });
+            };
+            last = last.max(ts);
+            summary.first_event = Some(summary.first_event.map_or(ts, |f| f.min(ts)));
+            summary.last_event = Some(summary.last_event.map_or(ts, |l| l.max(ts)));
             if engine.process(&ev) {
                 drain(engine, sink);
             }

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::alerts::{AlertBook, AlertTransition, TransitionKind};
 use crate::config::{Config, FeedKind, TlsConfig};
-use crate::engine::Engine;
+use crate::engine::{Engine, PrefixStore};
 use crate::feeds::{self, Batch, FeedContext};
 use crate::health::Health;
 use crate::http::{AppState, Guard, Tokens, router};
@@ -92,10 +92,13 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
     let engine = Engine::new(&cfg.prefixes);
+    let prefix_store = PrefixStore::default();
+    prefix_store.set_all(engine.prefix_states());
     let engine_metrics = metrics.clone();
+    let engine_store = prefix_store.clone();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
-        .spawn(move || engine_loop(engine, events_rx, alerts_tx, engine_metrics))?;
+        .spawn(move || engine_loop(engine, events_rx, alerts_tx, engine_metrics, engine_store))?;
 
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(BookSink {
         book: book.clone(),
@@ -128,6 +131,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             book,
             metrics,
             health,
+            prefixes: prefix_store,
         },
         guard(&cfg)?,
     );
@@ -253,6 +257,7 @@ fn engine_loop(
     mut rx: mpsc::Receiver<Batch>,
     tx: mpsc::UnboundedSender<AlertTransition>,
     metrics: Metrics,
+    store: PrefixStore,
 ) {
     let mut gauges = PrefixGauges::default();
     for p in engine.watched_prefixes() {
@@ -294,6 +299,7 @@ fn engine_loop(
             .vantage_points
             .set(engine.vantage_point_count() as i64);
         metrics.routes.set(engine.route_count() as i64);
+        store.update(engine.take_changed_states(), engine.vantage_point_count());
         metrics
             .processing_latency
             .observe(batch.received.elapsed().as_secs_f64());

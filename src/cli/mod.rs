@@ -1,6 +1,8 @@
-//! The command line: `run`, `check`, `replay`, `stream`.
+//! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`.
 
 mod check;
+mod generate;
+mod import_bgpalerter;
 mod replay;
 mod run;
 mod stream;
@@ -33,6 +35,12 @@ pub enum Command {
     /// Print a live feed's messages for some prefixes (bgproutes or RIS Live), in the
     /// reference client's pipe format or as JSON lines.
     Stream(stream::StreamArgs),
+    /// Convert a BGPalerter prefixes.yml into a bgpsentry config, reporting what has no
+    /// equivalent.
+    ImportBgpalerter(import_bgpalerter::ImportArgs),
+    /// List the prefixes some ASNs originate in an MRT table dump, with their upstreams, as a
+    /// ready config.
+    Generate(generate::GenerateArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -72,5 +80,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::check(args),
         Command::Replay(args) => replay::replay(args),
         Command::Stream(args) => stream::stream(args),
+        Command::ImportBgpalerter(args) => import_bgpalerter::import(args),
+        Command::Generate(args) => generate::run(args),
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::ConfigArg;
 use crate::alerts::{Alert, AlertTransition, TransitionKind};
 use crate::feeds::mrt::BadRecord;
+use crate::replay::report::ReportBuilder;
 use crate::replay::{ReplaySink, replay as run_replay};
 
 /// Arguments of `replay`.
@@ -20,6 +21,10 @@ pub struct ReplayArgs {
     /// Print one JSON object per alert transition instead of text.
     #[arg(long)]
     json: bool,
+    /// Print a backtest report instead of the transitions: a per-rule summary table and a
+    /// timeline of every incident (with --json: the report as one JSON object).
+    #[arg(long)]
+    report: bool,
     /// An MRT table dump (RIB) to load first: its routes are the starting state, and prefixes
     /// in learning mode learn their origins and upstreams from it.
     #[arg(long)]
@@ -40,10 +45,16 @@ struct StdoutSink {
     out: std::io::BufWriter<std::io::Stdout>,
     bar: ProgressBar,
     write_error: Option<std::io::Error>,
+    /// With `--report`: transitions are collected here instead of printed.
+    report: Option<ReportBuilder>,
 }
 
 impl ReplaySink for StdoutSink {
     fn transition(&mut self, t: &AlertTransition) {
+        if let Some(report) = self.report.as_mut() {
+            report.record(t);
+            return;
+        }
         if t.event == TransitionKind::Updated || self.write_error.is_some() {
             return;
         }
@@ -118,9 +129,21 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
         out: std::io::BufWriter::new(std::io::stdout()),
         bar: bar.clone(),
         write_error: None,
+        report: args.report.then(ReportBuilder::default),
     };
     let result = run_replay(&cfg.prefixes, args.rib.as_deref(), &args.files, &mut sink);
     bar.finish_and_clear();
+    if let (Ok((_, summary)), Some(builder)) = (&result, sink.report.take()) {
+        let report = builder.finish(summary.first_event, summary.last_event);
+        let text = if sink.json {
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        } else {
+            report.render_text()
+        };
+        if let Err(e) = writeln!(sink.out, "{}", text.trim_end()) {
+            sink.write_error = Some(e);
+        }
+    }
     let flushed = sink.out.flush();
     match result {
         Ok((_, summary)) => {

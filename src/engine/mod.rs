@@ -7,6 +7,7 @@
 mod baseline;
 mod detect;
 mod state;
+mod view;
 mod vps;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,7 @@ use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, Va
 use baseline::Baseline;
 pub use detect::Finding;
 pub use state::{EngineState, LearnedBaseline, PrefixRoutes};
+pub use view::{AsnCount, MoreSpecificState, PrefixState, PrefixStore};
 use vps::{VpId, VpTable};
 
 /// How many VPs an alert lists with their AS paths.
@@ -103,6 +105,12 @@ pub struct Engine {
     meta_dirty: bool,
     /// Event time of the newest event processed.
     now: Timestamp,
+    /// Per watched prefix (by index): event time of the last route change under it.
+    last_change: Vec<Option<Timestamp>>,
+    /// Watched prefixes (by index) whose state changed since [`Engine::take_changed_states`].
+    state_dirty: HashSet<usize>,
+    /// Per watched prefix (by index): its more-specifics that some VP routes now.
+    more_specifics: Vec<std::collections::BTreeSet<IpNet>>,
 }
 
 impl Engine {
@@ -140,6 +148,9 @@ impl Engine {
             exported_vps: 0,
             meta_dirty: false,
             now: Timestamp::default(),
+            last_change: vec![None; prefixes.len()],
+            state_dirty: HashSet::new(),
+            more_specifics: vec![Default::default(); prefixes.len()],
         }
     }
 
@@ -304,6 +315,17 @@ impl Engine {
             (Some(_), None) => self.route_count -= 1,
             (None, None) => return, // withdrawal of a route this VP did not have
             (Some(_), Some(_)) => {}
+        }
+        for &w in covering {
+            self.last_change[w] = Some(ts);
+            self.state_dirty.insert(w);
+            if self.watched[w].cfg.prefix != prefix {
+                if visible == 0 {
+                    self.more_specifics[w].remove(&prefix);
+                } else {
+                    self.more_specifics[w].insert(prefix);
+                }
+            }
         }
         for &w in covering {
             if let Some(attrs) = &new

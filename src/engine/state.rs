@@ -196,6 +196,18 @@ impl Engine {
                 }
             }
         }
+        // The per-prefix views: which more-specifics are routed, and that every view is new.
+        let routed: Vec<IpNet> = e.routes.keys().copied().collect();
+        for prefix in routed {
+            let covering: Vec<usize> = e.watch.cover(&prefix).map(|(_, &i)| i).collect();
+            for w in covering {
+                e.last_change[w] = Some(now);
+                if e.watched[w].cfg.prefix != prefix {
+                    e.more_specifics[w].insert(prefix);
+                }
+            }
+        }
+        e.state_dirty = (0..e.watched.len()).collect();
         let index: HashMap<IpNet, usize> = e
             .watched
             .iter()

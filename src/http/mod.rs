@@ -1,4 +1,8 @@
-//! The HTTP API: `/alerts`, `/alerts/{id}`, `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP API: `/alerts`, `/alerts/{id}`, `/api/prefixes`, `/api/prefixes/{prefix}`,
+//! `/metrics`, `/healthz`, `/readyz`, and the status page at `/`.
+
+mod prefixes;
+mod status;
 
 mod auth;
 
@@ -15,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::alerts::{AlertBook, AlertFilter, AlertState, Rule, Severity};
+use crate::engine::PrefixStore;
 use crate::health::Health;
 use crate::metrics::Metrics;
 
@@ -29,6 +34,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Feed health.
     pub health: Health,
+    /// What the engine knows of each watched prefix, published after each batch.
+    pub prefixes: PrefixStore,
 }
 
 /// How the server guards itself.
@@ -60,6 +67,9 @@ impl Default for Guard {
 pub fn router(state: AppState, guard: Guard) -> Router {
     let auth = axum::middleware::from_fn_with_state(guard.tokens.clone(), auth::require_token);
     let mut protected = Router::new()
+        .route("/", get(status::status_page))
+        .route("/api/prefixes", get(prefixes::list_prefixes))
+        .route("/api/prefixes/{*prefix}", get(prefixes::get_prefix))
         .route("/alerts", get(list_alerts))
         .route("/alerts/{id}", get(get_alert));
     let mut open = Router::new()
