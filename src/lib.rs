@@ -13,4 +13,5 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod replay;
+pub mod rpki;
 pub mod service;

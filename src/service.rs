@@ -12,10 +12,12 @@ use tracing::{error, info, warn};
 use crate::alerts::{AlertBook, AlertTransition, TransitionKind};
 use crate::config::{Config, FeedKind};
 use crate::engine::Engine;
+use crate::event::FeedEvent;
 use crate::feeds::{self, Batch, FeedContext};
 use crate::health::Health;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
+use crate::rpki::{RpkiLoader, RpkiSnapshot};
 
 /// Batches of events waiting for the engine; bounded so that a slow engine slows the feeds
 /// down instead of growing memory.
@@ -89,11 +91,19 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<AlertTransition>();
 
     metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
-    let engine = Engine::new(&cfg.prefixes);
+    let engine = Engine::from_config(&cfg);
+    let rpki = match &cfg.rpki {
+        Some(r) => {
+            let (loader, rx) = RpkiLoader::start(r.clone(), &metrics.registry)?;
+            tokio::spawn(loader.run(shutdown_rx.clone()));
+            Some(rx)
+        }
+        None => None,
+    };
     let engine_metrics = metrics.clone();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
-        .spawn(move || engine_loop(engine, events_rx, alerts_tx, engine_metrics))?;
+        .spawn(move || engine_loop(engine, events_rx, alerts_tx, engine_metrics, rpki))?;
 
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(BookSink {
         book: book.clone(),
@@ -195,8 +205,11 @@ fn engine_loop(
     mut rx: mpsc::Receiver<Batch>,
     tx: mpsc::UnboundedSender<AlertTransition>,
     metrics: Metrics,
+    mut rpki: Option<watch::Receiver<RpkiSnapshot>>,
 ) {
     let mut gauges = PrefixGauges::default();
+    // New RPKI data is applied between batches, at the latest event time seen.
+    let mut latest = crate::event::Timestamp::now();
     for p in engine.watched_prefixes() {
         metrics
             .prefix_vantage_points
@@ -204,8 +217,18 @@ fn engine_loop(
             .set(0);
     }
     while let Some(batch) = rx.blocking_recv() {
+        if let Some(rx) = rpki.as_mut()
+            && rx.has_changed().unwrap_or(false)
+        {
+            let snapshot = rx.borrow_and_update().clone();
+            engine.set_rpki(snapshot, latest);
+        }
         let before = engine.stats();
         for ev in &batch.events {
+            latest = match ev {
+                FeedEvent::Route(r) => r.timestamp,
+                FeedEvent::PeerDown { timestamp, .. } => *timestamp,
+            };
             engine.process(ev);
         }
         for t in engine.drain_transitions() {

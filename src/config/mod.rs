@@ -2,7 +2,9 @@
 //! as `FILE:LINE:COLUMN: message`.
 
 mod asn;
+mod asns;
 mod errors;
+mod rpki;
 mod watch;
 
 use std::net::SocketAddr;
@@ -12,8 +14,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 pub use asn::AsnValue;
+pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUNITIES};
 pub use errors::{ConfigError, ConfigErrors, Located};
-pub use watch::{MoreSpecifics, PrefixDefaults, RawPrefix, WatchedPrefix};
+pub use rpki::RpkiConfig;
+pub use watch::{MoreSpecifics, PathRule, PrefixDefaults, RawPrefix, WatchedPrefix};
 
 /// Largest config file accepted; a config is written by people, so anything bigger is a mistake
 /// or an attack on the parser.
@@ -33,6 +37,12 @@ pub struct Config {
     pub http: HttpConfig,
     /// Feeds to consume.
     pub feeds: Vec<FeedConfig>,
+    /// Monitored ASNs (`asns:`).
+    pub asns: Vec<MonitoredAsn>,
+    /// RPKI data (`rpki:`), if any.
+    pub rpki: Option<RpkiConfig>,
+    /// Labelled communities shown in alerts (`communities:` plus the well-known ones).
+    pub communities: Vec<CommunityLabel>,
 }
 
 /// HTTP server settings (`http:`).
@@ -123,6 +133,12 @@ struct RawConfig {
     http: HttpConfig,
     #[serde(default)]
     feeds: Vec<FeedConfig>,
+    #[serde(default)]
+    asns: Vec<asns::RawAsn>,
+    #[serde(default)]
+    rpki: Option<rpki::RawRpki>,
+    #[serde(default)]
+    communities: Vec<asns::RawCommunity>,
 }
 
 impl Config {
@@ -161,6 +177,9 @@ impl Config {
                 prefixes: Vec::new(),
                 http: HttpConfig::default(),
                 feeds: Vec::new(),
+                asns: Vec::new(),
+                rpki: None,
+                communities: Vec::new(),
             }
         } else {
             serde_saphyr::from_str_with_options(text, options)
@@ -171,12 +190,18 @@ impl Config {
         for feed in &raw.feeds {
             feed.validate(&mut errors);
         }
+        let asns = asns::validate_asns(&raw.defaults, raw.asns, &mut errors);
+        let rpki = raw.rpki.map(|r| rpki::validate(r, &mut errors));
+        let communities = asns::validate_communities(raw.communities, &mut errors);
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),
                 prefixes,
                 http: raw.http,
                 feeds: raw.feeds,
+                asns,
+                rpki,
+                communities,
             })
         } else {
             Err(ConfigErrors::new(source, errors))

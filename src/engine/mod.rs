@@ -4,6 +4,7 @@
 //! The engine is single-threaded and runs on event time only, so a replay of the same input
 //! gives the same alerts with the same timestamps.
 
+mod asns;
 mod baseline;
 mod detect;
 mod vps;
@@ -15,17 +16,34 @@ use ipnet::IpNet;
 use prefix_trie::joint::map::JointPrefixMap;
 
 use crate::alerts::{
-    Alert, AlertKey, AlertState, AlertTransition, Rule, Severity, TransitionKind, VpSample,
+    Alert, AlertDetail, AlertKey, AlertState, AlertTransition, Rule, Severity, TransitionKind,
+    VpSample,
 };
-use crate::config::WatchedPrefix;
+use crate::config::{CommunityLabel, Config, MonitoredAsn, WatchedPrefix};
 use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint};
+use crate::rpki::RpkiSnapshot;
 
 use baseline::Baseline;
-pub use detect::Finding;
+pub use detect::{Finding, path_length};
 use vps::{VpId, VpTable};
+
+/// The monitored-ASN detectors' view of the engine (a macro, so the borrows stay per field).
+macro_rules! asns_out {
+    ($e:expr) => {
+        asns::Out {
+            vps: &$e.vps,
+            transitions: &mut $e.transitions,
+            stats: &mut $e.stats,
+            ctx: &$e.ctx,
+        }
+    };
+}
 
 /// How many VPs an alert lists with their AS paths.
 pub const SAMPLE_SIZE: usize = 5;
+
+/// How many communities a sample entry lists (a route may carry hundreds).
+pub const MAX_SAMPLE_COMMUNITIES: usize = 32;
 
 /// A route held for one prefix and one VP.
 #[derive(Debug, Clone)]
@@ -42,6 +60,8 @@ struct Watched {
     upstreams: Option<Baseline>,
     /// Learning ends after this time (set by the first announcement seen).
     learn_until: Option<Timestamp>,
+    /// Path rules, compiled.
+    paths: Vec<detect::CompiledPathRule>,
 }
 
 /// A condition shown by some VPs (below or above the firing threshold).
@@ -93,6 +113,10 @@ pub struct Engine {
     loading_rib: bool,
     /// Watched prefixes whose own routes changed since [`Engine::take_touched`].
     touched: HashSet<IpNet>,
+    /// RPKI data and community labels the detectors use.
+    ctx: detect::Context,
+    /// Monitored ASNs.
+    asns: asns::AsnMonitor,
 }
 
 impl Engine {
@@ -111,6 +135,7 @@ impl Engine {
                         (!u.is_empty()).then(|| Baseline::new(u))
                     }),
                 learn_until: None,
+                paths: detect::compile_paths(&cfg.paths),
                 cfg: cfg.clone(),
             });
         }
@@ -126,7 +151,53 @@ impl Engine {
             stats: EngineStats::default(),
             loading_rib: false,
             touched: HashSet::new(),
+            ctx: detect::Context::default(),
+            asns: asns::AsnMonitor::default(),
         }
+    }
+
+    /// An engine for a whole config: watched prefixes, monitored ASNs, community labels (RPKI
+    /// data comes later, with [`Engine::set_rpki`]).
+    pub fn from_config(cfg: &Config) -> Self {
+        let mut e = Engine::new(&cfg.prefixes);
+        e.monitor_asns(&cfg.asns);
+        e.label_communities(cfg.communities.clone());
+        e
+    }
+
+    /// Monitors these ASNs (`unexpected_prefix`, `new_neighbor`, `rpki_invalid`).
+    pub fn monitor_asns(&mut self, asns: &[MonitoredAsn]) {
+        self.asns = asns::AsnMonitor::new(asns);
+    }
+
+    /// Communities to name in alerts.
+    pub fn label_communities(&mut self, labels: Vec<CommunityLabel>) {
+        self.ctx.communities = labels;
+    }
+
+    /// Uses new RPKI data: every held route is judged again at event time `now`, so
+    /// `rpki_invalid` and `route_leak` alerts fire or resolve as the data says.
+    pub fn set_rpki(&mut self, snapshot: RpkiSnapshot, now: Timestamp) {
+        let same_data = match (&self.ctx.rpki.data, &snapshot.data) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        let same = same_data && self.ctx.rpki.procedure == snapshot.procedure;
+        self.ctx.rpki = snapshot;
+        if same || self.loading_rib {
+            return;
+        }
+        for i in 0..self.watched.len() {
+            self.rebuild_conditions(i, now);
+        }
+        let mut out = asns_out!(self);
+        self.asns.rebuild(now, &mut out);
+    }
+
+    /// The RPKI data in use.
+    pub fn rpki(&self) -> &RpkiSnapshot {
+        &self.ctx.rpki
     }
 
     /// Watched prefixes whose own routes changed since the last call (for per-prefix gauges).
@@ -190,6 +261,8 @@ impl Engine {
         for i in 0..self.watched.len() {
             self.rebuild_conditions(i, now);
         }
+        let mut out = asns_out!(self);
+        self.asns.rebuild(now, &mut out);
     }
 
     /// Takes the alert transitions produced since the last call.
@@ -214,6 +287,9 @@ impl Engine {
             RouteChange::Announce(_) => self.stats.announcements += 1,
             RouteChange::Withdraw => self.stats.withdrawals += 1,
         }
+        if !self.asns.is_empty() {
+            self.monitored_asns(ev);
+        }
         let mut covering = [0usize; 8];
         let mut n = 0;
         for (_, &i) in self.watch.cover(&ev.prefix) {
@@ -231,10 +307,47 @@ impl Engine {
         true
     }
 
+    /// The monitored-ASN detectors: neighbours in any path, and the routes of unwatched
+    /// prefixes that a monitored ASN originates.
+    fn monitored_asns(&mut self, ev: &RouteEvent) {
+        let outside = self.watch.cover(&ev.prefix).next().is_none()
+            && self.asns.wants(&ev.prefix, &ev.change);
+        let attrs = match &ev.change {
+            RouteChange::Announce(a) => Some(a),
+            RouteChange::Withdraw => None,
+        };
+        if !outside && attrs.is_none() {
+            self.asns.expire(ev.timestamp, &mut asns_out!(self));
+            return;
+        }
+        let vp = self.vps.intern(&ev.vp);
+        let loading_rib = self.loading_rib;
+        let mut out = asns_out!(self);
+        self.asns.expire(ev.timestamp, &mut out);
+        if let Some(attrs) = attrs {
+            self.asns
+                .scan_path(ev.prefix, vp, attrs, ev.timestamp, loading_rib, &mut out);
+        }
+        if outside {
+            self.asns.route(
+                ev.prefix,
+                vp,
+                &ev.change,
+                ev.timestamp,
+                loading_rib,
+                &mut out,
+            );
+        }
+    }
+
     fn peer_down(&mut self, vp: &Arc<VantagePoint>, ts: Timestamp) -> bool {
         let Some(id) = self.vps.get(vp) else {
             return false;
         };
+        if !self.asns.is_empty() {
+            let mut out = asns_out!(self);
+            self.asns.peer_down(id, ts, &mut out);
+        }
         let mut prefixes: Vec<IpNet> = self
             .routes
             .iter()
@@ -298,11 +411,11 @@ impl Engine {
                 let watched = &self.watched[w];
                 let before = old
                     .as_deref()
-                    .map(|a| detect::findings(watched, prefix, a))
+                    .map(|a| detect::findings(&self.ctx, watched, prefix, a))
                     .unwrap_or_default();
                 let after = new
                     .as_deref()
-                    .map(|a| detect::findings(watched, prefix, a))
+                    .map(|a| detect::findings(&self.ctx, watched, prefix, a))
                     .unwrap_or_default();
                 for f in before.iter().filter(|f| !after.contains(f)) {
                     self.remove_vp(w, prefix, *f, vp, ts);
@@ -357,7 +470,7 @@ impl Engine {
         let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
         for (prefix, by_vp) in self.routes.iter().filter(|(p, _)| net.contains(*p)) {
             for (vp, route) in by_vp {
-                for f in detect::findings(watched, *prefix, &route.attrs) {
+                for f in detect::findings(&self.ctx, watched, *prefix, &route.attrs) {
                     fresh.entry(key(net, *prefix, f)).or_default().insert(*vp);
                 }
             }
@@ -452,6 +565,8 @@ impl Engine {
         }
         let min = self.watched[w].cfg.min_vantage_points;
         let sample = sample_of(&self.routes, &self.vps, k.prefix, cond.vps.iter().copied());
+        let attrs = sample_attrs(&self.routes, &self.vps, k.prefix, cond.vps.iter().copied());
+        let (detail, path_severity) = detect::detail(&self.ctx, &self.watched[w], &k, &attrs);
         let Some(cond) = self.conditions.get_mut(&k) else {
             return;
         };
@@ -461,6 +576,7 @@ impl Engine {
                 alert.peak_vantage_points = cond.peak;
                 alert.sample = sample;
                 alert.last_seen = ts;
+                alert.detail = detail;
                 let alert = alert.clone();
                 self.transitions.push(AlertTransition {
                     event: TransitionKind::Updated,
@@ -472,12 +588,15 @@ impl Engine {
                 let alert = Alert {
                     id: Alert::make_id(&k, cond.first_seen),
                     rule: k.rule,
-                    severity: severity(k.rule, &watched.cfg),
+                    severity: path_severity.unwrap_or_else(|| severity(k.rule, &watched.cfg)),
                     state: AlertState::Firing,
                     prefix: k.prefix,
                     watched_prefix: k.watched_prefix,
                     description: watched.cfg.description.clone(),
-                    origin: (k.rule != Rule::NewUpstream).then_some(k.asn),
+                    origin: match k.rule {
+                        Rule::NewUpstream | Rule::RouteLeak => None,
+                        _ => (k.asn != 0).then_some(k.asn),
+                    },
                     upstream: (k.rule == Rule::NewUpstream).then_some(k.asn),
                     expected_origins: watched.origins.asns().to_vec(),
                     expected_upstreams: watched
@@ -493,6 +612,7 @@ impl Engine {
                     fired_at: ts,
                     last_seen: ts,
                     resolved_at: None,
+                    detail,
                 };
                 cond.firing = Some(alert.clone());
                 self.stats.fired += 1;
@@ -574,6 +694,10 @@ impl Engine {
                     fired_at: ts,
                     last_seen: ts,
                     resolved_at: None,
+                    detail: AlertDetail {
+                        rpki_stale: self.ctx.rpki.stale,
+                        ..AlertDetail::default()
+                    },
                 };
                 state.firing = Some(alert.clone());
                 self.stats.fired += 1;
@@ -608,10 +732,37 @@ fn key(watched_prefix: IpNet, prefix: IpNet, f: Finding) -> AlertKey {
 
 fn severity(rule: Rule, cfg: &WatchedPrefix) -> Severity {
     match rule {
-        Rule::OriginHijack | Rule::SubprefixHijack | Rule::OriginChange => Severity::Critical,
-        Rule::MoreSpecific | Rule::NewUpstream => Severity::Warning,
+        Rule::OriginHijack
+        | Rule::SubprefixHijack
+        | Rule::OriginChange
+        | Rule::RpkiInvalid
+        | Rule::RouteLeak
+        | Rule::Squatting => Severity::Critical,
+        Rule::MoreSpecific
+        | Rule::NewUpstream
+        | Rule::PathMatch
+        | Rule::UnexpectedPrefix
+        | Rule::NewNeighbor => Severity::Warning,
         Rule::VisibilityLoss => cfg.visibility_severity,
     }
+}
+
+/// The routes of the same VPs as [`sample_of`] picks, in the same order.
+fn sample_attrs(
+    routes: &HashMap<IpNet, HashMap<VpId, Route>>,
+    vps: &VpTable,
+    prefix: IpNet,
+    only: impl IntoIterator<Item = VpId>,
+) -> Vec<Arc<RouteAttrs>> {
+    let Some(by_vp) = routes.get(&prefix) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<VpId> = only.into_iter().collect();
+    ids.sort_by(|a, b| vps.get_vp(*a).cmp(&vps.get_vp(*b)));
+    ids.into_iter()
+        .filter_map(|id| by_vp.get(&id).map(|r| r.attrs.clone()))
+        .take(SAMPLE_SIZE)
+        .collect()
 }
 
 /// Up to [`SAMPLE_SIZE`] VPs with their routes to `prefix`, in a stable order. With `only`,
@@ -636,6 +787,13 @@ fn sample_of(
             Some(VpSample {
                 vantage_point: vps.get_vp(id).map(|v| v.to_string()).unwrap_or_default(),
                 as_path: route.attrs.path.to_string(),
+                communities: route
+                    .attrs
+                    .communities
+                    .iter()
+                    .take(MAX_SAMPLE_COMMUNITIES)
+                    .map(|c| c.to_string())
+                    .collect(),
                 seen_at: route.since,
             })
         })
