@@ -276,9 +276,18 @@ pub(super) fn detail(
                 d.leaker = Some(k.asn);
             }
             Rule::PathMatch => {
-                for r in matching_path_rules(w, &first.path) {
-                    d.path_rules.push(r.name.clone());
-                    severity = Some(severity.map_or(r.severity, |s: Severity| s.min(r.severity)));
+                // Every rule met by any of the sampled paths, in config order.
+                let paths: Vec<(String, usize)> = routes
+                    .iter()
+                    .map(|r| (r.path.to_string(), path_length(&r.path)))
+                    .collect();
+                for rule in &w.paths {
+                    if paths.iter().any(|(text, len)| rule.matches(text, *len)) {
+                        d.path_rules.push(rule.name.clone());
+                        severity = Some(
+                            severity.map_or(rule.severity, |s: Severity| s.min(rule.severity)),
+                        );
+                    }
                 }
             }
             _ => {}

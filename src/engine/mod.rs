@@ -281,15 +281,19 @@ impl Engine {
         }
     }
 
-    /// Processes one route event. Returns true when it touched a watched prefix.
+    /// Processes one route event. Returns true when it touched a watched prefix or raised an
+    /// alert for a monitored ASN.
     pub fn process_route(&mut self, ev: &RouteEvent) -> bool {
         match ev.change {
             RouteChange::Announce(_) => self.stats.announcements += 1,
             RouteChange::Withdraw => self.stats.withdrawals += 1,
         }
-        if !self.asns.is_empty() {
+        // Alerts of monitored ASNs count as touching: the caller then takes the transitions.
+        let asn_alerts = !self.asns.is_empty() && {
+            let before = self.transitions.len();
             self.monitored_asns(ev);
-        }
+            self.transitions.len() > before
+        };
         let mut covering = [0usize; 8];
         let mut n = 0;
         for (_, &i) in self.watch.cover(&ev.prefix) {
@@ -299,7 +303,7 @@ impl Engine {
             }
         }
         if n == 0 {
-            return false;
+            return asn_alerts;
         }
         self.stats.matched += 1;
         let vp = self.vps.intern(&ev.vp);
@@ -439,6 +443,10 @@ impl Engine {
     fn learn(&mut self, w: usize, _prefix: IpNet, attrs: &RouteAttrs, ts: Timestamp) -> bool {
         let loading_rib = self.loading_rib;
         let watched = &mut self.watched[w];
+        if watched.cfg.squat {
+            // Nobody may announce squat space: nothing to learn.
+            return false;
+        }
         let until = *watched
             .learn_until
             .get_or_insert_with(|| ts.plus_secs(watched.cfg.learning_window_seconds));
@@ -801,5 +809,7 @@ fn sample_of(
         .collect()
 }
 
+#[cfg(test)]
+mod detect_tests;
 #[cfg(test)]
 mod tests;
