@@ -210,4 +210,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod detect_tests;
+#[cfg(test)]
 mod tests;

@@ -79,7 +79,7 @@ pub struct RawPrefix {
     #[serde(default)]
     suppress_rpki_valid_hijacks: Option<bool>,
     #[serde(default)]
-    paths: Option<Vec<RawPathRule>>,
+    paths: Option<Vec<Spanned<RawPathRule>>>,
 }
 
 /// A `paths:` entry of a prefix as written.
@@ -284,18 +284,23 @@ fn check_regex(
     }
 }
 
-fn validate_paths(raw: Vec<RawPathRule>, errors: &mut Vec<Located>) -> Vec<PathRule> {
+fn validate_paths(raw: Vec<Spanned<RawPathRule>>, errors: &mut Vec<Located>) -> Vec<PathRule> {
     let mut out = Vec::with_capacity(raw.len());
-    for (i, r) in raw.into_iter().enumerate() {
+    for (i, spanned) in raw.into_iter().enumerate() {
+        let at = spanned.referenced;
+        let r = spanned.value;
         let name = r.name.unwrap_or_else(|| format!("paths[{i}]"));
         if r.match_.is_none()
             && r.not_match.is_none()
             && r.min_length.is_none()
             && r.max_length.is_none()
         {
-            errors.push(Located::nowhere(format!(
-                "path rule `{name}` has no condition; give it `match`, `not_match`, `min_length` or `max_length`"
-            )));
+            errors.push(Located::at(
+                &at,
+                format!(
+                    "path rule `{name}` has no condition; give it `match`, `not_match`, `min_length` or `max_length`"
+                ),
+            ));
             continue;
         }
         let match_ = check_regex(&r.match_, "match", errors);
@@ -303,9 +308,10 @@ fn validate_paths(raw: Vec<RawPathRule>, errors: &mut Vec<Located>) -> Vec<PathR
         if let (Some(min), Some(max)) = (r.min_length, r.max_length)
             && min > max
         {
-            errors.push(Located::nowhere(format!(
-                "path rule `{name}`: min_length {min} is greater than max_length {max}"
-            )));
+            errors.push(Located::at(
+                &at,
+                format!("path rule `{name}`: min_length {min} is greater than max_length {max}"),
+            ));
         }
         out.push(PathRule {
             name,
