@@ -271,6 +271,14 @@ fn refresh_prefix_gauges(engine: &Engine, m: &Metrics, gauges: &mut PrefixGauges
     m.prefix_vantage_points
         .with_label_values(&[&p])
         .set(view.vantage_points as i64);
+    if engine.rpki().data.is_some() {
+        use crate::rpki::RovState;
+        for state in [RovState::Valid, RovState::Invalid, RovState::NotFound] {
+            m.prefix_rpki_vantage_points
+                .with_label_values(&[&p, state.as_str()])
+                .set(view.rpki.get(&state).copied().unwrap_or(0) as i64);
+        }
+    }
     let set = |vec: &prometheus::IntGaugeVec, old: &mut Vec<String>, now: &HashMap<u32, usize>| {
         let labels: Vec<String> = now.keys().map(|a| a.to_string()).collect();
         for gone in old.iter().filter(|o| !labels.contains(o)) {

@@ -48,6 +48,20 @@ fn rpki_data_is_loaded_reloaded_and_reported_stale() {
     assert_eq!(resolved["origin"], 58678);
     assert_eq!(resolved["rpki"], "invalid");
     assert_eq!(resolved["rpki_stale"], true);
+    // Per-prefix gauge: after the file, every VP has AS18196's valid route again.
+    let labelled = |state: &str| {
+        let (_, _, body) = http_get(&addr, "/metrics")?;
+        let key = format!(
+            "bgpsentry_prefix_rpki_vantage_points{{prefix=\"202.134.148.0/24\",state=\"{state}\"}} "
+        );
+        body.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    wait_for(30, "valid routes only in the RPKI gauge", || {
+        (labelled("invalid")? == 0.0 && labelled("valid")? >= 10.0).then_some(())
+    });
+    assert_eq!(labelled("not_found"), Some(0.0));
     let (_, _, body) = http_get(&addr, "/alerts?state=resolved&rule=origin_hijack").unwrap();
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["alerts"][0]["rpki"], "invalid");

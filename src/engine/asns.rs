@@ -149,9 +149,9 @@ impl AsnMonitor {
         match change {
             RouteChange::Announce(a) => {
                 a.path.origins().iter().any(|o| self.is_monitored(*o))
-                    || self.routes.contains_key(prefix)
+                    || (!self.routes.is_empty() && self.routes.contains_key(prefix))
             }
-            RouteChange::Withdraw => self.routes.contains_key(prefix),
+            RouteChange::Withdraw => !self.routes.is_empty() && self.routes.contains_key(prefix),
         }
     }
 

@@ -188,6 +188,9 @@ impl Engine {
         if same || self.loading_rib {
             return;
         }
+        // Per-prefix RPKI gauges change with the data, not only with routes.
+        self.touched
+            .extend(self.watched.iter().map(|w| w.cfg.prefix));
         for i in 0..self.watched.len() {
             self.rebuild_conditions(i, now);
         }
@@ -243,6 +246,9 @@ impl Engine {
                 }
                 if let Some(u) = r.attrs.path.origin_neighbor() {
                     *view.upstreams.entry(u).or_default() += 1;
+                }
+                if let Some(state) = self.ctx.rov(prefix, &r.attrs.path) {
+                    *view.rpki.entry(state).or_default() += 1;
                 }
             }
         }
@@ -314,8 +320,9 @@ impl Engine {
     /// The monitored-ASN detectors: neighbours in any path, and the routes of unwatched
     /// prefixes that a monitored ASN originates.
     fn monitored_asns(&mut self, ev: &RouteEvent) {
-        let outside = self.watch.cover(&ev.prefix).next().is_none()
-            && self.asns.wants(&ev.prefix, &ev.change);
+        // The cheap test first: most events concern no monitored origin.
+        let outside = self.asns.wants(&ev.prefix, &ev.change)
+            && self.watch.cover(&ev.prefix).next().is_none();
         let attrs = match &ev.change {
             RouteChange::Announce(a) => Some(a),
             RouteChange::Withdraw => None,
@@ -727,6 +734,8 @@ pub struct PrefixView {
     pub origins: HashMap<u32, usize>,
     /// VPs per upstream ASN.
     pub upstreams: HashMap<u32, usize>,
+    /// VPs per RPKI origin validation state of their route (empty without RPKI data).
+    pub rpki: HashMap<crate::rpki::RovState, usize>,
 }
 
 fn key(watched_prefix: IpNet, prefix: IpNet, f: Finding) -> AlertKey {
