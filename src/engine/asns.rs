@@ -252,18 +252,21 @@ impl AsnMonitor {
             prefix,
             asn: f.asn,
         };
-        let cond = self.conditions.entry(k).or_insert_with(|| Condition {
-            vps: HashSet::new(),
-            first_seen: ts,
-            peak: 0,
-            firing: None,
-        });
         let changed = if present {
-            cond.vps.insert(vp)
+            let cond = self.conditions.entry(k).or_insert_with(|| Condition {
+                vps: HashSet::new(),
+                first_seen: ts,
+                peak: 0,
+                firing: None,
+            });
+            cond.vps.insert(vp) || cond.firing.is_some()
         } else {
-            cond.vps.remove(&vp)
+            // Never create an empty condition on removal.
+            self.conditions
+                .get_mut(&k)
+                .is_some_and(|cond| cond.vps.remove(&vp))
         };
-        if changed || (present && cond.firing.is_some()) {
+        if changed {
             self.after_change(k, ts, out);
         }
     }

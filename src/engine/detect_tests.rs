@@ -733,3 +733,48 @@ fn monitoring_no_asn_costs_nothing_and_changes_nothing() {
         brief(&run(&mut full, &events))
     );
 }
+
+#[test]
+fn hostile_paths_do_not_panic_in_any_detector() {
+    let mut e = engine(&format!(
+        "{ONE}    paths:\n      - match: '^(1 )+'\n        max_length: 3\nasns:\n  - asn: 100\n    min_vantage_points: 1\n"
+    ));
+    e.set_rpki(
+        rpki(
+            &[("10.0.0.0/8", 32, 100)],
+            &[(100, &[1]), (1, &[0])],
+            AspaProcedure::Downstream,
+        ),
+        Timestamp(0),
+    );
+    // Ten thousand hops, the monitored ASN in the middle, a loop, and sets of every size.
+    let mut long: Vec<PathElem> = (0..10_000u32)
+        .map(|i| PathElem::Asn(i % 5000 + 1))
+        .collect();
+    long.insert(5000, PathElem::Asn(100));
+    long.insert(7000, PathElem::Set(Vec::new().into()));
+    long.push(PathElem::Set((0..1000).collect::<Vec<u32>>().into()));
+    let mut no_loop: Vec<PathElem> = (1..=10_000u32).map(PathElem::Asn).collect();
+    no_loop.push(PathElem::Asn(100));
+    for (i, path) in [
+        long,
+        no_loop,
+        vec![PathElem::Set(Vec::new().into())],
+        vec![],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for prefix in ["10.0.0.0/16", "10.1.0.0/16", "0.0.0.0/0", "::/0"] {
+            e.process(&announce_with(
+                i as i64,
+                1,
+                prefix,
+                AsPath(path.clone()),
+                &[],
+            ));
+            e.process(&withdraw(i as i64, 1, prefix));
+        }
+    }
+    let _ = take(&mut e);
+}
