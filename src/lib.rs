@@ -13,5 +13,6 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod replay;
+pub mod rpki;
 pub mod service;
 pub mod store;

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub prefix_origin_vantage_points: IntGaugeVec,
     /// VPs per upstream ASN of each watched prefix (exact prefix).
     pub prefix_upstream_vantage_points: IntGaugeVec,
+    /// VPs per RPKI origin validation state of the watched prefix (exact prefix).
+    pub prefix_rpki_vantage_points: IntGaugeVec,
     /// Number of watched prefixes.
     pub watched_prefixes: IntGauge,
     /// Distinct vantage points seen.
@@ -158,6 +160,13 @@ impl Metrics {
                 ),
                 &["prefix", "upstream_asn"],
             )?,
+            prefix_rpki_vantage_points: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_prefix_rpki_vantage_points",
+                    "Vantage points whose route to the watched prefix has each RPKI origin validation state (valid, invalid, not_found).",
+                ),
+                &["prefix", "state"],
+            )?,
             watched_prefixes: IntGauge::new(
                 "bgpsentry_watched_prefixes",
                 "Number of watched prefixes.",
@@ -214,6 +223,7 @@ impl Metrics {
         r.register(Box::new(m.prefix_vantage_points.clone()))?;
         r.register(Box::new(m.prefix_origin_vantage_points.clone()))?;
         r.register(Box::new(m.prefix_upstream_vantage_points.clone()))?;
+        r.register(Box::new(m.prefix_rpki_vantage_points.clone()))?;
         r.register(Box::new(m.watched_prefixes.clone()))?;
         r.register(Box::new(m.vantage_points.clone()))?;
         r.register(Box::new(m.routes.clone()))?;

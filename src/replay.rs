@@ -79,8 +79,18 @@ pub fn replay(
     files: &[PathBuf],
     sink: &mut dyn ReplaySink,
 ) -> std::io::Result<(Engine, ReplaySummary)> {
+    replay_with(Engine::new(prefixes), rib, files, sink)
+}
+
+/// Replays MRT files through a prepared engine (monitored ASNs, RPKI data set), optionally
+/// starting from a table dump.
+pub fn replay_with(
+    mut engine: Engine,
+    rib: Option<&Path>,
+    files: &[PathBuf],
+    sink: &mut dyn ReplaySink,
+) -> std::io::Result<(Engine, ReplaySummary)> {
     let started = Instant::now();
-    let mut engine = Engine::new(prefixes);
     let mut summary = ReplaySummary::default();
     let total = files.len() + usize::from(rib.is_some());
     if let Some(rib) = rib {

@@ -14,10 +14,12 @@ use tracing::{error, info, warn};
 use crate::alerts::{AlertBook, AlertTransition, TransitionKind};
 use crate::config::{Config, FeedKind, TlsConfig};
 use crate::engine::{Engine, PrefixStore};
+use crate::event::FeedEvent;
 use crate::feeds::{self, Batch, FeedContext};
 use crate::health::Health;
 use crate::http::{AppState, Guard, Tokens, router};
 use crate::metrics::Metrics;
+use crate::rpki::{RpkiLoader, RpkiSnapshot};
 
 /// Batches of events waiting for the engine; bounded so that a slow engine slows the feeds
 /// down instead of growing memory.
@@ -91,14 +93,31 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<AlertTransition>();
 
     metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
-    let engine = Engine::new(&cfg.prefixes);
+    let engine = Engine::from_config(&cfg);
     let prefix_store = PrefixStore::default();
     prefix_store.set_all(engine.prefix_states());
+    let rpki = match &cfg.rpki {
+        Some(r) => {
+            let (loader, rx) = RpkiLoader::start(r.clone(), &metrics.registry)?;
+            tokio::spawn(loader.run(shutdown_rx.clone()));
+            Some(rx)
+        }
+        None => None,
+    };
     let engine_metrics = metrics.clone();
     let engine_store = prefix_store.clone();
     let engine_thread = std::thread::Builder::new()
         .name("engine".into())
-        .spawn(move || engine_loop(engine, events_rx, alerts_tx, engine_metrics, engine_store))?;
+        .spawn(move || {
+            engine_loop(
+                engine,
+                events_rx,
+                alerts_tx,
+                engine_metrics,
+                engine_store,
+                rpki,
+            )
+        })?;
 
     let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(BookSink {
         book: book.clone(),
@@ -258,8 +277,11 @@ fn engine_loop(
     tx: mpsc::UnboundedSender<AlertTransition>,
     metrics: Metrics,
     store: PrefixStore,
+    mut rpki: Option<watch::Receiver<RpkiSnapshot>>,
 ) {
     let mut gauges = PrefixGauges::default();
+    // New RPKI data is applied between batches, at the latest event time seen.
+    let mut latest = crate::event::Timestamp::now();
     for p in engine.watched_prefixes() {
         metrics
             .prefix_vantage_points
@@ -267,8 +289,18 @@ fn engine_loop(
             .set(0);
     }
     while let Some(batch) = rx.blocking_recv() {
+        if let Some(rx) = rpki.as_mut()
+            && rx.has_changed().unwrap_or(false)
+        {
+            let snapshot = rx.borrow_and_update().clone();
+            engine.set_rpki(snapshot, latest);
+        }
         let before = engine.stats();
         for ev in &batch.events {
+            latest = match ev {
+                FeedEvent::Route(r) => r.timestamp,
+                FeedEvent::PeerDown { timestamp, .. } => *timestamp,
+            };
             engine.process(ev);
         }
         for t in engine.drain_transitions() {
@@ -312,6 +344,14 @@ fn refresh_prefix_gauges(engine: &Engine, m: &Metrics, gauges: &mut PrefixGauges
     m.prefix_vantage_points
         .with_label_values(&[&p])
         .set(view.vantage_points as i64);
+    if engine.rpki().data.is_some() {
+        use crate::rpki::RovState;
+        for state in [RovState::Valid, RovState::Invalid, RovState::NotFound] {
+            m.prefix_rpki_vantage_points
+                .with_label_values(&[&p, state.as_str()])
+                .set(view.rpki.get(&state).copied().unwrap_or(0) as i64);
+        }
+    }
     let set = |vec: &prometheus::IntGaugeVec, old: &mut Vec<String>, now: &HashMap<u32, usize>| {
         let labels: Vec<String> = now.keys().map(|a| a.to_string()).collect();
         for gone in old.iter().filter(|o| !labels.contains(o)) {

@@ -29,17 +29,35 @@ pub enum Rule {
     NewUpstream,
     /// Fewer VPs than the threshold carry a route, after at least that many did.
     VisibilityLoss,
+    /// A route to a watched prefix, or announced by a monitored ASN, is RPKI-invalid.
+    RpkiInvalid,
+    /// ASPA records prove the AS path of a route to a watched prefix has a leak.
+    RouteLeak,
+    /// An AS path meets a path rule of the watched prefix.
+    PathMatch,
+    /// A monitored ASN originates a prefix that is not watched.
+    UnexpectedPrefix,
+    /// A monitored ASN has an upstream or downstream that is not known.
+    NewNeighbor,
+    /// Space that nobody should announce (`squat: true`) is announced.
+    Squatting,
 }
 
 impl Rule {
     /// Every rule, in documentation order.
-    pub const ALL: [Rule; 6] = [
+    pub const ALL: [Rule; 12] = [
         Rule::OriginHijack,
         Rule::SubprefixHijack,
         Rule::MoreSpecific,
         Rule::OriginChange,
         Rule::NewUpstream,
         Rule::VisibilityLoss,
+        Rule::RpkiInvalid,
+        Rule::RouteLeak,
+        Rule::PathMatch,
+        Rule::UnexpectedPrefix,
+        Rule::NewNeighbor,
+        Rule::Squatting,
     ];
 
     /// The stable name.
@@ -51,6 +69,12 @@ impl Rule {
             Rule::OriginChange => "origin_change",
             Rule::NewUpstream => "new_upstream",
             Rule::VisibilityLoss => "visibility_loss",
+            Rule::RpkiInvalid => "rpki_invalid",
+            Rule::RouteLeak => "route_leak",
+            Rule::PathMatch => "path_match",
+            Rule::UnexpectedPrefix => "unexpected_prefix",
+            Rule::NewNeighbor => "new_neighbor",
+            Rule::Squatting => "squatting",
         }
     }
 
@@ -119,6 +143,9 @@ pub struct VpSample {
     pub vantage_point: String,
     /// Its AS path (empty for a VP that lost the route).
     pub as_path: String,
+    /// The route's communities (standard and large), as written on the wire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
     /// When it announced this route.
     pub seen_at: Timestamp,
 }
@@ -179,6 +206,54 @@ pub struct Alert {
     pub last_seen: Timestamp,
     /// When it resolved.
     pub resolved_at: Option<Timestamp>,
+    /// Rule-specific facts (RPKI state, path rule, neighbour, communities); flattened into the
+    /// alert's JSON, absent fields left out.
+    #[serde(flatten)]
+    pub detail: AlertDetail,
+}
+
+/// Which side of a monitored ASN a neighbour is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeighborSide {
+    /// The AS before it in paths (towards the VPs): it hears the monitored ASN's routes.
+    Upstream,
+    /// The AS after it in paths (towards the origin): the monitored ASN hears its routes.
+    Downstream,
+}
+
+/// Optional facts of an alert, by rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertDetail {
+    /// RPKI origin validation state of the offending route (`valid`, `invalid`, `not_found`),
+    /// when RPKI data is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpki: Option<crate::rpki::RovState>,
+    /// The RPKI data was stale when the alert was raised.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rpki_stale: bool,
+    /// ASPA verification of the offending path (`route_leak`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aspa: Option<crate::rpki::AspaState>,
+    /// `route_leak`: the suspected leaker (the first AS to take the route from a non-customer
+    /// and pass it on where the ASPA records do not allow it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaker: Option<u32>,
+    /// `path_match`: the names of the path rules the offending path meets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_rules: Vec<String>,
+    /// `unexpected_prefix`, `new_neighbor`, `rpki_invalid` of a monitored ASN: that ASN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitored_asn: Option<u32>,
+    /// `new_neighbor`: the neighbour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbor: Option<u32>,
+    /// `new_neighbor`: on which side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbor_side: Option<NeighborSide>,
+    /// Labelled communities found on the offending routes, as `COMMUNITY (label)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
 }
 
 impl Alert {
@@ -196,7 +271,12 @@ impl Alert {
             rule: self.rule,
             watched_prefix: self.watched_prefix,
             prefix: self.prefix,
-            asn: self.origin.or(self.upstream).unwrap_or(0),
+            asn: match self.rule {
+                Rule::RouteLeak => self.detail.leaker,
+                Rule::NewNeighbor => self.detail.neighbor,
+                _ => self.origin.or(self.upstream),
+            }
+            .unwrap_or(0),
         }
     }
 
@@ -237,6 +317,41 @@ impl Alert {
             Rule::VisibilityLoss => format!(
                 "{} seen by {} vantage points, fewer than {}",
                 self.prefix, self.vantage_points, self.peak_vantage_points
+            ),
+            Rule::RpkiInvalid => format!(
+                "{} announced by AS{} is RPKI-invalid",
+                self.prefix,
+                self.origin.unwrap_or(0)
+            ),
+            Rule::RouteLeak => format!(
+                "{} reached over a path that ASPA proves leaked (suspected leaker AS{})",
+                self.prefix,
+                self.detail.leaker.unwrap_or(0)
+            ),
+            Rule::PathMatch => format!(
+                "{} reached over a path that meets rule {}",
+                self.prefix,
+                self.detail.path_rules.join(", ")
+            ),
+            Rule::UnexpectedPrefix => format!(
+                "monitored AS{} originates {}, which is not watched",
+                self.origin.unwrap_or(0),
+                self.prefix
+            ),
+            Rule::NewNeighbor => format!(
+                "monitored AS{} has new {} AS{} (seen on {})",
+                self.detail.monitored_asn.unwrap_or(0),
+                match self.detail.neighbor_side {
+                    Some(NeighborSide::Downstream) => "downstream",
+                    _ => "upstream",
+                },
+                self.detail.neighbor.unwrap_or(0),
+                self.prefix
+            ),
+            Rule::Squatting => format!(
+                "{} (nobody should announce it) announced by AS{}",
+                self.prefix,
+                self.origin.unwrap_or(0)
             ),
         };
         format!("[{}] {}: {}", self.severity, self.rule, what)

@@ -21,6 +21,23 @@ pub fn check(args: CheckArgs) -> ExitCode {
                 cfg.prefixes.len(),
                 cfg.feeds.len()
             );
+            // The RPKI files are read too, so a broken export shows up before the service runs.
+            if let Some(rpki) = &cfg.rpki {
+                match crate::rpki::load_files(&rpki.files) {
+                    Ok((data, files)) => {
+                        let skipped: usize = files.iter().map(|f| f.rejected).sum();
+                        println!(
+                            "RPKI: {} VRPs, {} ASPA records, {skipped} entries skipped",
+                            data.vrp_count(),
+                            data.aspa_count()
+                        );
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot load RPKI data: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -9,9 +9,12 @@ use serde::Serialize;
 
 use super::ConfigArg;
 use crate::alerts::{Alert, AlertTransition, TransitionKind};
+use crate::engine::Engine;
+use crate::event::Timestamp;
 use crate::feeds::mrt::BadRecord;
 use crate::replay::report::ReportBuilder;
-use crate::replay::{ReplaySink, replay as run_replay};
+use crate::replay::{ReplaySink, replay_with as run_replay};
+use crate::rpki::{RpkiSnapshot, load_files};
 
 /// Arguments of `replay`.
 #[derive(Debug, clap::Args)]
@@ -114,6 +117,24 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut engine = Engine::from_config(&cfg);
+    if let Some(rpki) = &cfg.rpki {
+        // A replay judges history with the data given, however old: never stale.
+        match load_files(&rpki.files) {
+            Ok((data, _)) => engine.set_rpki(
+                RpkiSnapshot {
+                    data: Some(std::sync::Arc::new(data)),
+                    stale: false,
+                    procedure: rpki.aspa_procedure,
+                },
+                Timestamp::default(),
+            ),
+            Err(e) => {
+                eprintln!("error: cannot load RPKI data: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -131,7 +152,7 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
         write_error: None,
         report: args.report.then(ReportBuilder::default),
     };
-    let result = run_replay(&cfg.prefixes, args.rib.as_deref(), &args.files, &mut sink);
+    let result = run_replay(engine, args.rib.as_deref(), &args.files, &mut sink);
     bar.finish_and_clear();
     if let (Ok((_, summary)), Some(builder)) = (&result, sink.report.take()) {
         let report = builder.finish(summary.first_event, summary.last_event);

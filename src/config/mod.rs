@@ -2,7 +2,9 @@
 //! as `FILE:LINE:COLUMN: message`.
 
 mod asn;
+mod asns;
 mod errors;
+mod rpki;
 mod secret;
 mod watch;
 
@@ -13,9 +15,11 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 pub use asn::AsnValue;
+pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUNITIES};
 pub use errors::{ConfigError, ConfigErrors, Located};
+pub use rpki::RpkiConfig;
 pub use secret::{Secret, SecretSource};
-pub use watch::{MoreSpecifics, PrefixDefaults, RawPrefix, WatchedPrefix};
+pub use watch::{MoreSpecifics, PathRule, PrefixDefaults, RawPrefix, WatchedPrefix};
 
 /// Largest config file accepted; a config is written by people, so anything bigger is a mistake
 /// or an attack on the parser.
@@ -35,6 +39,12 @@ pub struct Config {
     pub http: HttpConfig,
     /// Feeds to consume.
     pub feeds: Vec<FeedConfig>,
+    /// Monitored ASNs (`asns:`).
+    pub asns: Vec<MonitoredAsn>,
+    /// RPKI data (`rpki:`), if any.
+    pub rpki: Option<RpkiConfig>,
+    /// Labelled communities shown in alerts (`communities:` plus the well-known ones).
+    pub communities: Vec<CommunityLabel>,
 }
 
 /// HTTP server settings (`http:`).
@@ -470,6 +480,12 @@ struct RawConfig {
     http: HttpConfig,
     #[serde(default)]
     feeds: Vec<FeedConfig>,
+    #[serde(default)]
+    asns: Vec<asns::RawAsn>,
+    #[serde(default)]
+    rpki: Option<rpki::RawRpki>,
+    #[serde(default)]
+    communities: Vec<asns::RawCommunity>,
 }
 
 impl Config {
@@ -513,6 +529,9 @@ impl Config {
                 prefixes: Vec::new(),
                 http: HttpConfig::default(),
                 feeds: Vec::new(),
+                asns: Vec::new(),
+                rpki: None,
+                communities: Vec::new(),
             }
         } else {
             serde_saphyr::from_str_with_options(text, options)
@@ -532,12 +551,18 @@ impl Config {
                 ));
             }
         }
+        let asns = asns::validate_asns(&raw.defaults, raw.asns, &mut errors);
+        let rpki = raw.rpki.map(|r| rpki::validate(r, &mut errors));
+        let communities = asns::validate_communities(raw.communities, &mut errors);
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),
                 prefixes,
                 http: raw.http,
                 feeds: raw.feeds,
+                asns,
+                rpki,
+                communities,
             })
         } else {
             Err(ConfigErrors::new(source, errors))
@@ -545,5 +570,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod detect_tests;
 #[cfg(test)]
 mod tests;

@@ -74,6 +74,50 @@ pub struct RawPrefix {
     learning_window_seconds: Option<u64>,
     #[serde(default)]
     groups: Option<Vec<String>>,
+    #[serde(default)]
+    squat: Option<bool>,
+    #[serde(default)]
+    suppress_rpki_valid_hijacks: Option<bool>,
+    #[serde(default)]
+    paths: Option<Vec<Spanned<RawPathRule>>>,
+}
+
+/// A `paths:` entry of a prefix as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPathRule {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(rename = "match", default)]
+    match_: Option<Spanned<String>>,
+    #[serde(default)]
+    not_match: Option<Spanned<String>>,
+    #[serde(default)]
+    min_length: Option<usize>,
+    #[serde(default)]
+    max_length: Option<usize>,
+    #[serde(default)]
+    severity: Option<Severity>,
+}
+
+/// A path rule of a watched prefix: a route whose AS path meets every condition given raises
+/// `path_match`. The regular expressions see the path as written, space-separated (prepends
+/// kept, an AS_SET as `{a,b}`); lengths count ASes with prepends collapsed (an AS_SET counts
+/// one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRule {
+    /// Shown in alerts; defaults to `paths[N]`.
+    pub name: String,
+    /// The path must match this.
+    pub match_: Option<String>,
+    /// The path must not match this.
+    pub not_match: Option<String>,
+    /// The path is shorter than this.
+    pub min_length: Option<usize>,
+    /// The path is longer than this.
+    pub max_length: Option<usize>,
+    /// Severity of its alerts.
+    pub severity: Severity,
 }
 
 /// A watched prefix with every setting resolved.
@@ -101,6 +145,14 @@ pub struct WatchedPrefix {
     pub learning_window_seconds: u64,
     /// Notification groups.
     pub groups: Vec<String>,
+    /// Nobody should announce this space: any announcement of it or a more-specific raises
+    /// `squatting`.
+    pub squat: bool,
+    /// Raise no hijack for a route whose origin is RPKI-valid (off by default: a forged origin
+    /// is "valid", and so is a hijacker's more-specific under a loose maxLength).
+    pub suppress_rpki_valid_hijacks: bool,
+    /// Path rules (`path_match`).
+    pub paths: Vec<PathRule>,
 }
 
 fn resolve_asns(list: &[Spanned<AsnValue>], errors: &mut Vec<Located>) -> Vec<u32> {
@@ -167,6 +219,14 @@ pub(super) fn validate_prefixes(
             Some(v) => v.value,
             None => defaults.min_vantage_points.max(1),
         };
+        let squat = entry.squat.unwrap_or(false);
+        if squat && !origins.is_empty() {
+            errors.push(Located::at(
+                &entry.prefix.referenced,
+                "a prefix with `squat: true` has no allowed origins; remove `origins` (or `squat`)",
+            ));
+        }
+        let paths = validate_paths(entry.paths.unwrap_or_default(), errors);
         let Some(prefix) = prefix else { continue };
         if let Some(first_line) = seen.get(&prefix) {
             errors.push(Located::at(
@@ -195,6 +255,71 @@ pub(super) fn validate_prefixes(
                 .learning_window_seconds
                 .unwrap_or(defaults.learning_window_seconds),
             groups: entry.groups.unwrap_or_else(|| defaults.groups.clone()),
+            squat,
+            suppress_rpki_valid_hijacks: entry.suppress_rpki_valid_hijacks.unwrap_or(false),
+            paths,
+        });
+    }
+    out
+}
+
+fn check_regex(
+    text: &Option<Spanned<String>>,
+    key: &str,
+    errors: &mut Vec<Located>,
+) -> Option<String> {
+    let text = text.as_ref()?;
+    match regex::RegexBuilder::new(&text.value)
+        .size_limit(1 << 20)
+        .build()
+    {
+        Ok(_) => Some(text.value.clone()),
+        Err(e) => {
+            errors.push(Located::at(
+                &text.referenced,
+                format!("`{key}` is not a valid regular expression: {e}"),
+            ));
+            None
+        }
+    }
+}
+
+fn validate_paths(raw: Vec<Spanned<RawPathRule>>, errors: &mut Vec<Located>) -> Vec<PathRule> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, spanned) in raw.into_iter().enumerate() {
+        let at = spanned.referenced;
+        let r = spanned.value;
+        let name = r.name.unwrap_or_else(|| format!("paths[{i}]"));
+        if r.match_.is_none()
+            && r.not_match.is_none()
+            && r.min_length.is_none()
+            && r.max_length.is_none()
+        {
+            errors.push(Located::at(
+                &at,
+                format!(
+                    "path rule `{name}` has no condition; give it `match`, `not_match`, `min_length` or `max_length`"
+                ),
+            ));
+            continue;
+        }
+        let match_ = check_regex(&r.match_, "match", errors);
+        let not_match = check_regex(&r.not_match, "not_match", errors);
+        if let (Some(min), Some(max)) = (r.min_length, r.max_length)
+            && min > max
+        {
+            errors.push(Located::at(
+                &at,
+                format!("path rule `{name}`: min_length {min} is greater than max_length {max}"),
+            ));
+        }
+        out.push(PathRule {
+            name,
+            match_,
+            not_match,
+            min_length: r.min_length,
+            max_length: r.max_length,
+            severity: r.severity.unwrap_or(Severity::Warning),
         });
     }
     out

@@ -4,6 +4,7 @@
 //! The engine is single-threaded and runs on event time only, so a replay of the same input
 //! gives the same alerts with the same timestamps.
 
+mod asns;
 mod baseline;
 mod detect;
 mod state;
@@ -17,19 +18,36 @@ use ipnet::IpNet;
 use prefix_trie::joint::map::JointPrefixMap;
 
 use crate::alerts::{
-    Alert, AlertKey, AlertState, AlertTransition, Rule, Severity, TransitionKind, VpSample,
+    Alert, AlertDetail, AlertKey, AlertState, AlertTransition, Rule, Severity, TransitionKind,
+    VpSample,
 };
-use crate::config::WatchedPrefix;
+use crate::config::{CommunityLabel, Config, MonitoredAsn, WatchedPrefix};
 use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint};
+use crate::rpki::RpkiSnapshot;
 
 use baseline::Baseline;
-pub use detect::Finding;
+pub use detect::{Finding, path_length};
 pub use state::{EngineState, LearnedBaseline, PrefixRoutes};
 pub use view::{AsnCount, MoreSpecificState, PrefixState, PrefixStore};
 use vps::{VpId, VpTable};
 
+/// The monitored-ASN detectors' view of the engine (a macro, so the borrows stay per field).
+macro_rules! asns_out {
+    ($e:expr) => {
+        asns::Out {
+            vps: &$e.vps,
+            transitions: &mut $e.transitions,
+            stats: &mut $e.stats,
+            ctx: &$e.ctx,
+        }
+    };
+}
+
 /// How many VPs an alert lists with their AS paths.
 pub const SAMPLE_SIZE: usize = 5;
+
+/// How many communities a sample entry lists (a route may carry hundreds).
+pub const MAX_SAMPLE_COMMUNITIES: usize = 32;
 
 /// A route held for one prefix and one VP.
 #[derive(Debug, Clone)]
@@ -46,6 +64,8 @@ struct Watched {
     upstreams: Option<Baseline>,
     /// Learning ends after this time (set by the first announcement seen).
     learn_until: Option<Timestamp>,
+    /// Path rules, compiled.
+    paths: Vec<detect::CompiledPathRule>,
 }
 
 /// A condition shown by some VPs (below or above the firing threshold).
@@ -111,6 +131,10 @@ pub struct Engine {
     state_dirty: HashSet<usize>,
     /// Per watched prefix (by index): its more-specifics that some VP routes now.
     more_specifics: Vec<std::collections::BTreeSet<IpNet>>,
+    /// RPKI data and community labels the detectors use.
+    ctx: detect::Context,
+    /// Monitored ASNs.
+    asns: asns::AsnMonitor,
 }
 
 impl Engine {
@@ -129,6 +153,7 @@ impl Engine {
                         (!u.is_empty()).then(|| Baseline::new(u))
                     }),
                 learn_until: None,
+                paths: detect::compile_paths(&cfg.paths),
                 cfg: cfg.clone(),
             });
         }
@@ -151,7 +176,56 @@ impl Engine {
             last_change: vec![None; prefixes.len()],
             state_dirty: HashSet::new(),
             more_specifics: vec![Default::default(); prefixes.len()],
+            ctx: detect::Context::default(),
+            asns: asns::AsnMonitor::default(),
         }
+    }
+
+    /// An engine for a whole config: watched prefixes, monitored ASNs, community labels (RPKI
+    /// data comes later, with [`Engine::set_rpki`]).
+    pub fn from_config(cfg: &Config) -> Self {
+        let mut e = Engine::new(&cfg.prefixes);
+        e.monitor_asns(&cfg.asns);
+        e.label_communities(cfg.communities.clone());
+        e
+    }
+
+    /// Monitors these ASNs (`unexpected_prefix`, `new_neighbor`, `rpki_invalid`).
+    pub fn monitor_asns(&mut self, asns: &[MonitoredAsn]) {
+        self.asns = asns::AsnMonitor::new(asns);
+    }
+
+    /// Communities to name in alerts.
+    pub fn label_communities(&mut self, labels: Vec<CommunityLabel>) {
+        self.ctx.communities = labels;
+    }
+
+    /// Uses new RPKI data: every held route is judged again at event time `now`, so
+    /// `rpki_invalid` and `route_leak` alerts fire or resolve as the data says.
+    pub fn set_rpki(&mut self, snapshot: RpkiSnapshot, now: Timestamp) {
+        let same_data = match (&self.ctx.rpki.data, &snapshot.data) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        let same = same_data && self.ctx.rpki.procedure == snapshot.procedure;
+        self.ctx.rpki = snapshot;
+        if same || self.loading_rib {
+            return;
+        }
+        // Per-prefix RPKI gauges change with the data, not only with routes.
+        self.touched
+            .extend(self.watched.iter().map(|w| w.cfg.prefix));
+        for i in 0..self.watched.len() {
+            self.rebuild_conditions(i, now);
+        }
+        let mut out = asns_out!(self);
+        self.asns.rebuild(now, &mut out);
+    }
+
+    /// The RPKI data in use.
+    pub fn rpki(&self) -> &RpkiSnapshot {
+        &self.ctx.rpki
     }
 
     /// Watched prefixes whose own routes changed since the last call (for per-prefix gauges).
@@ -198,6 +272,9 @@ impl Engine {
                 if let Some(u) = r.attrs.path.origin_neighbor() {
                     *view.upstreams.entry(u).or_default() += 1;
                 }
+                if let Some(state) = self.ctx.rov(prefix, &r.attrs.path) {
+                    *view.rpki.entry(state).or_default() += 1;
+                }
             }
         }
         view
@@ -215,6 +292,8 @@ impl Engine {
         for i in 0..self.watched.len() {
             self.rebuild_conditions(i, now);
         }
+        let mut out = asns_out!(self);
+        self.asns.rebuild(now, &mut out);
     }
 
     /// Takes the alert transitions produced since the last call.
@@ -233,12 +312,19 @@ impl Engine {
         }
     }
 
-    /// Processes one route event. Returns true when it touched a watched prefix.
+    /// Processes one route event. Returns true when it touched a watched prefix or raised an
+    /// alert for a monitored ASN.
     pub fn process_route(&mut self, ev: &RouteEvent) -> bool {
         match ev.change {
             RouteChange::Announce(_) => self.stats.announcements += 1,
             RouteChange::Withdraw => self.stats.withdrawals += 1,
         }
+        // Alerts of monitored ASNs count as touching: the caller then takes the transitions.
+        let asn_alerts = !self.asns.is_empty() && {
+            let before = self.transitions.len();
+            self.monitored_asns(ev);
+            self.transitions.len() > before
+        };
         let mut covering = [0usize; 8];
         let mut n = 0;
         for (_, &i) in self.watch.cover(&ev.prefix) {
@@ -248,7 +334,7 @@ impl Engine {
             }
         }
         if n == 0 {
-            return false;
+            return asn_alerts;
         }
         self.stats.matched += 1;
         self.now = self.now.max(ev.timestamp);
@@ -257,11 +343,49 @@ impl Engine {
         true
     }
 
+    /// The monitored-ASN detectors: neighbours in any path, and the routes of unwatched
+    /// prefixes that a monitored ASN originates.
+    fn monitored_asns(&mut self, ev: &RouteEvent) {
+        // The cheap test first: most events concern no monitored origin.
+        let outside = self.asns.wants(&ev.prefix, &ev.change)
+            && self.watch.cover(&ev.prefix).next().is_none();
+        let attrs = match &ev.change {
+            RouteChange::Announce(a) => Some(a),
+            RouteChange::Withdraw => None,
+        };
+        if !outside && attrs.is_none() {
+            self.asns.expire(ev.timestamp, &mut asns_out!(self));
+            return;
+        }
+        let vp = self.vps.intern(&ev.vp);
+        let loading_rib = self.loading_rib;
+        let mut out = asns_out!(self);
+        self.asns.expire(ev.timestamp, &mut out);
+        if let Some(attrs) = attrs {
+            self.asns
+                .scan_path(ev.prefix, vp, attrs, ev.timestamp, loading_rib, &mut out);
+        }
+        if outside {
+            self.asns.route(
+                ev.prefix,
+                vp,
+                &ev.change,
+                ev.timestamp,
+                loading_rib,
+                &mut out,
+            );
+        }
+    }
+
     fn peer_down(&mut self, vp: &Arc<VantagePoint>, ts: Timestamp) -> bool {
         let Some(id) = self.vps.get(vp) else {
             return false;
         };
         self.now = self.now.max(ts);
+        if !self.asns.is_empty() {
+            let mut out = asns_out!(self);
+            self.asns.peer_down(id, ts, &mut out);
+        }
         let mut prefixes: Vec<IpNet> = self
             .routes
             .iter()
@@ -337,11 +461,11 @@ impl Engine {
                 let watched = &self.watched[w];
                 let before = old
                     .as_deref()
-                    .map(|a| detect::findings(watched, prefix, a))
+                    .map(|a| detect::findings(&self.ctx, watched, prefix, a))
                     .unwrap_or_default();
                 let after = new
                     .as_deref()
-                    .map(|a| detect::findings(watched, prefix, a))
+                    .map(|a| detect::findings(&self.ctx, watched, prefix, a))
                     .unwrap_or_default();
                 for f in before.iter().filter(|f| !after.contains(f)) {
                     self.remove_vp(w, prefix, *f, vp, ts);
@@ -365,6 +489,10 @@ impl Engine {
     fn learn(&mut self, w: usize, _prefix: IpNet, attrs: &RouteAttrs, ts: Timestamp) -> bool {
         let loading_rib = self.loading_rib;
         let watched = &mut self.watched[w];
+        if watched.cfg.squat {
+            // Nobody may announce squat space: nothing to learn.
+            return false;
+        }
         if watched.learn_until.is_none() {
             self.meta_dirty = true;
         }
@@ -400,7 +528,7 @@ impl Engine {
         let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
         for (prefix, by_vp) in self.routes.iter().filter(|(p, _)| net.contains(*p)) {
             for (vp, route) in by_vp {
-                for f in detect::findings(watched, *prefix, &route.attrs) {
+                for f in detect::findings(&self.ctx, watched, *prefix, &route.attrs) {
                     fresh.entry(key(net, *prefix, f)).or_default().insert(*vp);
                 }
             }
@@ -495,6 +623,8 @@ impl Engine {
         }
         let min = self.watched[w].cfg.min_vantage_points;
         let sample = sample_of(&self.routes, &self.vps, k.prefix, cond.vps.iter().copied());
+        let attrs = sample_attrs(&self.routes, &self.vps, k.prefix, cond.vps.iter().copied());
+        let (detail, path_severity) = detect::detail(&self.ctx, &self.watched[w], &k, &attrs);
         let Some(cond) = self.conditions.get_mut(&k) else {
             return;
         };
@@ -504,6 +634,7 @@ impl Engine {
                 alert.peak_vantage_points = cond.peak;
                 alert.sample = sample;
                 alert.last_seen = ts;
+                alert.detail = detail;
                 let alert = alert.clone();
                 self.transitions.push(AlertTransition {
                     event: TransitionKind::Updated,
@@ -515,12 +646,15 @@ impl Engine {
                 let alert = Alert {
                     id: Alert::make_id(&k, cond.first_seen),
                     rule: k.rule,
-                    severity: severity(k.rule, &watched.cfg),
+                    severity: path_severity.unwrap_or_else(|| severity(k.rule, &watched.cfg)),
                     state: AlertState::Firing,
                     prefix: k.prefix,
                     watched_prefix: k.watched_prefix,
                     description: watched.cfg.description.clone(),
-                    origin: (k.rule != Rule::NewUpstream).then_some(k.asn),
+                    origin: match k.rule {
+                        Rule::NewUpstream | Rule::RouteLeak => None,
+                        _ => (k.asn != 0).then_some(k.asn),
+                    },
                     upstream: (k.rule == Rule::NewUpstream).then_some(k.asn),
                     expected_origins: watched.origins.asns().to_vec(),
                     expected_upstreams: watched
@@ -536,6 +670,7 @@ impl Engine {
                     fired_at: ts,
                     last_seen: ts,
                     resolved_at: None,
+                    detail,
                 };
                 cond.firing = Some(alert.clone());
                 self.stats.fired += 1;
@@ -618,6 +753,10 @@ impl Engine {
                     fired_at: ts,
                     last_seen: ts,
                     resolved_at: None,
+                    detail: AlertDetail {
+                        rpki_stale: self.ctx.rpki.stale,
+                        ..AlertDetail::default()
+                    },
                 };
                 state.firing = Some(alert.clone());
                 self.stats.fired += 1;
@@ -639,6 +778,8 @@ pub struct PrefixView {
     pub origins: HashMap<u32, usize>,
     /// VPs per upstream ASN.
     pub upstreams: HashMap<u32, usize>,
+    /// VPs per RPKI origin validation state of their route (empty without RPKI data).
+    pub rpki: HashMap<crate::rpki::RovState, usize>,
 }
 
 fn key(watched_prefix: IpNet, prefix: IpNet, f: Finding) -> AlertKey {
@@ -652,10 +793,37 @@ fn key(watched_prefix: IpNet, prefix: IpNet, f: Finding) -> AlertKey {
 
 fn severity(rule: Rule, cfg: &WatchedPrefix) -> Severity {
     match rule {
-        Rule::OriginHijack | Rule::SubprefixHijack | Rule::OriginChange => Severity::Critical,
-        Rule::MoreSpecific | Rule::NewUpstream => Severity::Warning,
+        Rule::OriginHijack
+        | Rule::SubprefixHijack
+        | Rule::OriginChange
+        | Rule::RpkiInvalid
+        | Rule::RouteLeak
+        | Rule::Squatting => Severity::Critical,
+        Rule::MoreSpecific
+        | Rule::NewUpstream
+        | Rule::PathMatch
+        | Rule::UnexpectedPrefix
+        | Rule::NewNeighbor => Severity::Warning,
         Rule::VisibilityLoss => cfg.visibility_severity,
     }
+}
+
+/// The routes of the same VPs as [`sample_of`] picks, in the same order.
+fn sample_attrs(
+    routes: &HashMap<IpNet, HashMap<VpId, Route>>,
+    vps: &VpTable,
+    prefix: IpNet,
+    only: impl IntoIterator<Item = VpId>,
+) -> Vec<Arc<RouteAttrs>> {
+    let Some(by_vp) = routes.get(&prefix) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<VpId> = only.into_iter().collect();
+    ids.sort_by(|a, b| vps.get_vp(*a).cmp(&vps.get_vp(*b)));
+    ids.into_iter()
+        .filter_map(|id| by_vp.get(&id).map(|r| r.attrs.clone()))
+        .take(SAMPLE_SIZE)
+        .collect()
 }
 
 /// Up to [`SAMPLE_SIZE`] VPs with their routes to `prefix`, in a stable order. With `only`,
@@ -680,6 +848,13 @@ fn sample_of(
             Some(VpSample {
                 vantage_point: vps.get_vp(id).map(|v| v.to_string()).unwrap_or_default(),
                 as_path: route.attrs.path.to_string(),
+                communities: route
+                    .attrs
+                    .communities
+                    .iter()
+                    .take(MAX_SAMPLE_COMMUNITIES)
+                    .map(|c| c.to_string())
+                    .collect(),
                 seen_at: route.since,
             })
         })
@@ -687,5 +862,7 @@ fn sample_of(
         .collect()
 }
 
+#[cfg(test)]
+mod detect_tests;
 #[cfg(test)]
 mod tests;

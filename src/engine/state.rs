@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::baseline::Baseline;
 use super::{Condition, Engine, Route, detect, key};
 use crate::alerts::{Alert, AlertTransition, Rule, TransitionKind};
-use crate::config::WatchedPrefix;
+use crate::config::{Config, WatchedPrefix};
 use crate::event::{RouteAttrs, Timestamp, VantagePoint};
 
 /// The routes of one prefix, by VP index into [`EngineState::vps`].
@@ -174,7 +174,15 @@ impl Engine {
     /// The store saves alert transitions together with the routes of their prefixes, so a
     /// firing alert without routes that show its condition has ended.
     pub fn restore(prefixes: &[WatchedPrefix], state: EngineState) -> Engine {
-        let mut e = Engine::new(prefixes);
+        Engine::new(prefixes).restored(state)
+    }
+
+    /// Fills a freshly configured engine (monitored ASNs, community labels and RPKI data
+    /// already set, no events yet) with saved state; see [`Engine::restore`]. Alerts of the
+    /// monitored-ASN rules are not carried over: they end here and fire again on the next
+    /// route that shows them.
+    pub fn restored(self, state: EngineState) -> Engine {
+        let mut e = self;
         let now = state.taken_at;
         e.now = now;
         let ids: Vec<u32> = state
@@ -237,7 +245,7 @@ impl Engine {
             let net = w.cfg.prefix;
             for (prefix, by_vp) in e.routes.iter().filter(|(p, _)| net.contains(*p)) {
                 for (vp, route) in by_vp {
-                    for f in detect::findings(w, *prefix, &route.attrs) {
+                    for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
                         let c =
                             e.conditions
                                 .entry(key(net, *prefix, f))
@@ -301,12 +309,14 @@ impl Engine {
         e
     }
 
-    /// Applies a new watch list without losing the state of prefixes that stay.
-    pub fn reconfigure(&mut self, prefixes: &[WatchedPrefix]) {
+    /// Applies a new config without losing the state of prefixes that stay.
+    pub fn reconfigure(&mut self, cfg: &Config) {
         let state = self.export_state();
         let pending: Vec<AlertTransition> = self.transitions.drain(..).collect();
         let stats = self.stats;
-        *self = Engine::restore(prefixes, state);
+        let mut fresh = Engine::from_config(cfg);
+        fresh.ctx.rpki = self.ctx.rpki.clone();
+        *self = fresh.restored(state);
         self.stats = stats;
         let mut all = pending;
         all.append(&mut self.transitions);

@@ -506,7 +506,7 @@ fn reconfigure_keeps_state_of_prefixes_that_stay() {
     let new = yaml.replace("origins: [100]", "origins: [100, 666]")
         + "  - prefix: 10.2.0.0/16\n    origins: [7]\n";
     let cfg = Config::parse(&new, Path::new("t.yml")).unwrap();
-    e.reconfigure(&cfg.prefixes);
+    e.reconfigure(&cfg);
     let t: Vec<_> = e.drain_transitions().collect();
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].event, TransitionKind::Resolved);
@@ -528,7 +528,7 @@ fn reconfigure_keeps_state_of_prefixes_that_stay() {
     );
     let only_second = "prefixes:\n  - prefix: 10.1.0.0/16\n";
     let cfg = Config::parse(only_second, Path::new("t.yml")).unwrap();
-    e.reconfigure(&cfg.prefixes);
+    e.reconfigure(&cfg);
     let t: Vec<_> = e.drain_transitions().collect();
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].event, TransitionKind::Resolved);
