@@ -101,6 +101,15 @@ impl Health {
         }
     }
 
+    /// Forgets feeds whose names are not in `names` (after a reload removed them).
+    pub fn retain(&self, names: &[String]) {
+        self.lock().retain(|name, _| {
+            names
+                .iter()
+                .any(|n| n == name || name.starts_with(&format!("{n}/")))
+        });
+    }
+
     /// A copy of every feed's health.
     pub fn snapshot(&self) -> BTreeMap<String, FeedHealth> {
         self.lock().clone()

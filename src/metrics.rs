@@ -95,6 +95,14 @@ pub struct Metrics {
     pub invalid_input: IntCounterVec,
     /// Config reloads that failed validation (kept at zero until reloads are attempted).
     pub config_errors: IntCounter,
+    /// Config reloads by result (`ok`, `error`).
+    pub config_reloads: IntCounterVec,
+    /// Store transactions committed.
+    pub store_commits: IntCounter,
+    /// Store writes that failed (and were retried).
+    pub store_errors: IntCounter,
+    /// Age of the route state restored at start-up (0 when none was restored).
+    pub restored_state_age: prometheus::Gauge,
     /// Per-feed connection state, written through [`crate::health::Health`].
     pub feed: FeedMetrics,
 }
@@ -200,6 +208,25 @@ impl Metrics {
                 "bgpsentry_config_reload_errors_total",
                 "Config reloads rejected because the new config is invalid.",
             )?,
+            config_reloads: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_config_reloads_total",
+                    "Config reloads (SIGHUP or file change), by result: ok or error.",
+                ),
+                &["result"],
+            )?,
+            store_commits: IntCounter::new(
+                "bgpsentry_store_commits_total",
+                "Transactions written to the embedded store.",
+            )?,
+            store_errors: IntCounter::new(
+                "bgpsentry_store_errors_total",
+                "Writes to the embedded store that failed and were retried.",
+            )?,
+            restored_state_age: prometheus::Gauge::new(
+                "bgpsentry_restored_state_age_seconds",
+                "Age of the route state restored from the store at start-up; 0 when none was.",
+            )?,
             feed: FeedMetrics::new(&registry)?,
             registry,
         };
@@ -230,6 +257,13 @@ impl Metrics {
         r.register(Box::new(m.processing_latency.clone()))?;
         r.register(Box::new(m.invalid_input.clone()))?;
         r.register(Box::new(m.config_errors.clone()))?;
+        r.register(Box::new(m.config_reloads.clone()))?;
+        // Both results exist from the start, so rate() and alerts see a 0 before the first reload.
+        m.config_reloads.with_label_values(&["ok"]);
+        m.config_reloads.with_label_values(&["error"]);
+        r.register(Box::new(m.store_commits.clone()))?;
+        r.register(Box::new(m.store_errors.clone()))?;
+        r.register(Box::new(m.restored_state_age.clone()))?;
         Ok(m)
     }
 

@@ -162,3 +162,27 @@ fn drain(engine: &mut Engine, sink: &mut dyn ReplaySink) {
         sink.transition(&t);
     }
 }
+
+/// Collects transitions for [`load_rib`], and logs bad records.
+struct RibSink(Vec<AlertTransition>);
+
+impl ReplaySink for RibSink {
+    fn transition(&mut self, t: &AlertTransition) {
+        self.0.push(t.clone());
+    }
+    fn bad_record(&mut self, bad: &BadRecord) {
+        tracing::warn!("{bad}");
+    }
+}
+
+/// Loads an MRT table dump into a running engine's state (`bgpsentry run --rib`): its routes
+/// become the route state and the learned baselines. The transitions it causes are left in the
+/// engine for the caller to take.
+pub fn load_rib(engine: &mut Engine, rib: &Path) -> std::io::Result<MrtStats> {
+    let mut summary = ReplaySummary::default();
+    let mut sink = RibSink(Vec::new());
+    engine.begin_rib();
+    let last = feed_file(engine, rib, &mut summary, &mut sink)?;
+    engine.finish_rib(last.max(engine.now()));
+    Ok(summary.mrt)
+}

@@ -48,6 +48,19 @@ impl AlertBook {
         }
     }
 
+    /// Fills the book with what the store held at start-up (resolved oldest first).
+    pub fn restore(&mut self, resolved: &[Alert], firing: &[Alert]) {
+        for a in resolved {
+            self.apply(&AlertTransition {
+                event: TransitionKind::Resolved,
+                alert: a.clone(),
+            });
+        }
+        for a in firing {
+            self.firing.insert(a.id.clone(), a.clone());
+        }
+    }
+
     /// Records a transition from the engine.
     pub fn apply(&mut self, t: &AlertTransition) {
         match t.event {

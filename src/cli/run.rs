@@ -15,6 +15,10 @@ pub struct RunArgs {
     /// port; the address is logged).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// An MRT table dump (RIB) to load at start: its routes become the route state, and
+    /// prefixes in learning mode learn their origins and upstreams from it.
+    #[arg(long)]
+    rib: Option<std::path::PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -42,6 +46,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     let opts = RunOptions {
         listen: args.listen,
+        rib: args.rib,
     };
     match runtime.block_on(run_service(cfg, opts)) {
         Ok(()) => ExitCode::SUCCESS,

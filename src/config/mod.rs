@@ -6,6 +6,7 @@ mod asns;
 mod errors;
 mod rpki;
 mod secret;
+mod store;
 mod watch;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUN
 pub use errors::{ConfigError, ConfigErrors, Located};
 pub use rpki::RpkiConfig;
 pub use secret::{Secret, SecretSource};
+pub use store::StoreConfig;
 pub use watch::{MoreSpecifics, PathRule, PrefixDefaults, RawPrefix, WatchedPrefix};
 
 /// Largest config file accepted; a config is written by people, so anything bigger is a mistake
@@ -45,6 +47,8 @@ pub struct Config {
     pub rpki: Option<RpkiConfig>,
     /// Labelled communities shown in alerts (`communities:` plus the well-known ones).
     pub communities: Vec<CommunityLabel>,
+    /// The embedded store (`store:`).
+    pub store: StoreConfig,
 }
 
 /// HTTP server settings (`http:`).
@@ -486,9 +490,23 @@ struct RawConfig {
     rpki: Option<rpki::RawRpki>,
     #[serde(default)]
     communities: Vec<asns::RawCommunity>,
+    #[serde(default)]
+    store: StoreConfig,
 }
 
 impl Config {
+    /// A path from the config, made relative to the config file's folder (the current folder
+    /// for the built-in config).
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match self.source.parent() {
+            Some(dir) if self.source.exists() => dir.join(path),
+            _ => path.to_path_buf(),
+        }
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let bytes = std::fs::read(path).map_err(|e| {
@@ -532,6 +550,7 @@ impl Config {
                 asns: Vec::new(),
                 rpki: None,
                 communities: Vec::new(),
+                store: StoreConfig::default(),
             }
         } else {
             serde_saphyr::from_str_with_options(text, options)
@@ -563,6 +582,7 @@ impl Config {
                 asns,
                 rpki,
                 communities,
+                store: raw.store,
             })
         } else {
             Err(ConfigErrors::new(source, errors))

@@ -292,12 +292,20 @@ impl Store {
 
     /// Applies one commit in one transaction.
     pub fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        let result = self.commit_in_open_transaction(c);
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(|e| self.err(e))?;
+        result
+    }
+
+    fn commit_in_open_transaction(&mut self, c: &Commit) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = &self.conn;
         let now = Timestamp::now();
         {
             let mut upsert = tx
@@ -398,20 +406,33 @@ impl Store {
             meta.execute(params!["saved_at", now.0.to_string()])
                 .map_err(err)?;
         }
-        tx.commit().map_err(err)
+        Ok(())
     }
 
-    /// Replaces the whole route state (after a restore or a reload, when every row may be stale).
-    pub fn replace_state(&mut self, state: &EngineState) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch("DELETE FROM routes; DELETE FROM vps;")
-            .map_err(|e| self.err(e))?;
+    /// Replaces the whole route state with `state` and records `transitions`, in one
+    /// transaction (after a restore, when the config or a RIB changed what is held).
+    pub fn replace_state(
+        &mut self,
+        transitions: &[AlertTransition],
+        state: &EngineState,
+    ) -> Result<(), StoreError> {
         let mut all = state.clone();
         all.firing.clear();
-        self.commit(&Commit {
-            transitions: Vec::new(),
+        all.first_vp = 0;
+        // Baselines and visibility are replaced whole only when some are given; here an empty
+        // list means "none", so clear them first.
+        self.conn
+            .execute_batch(
+                "BEGIN; DELETE FROM routes; DELETE FROM vps; DELETE FROM baselines; DELETE FROM visibility;",
+            )
+            .map_err(|e| self.err(e))?;
+        let result = self.commit_in_open_transaction(&Commit {
+            transitions: transitions.to_vec(),
             changes: all,
-        })
+        });
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(|e| self.err(e))?;
+        result
     }
 
     /// Alert events not yet handed to the notifier, oldest first.

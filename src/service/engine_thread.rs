@@ -1,0 +1,205 @@
+//! The engine thread: applies batches of feed events, config reloads and RPKI updates, keeps
+//! the per-prefix gauges and views current, and hands alert transitions with the state changes
+//! behind them to the store.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, watch};
+
+use crate::alerts::AlertTransition;
+use crate::config::Config;
+use crate::engine::{Engine, PrefixStore};
+use crate::feeds::Batch;
+use crate::metrics::Metrics;
+use crate::rpki::RpkiSnapshot;
+use crate::store::Commit;
+
+/// Per-prefix gauge labels last set, so labels of origins that went away are removed.
+#[derive(Default)]
+struct PrefixGauges {
+    origins: HashMap<IpNet, Vec<String>>,
+    upstreams: HashMap<IpNet, Vec<String>>,
+    /// Prefixes to refresh at the next batch whatever happened (after a reload).
+    pending: HashSet<IpNet>,
+}
+
+impl PrefixGauges {
+    fn touch(&mut self, prefix: IpNet) {
+        self.pending.insert(prefix);
+    }
+
+    fn take_pending(&mut self) -> Vec<IpNet> {
+        self.pending.drain().collect()
+    }
+
+    /// Removes the series of prefixes that are no longer watched.
+    fn forget_unwatched(&mut self, m: &Metrics, cfg: &Config) {
+        let watched: HashSet<IpNet> = cfg.prefixes.iter().map(|p| p.prefix).collect();
+        let gone: Vec<IpNet> = self
+            .origins
+            .keys()
+            .chain(self.upstreams.keys())
+            .filter(|p| !watched.contains(p))
+            .copied()
+            .collect();
+        for prefix in gone {
+            let p = prefix.to_string();
+            let _ = m.prefix_vantage_points.remove_label_values(&[&p]);
+            for o in self.origins.remove(&prefix).unwrap_or_default() {
+                let _ = m
+                    .prefix_origin_vantage_points
+                    .remove_label_values(&[&p, &o]);
+            }
+            for u in self.upstreams.remove(&prefix).unwrap_or_default() {
+                let _ = m
+                    .prefix_upstream_vantage_points
+                    .remove_label_values(&[&p, &u]);
+            }
+        }
+    }
+}
+
+/// What the engine thread works with besides the engine.
+pub(super) struct EngineThread {
+    /// Batches from the feeds (and empty ticks, so idle state is still saved).
+    pub events: mpsc::Receiver<Batch>,
+    /// The current config; a change is a reload.
+    pub config: watch::Receiver<Arc<Config>>,
+    /// New RPKI data, when configured.
+    pub rpki: Option<watch::Receiver<RpkiSnapshot>>,
+    /// Where commits go (the store thread).
+    pub commits: std::sync::mpsc::SyncSender<Commit>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Per-prefix views for the HTTP API.
+    pub views: PrefixStore,
+}
+
+impl EngineThread {
+    /// Runs until the feeds and the tick are gone, then saves what is left.
+    pub fn run(mut self, mut engine: Engine) {
+        let mut gauges = PrefixGauges::default();
+        let m = self.metrics.clone();
+        for p in engine.watched_prefixes() {
+            m.prefix_vantage_points
+                .with_label_values(&[&p.prefix.to_string()])
+                .set(0);
+        }
+        let commit_every =
+            Duration::from_secs(self.config.borrow().store.commit_interval_seconds.max(1));
+        let mut last_commit = Instant::now();
+        while let Some(batch) = self.events.blocking_recv() {
+            if self.config.has_changed().unwrap_or(false) {
+                let cfg = self.config.borrow_and_update().clone();
+                engine.reconfigure(&cfg);
+                m.watched_prefixes.set(cfg.prefixes.len() as i64);
+                self.views.set_all(engine.prefix_states());
+                gauges.forget_unwatched(&m, &cfg);
+                for p in engine.watched_prefixes() {
+                    gauges.touch(p.prefix);
+                }
+            }
+            if let Some(rx) = self.rpki.as_mut()
+                && rx.has_changed().unwrap_or(false)
+            {
+                let snapshot = rx.borrow_and_update().clone();
+                engine.set_rpki(snapshot, engine.now());
+            }
+            let before = engine.stats();
+            for ev in &batch.events {
+                engine.process(ev);
+            }
+            let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
+            let after = engine.stats();
+            let feed = &*batch.feed;
+            let count = |label: &str, n: u64| {
+                if n > 0 {
+                    m.events.with_label_values(&[feed, label]).inc_by(n);
+                }
+            };
+            count("announce", after.announcements - before.announcements);
+            count("withdraw", after.withdrawals - before.withdrawals);
+            count("peer_down", after.peer_downs - before.peer_downs);
+            if after.matched > before.matched {
+                m.events_matched
+                    .with_label_values(&[feed])
+                    .inc_by(after.matched - before.matched);
+            }
+            for prefix in engine
+                .take_touched()
+                .into_iter()
+                .chain(gauges.take_pending())
+            {
+                refresh_prefix_gauges(&engine, &m, &mut gauges, prefix);
+            }
+            m.vantage_points.set(engine.vantage_point_count() as i64);
+            m.routes.set(engine.route_count() as i64);
+            self.views
+                .update(engine.take_changed_states(), engine.vantage_point_count());
+            // Alert transitions are saved at once, with the routes behind them; other route
+            // changes at least every commit interval.
+            let due = last_commit.elapsed() >= commit_every && engine.has_changes();
+            if !transitions.is_empty() || due {
+                let commit = Commit {
+                    transitions,
+                    changes: engine.take_changes(),
+                };
+                if self.commits.send(commit).is_err() {
+                    return;
+                }
+                last_commit = Instant::now();
+            }
+            if !batch.events.is_empty() {
+                m.processing_latency
+                    .observe(batch.received.elapsed().as_secs_f64());
+            }
+        }
+        let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
+        if !transitions.is_empty() || engine.has_changes() {
+            let _ = self.commits.send(Commit {
+                transitions,
+                changes: engine.take_changes(),
+            });
+        }
+    }
+}
+
+fn refresh_prefix_gauges(engine: &Engine, m: &Metrics, gauges: &mut PrefixGauges, prefix: IpNet) {
+    let view = engine.visibility_of(&prefix);
+    let p = prefix.to_string();
+    m.prefix_vantage_points
+        .with_label_values(&[&p])
+        .set(view.vantage_points as i64);
+    if engine.rpki().data.is_some() {
+        use crate::rpki::RovState;
+        for state in [RovState::Valid, RovState::Invalid, RovState::NotFound] {
+            m.prefix_rpki_vantage_points
+                .with_label_values(&[&p, state.as_str()])
+                .set(view.rpki.get(&state).copied().unwrap_or(0) as i64);
+        }
+    }
+    let set = |vec: &prometheus::IntGaugeVec, old: &mut Vec<String>, now: &HashMap<u32, usize>| {
+        let labels: Vec<String> = now.keys().map(|a| a.to_string()).collect();
+        for gone in old.iter().filter(|o| !labels.contains(o)) {
+            let _ = vec.remove_label_values(&[&p, gone]);
+        }
+        for (asn, n) in now {
+            vec.with_label_values(&[&p, &asn.to_string()])
+                .set(*n as i64);
+        }
+        *old = labels;
+    };
+    set(
+        &m.prefix_origin_vantage_points,
+        gauges.origins.entry(prefix).or_default(),
+        &view.origins,
+    );
+    set(
+        &m.prefix_upstream_vantage_points,
+        gauges.upstreams.entry(prefix).or_default(),
+        &view.upstreams,
+    );
+}

@@ -1,0 +1,305 @@
+//! The running service: feeds → engine thread → alert sinks (alert book, metrics, notifier),
+//! and the HTTP server beside them.
+
+mod engine_thread;
+mod feeds_supervisor;
+mod http_serve;
+mod reload;
+mod store_thread;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::alerts::{AlertBook, AlertTransition, TransitionKind};
+use crate::config::{Config, FeedKind};
+use crate::engine::{Engine, PrefixStore};
+use crate::event::Timestamp;
+use crate::feeds::{Batch, FeedContext};
+use crate::health::Health;
+use crate::http::{AppState, router};
+use crate::metrics::Metrics;
+use crate::rpki::RpkiLoader;
+use crate::store::{Commit, Store};
+
+/// Batches of events waiting for the engine; bounded so that a slow engine slows the feeds
+/// down instead of growing memory.
+pub const ENGINE_QUEUE_BATCHES: usize = 1024;
+
+/// Resolved alerts kept in memory for `/alerts?state=resolved`.
+pub const RESOLVED_HISTORY: usize = 10_000;
+
+/// Receives every alert transition, in order.
+pub trait AlertSink: Send {
+    /// Called for each transition.
+    fn deliver(&mut self, t: &AlertTransition);
+}
+
+/// Keeps the alert book and the alert metrics current.
+struct BookSink {
+    book: Arc<RwLock<AlertBook>>,
+    metrics: Metrics,
+}
+
+impl AlertSink for BookSink {
+    fn deliver(&mut self, t: &AlertTransition) {
+        self.book
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(t);
+        let a = &t.alert;
+        let rule = a.rule.as_str();
+        let sev = a.severity.as_str();
+        let prefix = a.watched_prefix.to_string();
+        match t.event {
+            TransitionKind::Fired => {
+                self.metrics
+                    .alerts_fired
+                    .with_label_values(&[rule, sev])
+                    .inc();
+                self.metrics
+                    .alerts_firing
+                    .with_label_values(&[rule, sev, &prefix])
+                    .inc();
+            }
+            TransitionKind::Resolved => {
+                self.metrics
+                    .alerts_resolved
+                    .with_label_values(&[rule, sev])
+                    .inc();
+                self.metrics
+                    .alerts_firing
+                    .with_label_values(&[rule, sev, &prefix])
+                    .dec();
+            }
+            TransitionKind::Updated => {}
+        }
+    }
+}
+
+/// Options of `bgpsentry run` that override the config.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Listen here instead of the configured address.
+    pub listen: Option<SocketAddr>,
+    /// An MRT table dump to load as route state (and learned baseline) at start.
+    pub rib: Option<PathBuf>,
+}
+
+/// Commits waiting for the store thread.
+const COMMIT_QUEUE: usize = 256;
+
+/// How often the engine is woken when no events come, so that state is still saved.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+    let metrics = Metrics::new()?;
+    let health = Health::with_metrics(metrics.feed.clone());
+    let book = Arc::new(RwLock::new(AlertBook::new(RESOLVED_HISTORY)));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (events_tx, events_rx) = mpsc::channel::<Batch>(ENGINE_QUEUE_BATCHES);
+    let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<AlertTransition>();
+    let (commits_tx, commits_rx) = std::sync::mpsc::sync_channel::<Commit>(COMMIT_QUEUE);
+
+    let rpki = match &cfg.rpki {
+        Some(r) => {
+            let (loader, rx) = RpkiLoader::start(r.clone(), &metrics.registry)?;
+            tokio::spawn(loader.run(shutdown_rx.clone()));
+            Some(rx)
+        }
+        None => None,
+    };
+
+    // Continue from the store: routes, baselines and firing alerts as they were.
+    let store_path = cfg.resolve_path(&cfg.store.path);
+    let mut store = Store::open(&store_path)?;
+    let loaded = store.load(RESOLVED_HISTORY)?;
+    let mut engine = Engine::from_config(&cfg);
+    if let Some(rx) = &rpki {
+        engine.set_rpki(rx.borrow().clone(), Timestamp::now());
+    }
+    let restored_routes: usize = loaded.state.routes.iter().map(|r| r.routes.len()).sum();
+    let was_firing = loaded.state.firing.clone();
+    let mut engine = engine.restored(loaded.state);
+    if let Some(saved) = loaded.saved_at.filter(|_| restored_routes > 0) {
+        let age = (Timestamp::now().0 - saved.0).max(0) as f64 / 1e6;
+        metrics.restored_state_age.set(age);
+        info!(
+            store = %store_path.display(),
+            "restored {restored_routes} routes and {} firing alerts saved {age:.0} s ago",
+            engine.export_state().firing.len()
+        );
+    }
+    if let Some(rib) = &opts.rib {
+        let stats = crate::replay::load_rib(&mut engine, rib)?;
+        info!(rib = %rib.display(), "loaded {} routes from the table dump", stats.announcements);
+    }
+    let initial: Vec<AlertTransition> = engine.drain_transitions().collect();
+    // The restored engine may differ from the store (config changed, RIB loaded): save it whole.
+    let full = engine.export_state();
+    store.replace_state(&initial, &full)?;
+    {
+        let mut b = book.write().unwrap_or_else(|p| p.into_inner());
+        b.restore(&loaded.resolved, &was_firing);
+    }
+    for a in &was_firing {
+        metrics
+            .alerts_firing
+            .with_label_values(&[
+                a.rule.as_str(),
+                a.severity.as_str(),
+                &a.watched_prefix.to_string(),
+            ])
+            .inc();
+    }
+    metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
+    let views = PrefixStore::default();
+    views.set_all(engine.prefix_states());
+
+    let retention = cfg.store.retention_days;
+    let store_metrics = metrics.clone();
+    let store_thread = std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || store_thread::run(store, commits_rx, alerts_tx, store_metrics, retention))?;
+
+    let (config_tx, config_rx) = watch::channel(Arc::new(cfg.clone()));
+    let engine_thread = {
+        let worker = engine_thread::EngineThread {
+            events: events_rx,
+            config: config_rx.clone(),
+            rpki,
+            commits: commits_tx,
+            metrics: metrics.clone(),
+            views: views.clone(),
+        };
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || worker.run(engine))?
+    };
+
+    let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(BookSink {
+        book: book.clone(),
+        metrics: metrics.clone(),
+    })];
+    // What the restore itself decided (alerts that ended with a config change, conditions now
+    // over a threshold) goes out first.
+    for t in &initial {
+        for sink in sinks.iter_mut() {
+            sink.deliver(t);
+        }
+    }
+    let sink_task = tokio::spawn(async move {
+        while let Some(t) = alerts_rx.recv().await {
+            for sink in sinks.iter_mut() {
+                sink.deliver(&t);
+            }
+        }
+    });
+
+    let tick = tokio::spawn(tick(events_tx.clone(), shutdown_rx.clone()));
+    let base = FeedContext {
+        events: events_tx,
+        health: health.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown_rx.clone(),
+        prefixes: Vec::new(),
+    };
+    let feeds = tokio::spawn(feeds_supervisor::run(config_rx, base));
+    if cfg.source.exists() {
+        tokio::spawn(reload::watch_config(
+            cfg.source.clone(),
+            config_tx,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
+
+    let listen = opts.listen.unwrap_or(cfg.http.listen);
+    let app = router(
+        AppState {
+            book,
+            metrics,
+            health,
+            prefixes: views,
+        },
+        http_serve::guard(&cfg)?,
+    );
+    let server = http_serve::serve(app, listen, cfg.http.tls.as_ref(), shutdown_rx.clone()).await?;
+
+    wait_for_signal().await;
+    info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = feeds.await;
+    let _ = tick.await;
+    match server.await {
+        Ok(Err(e)) => error!("HTTP server failed: {e}"),
+        Err(e) => error!("HTTP server task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
+    // The feeds have stopped and dropped their senders: the engine drains its queue, saves the
+    // rest and ends; the store writes it; then every transition reaches the sinks.
+    if engine_thread.join().is_err() {
+        error!("the engine thread panicked");
+    }
+    if store_thread.join().is_err() {
+        error!("the store thread panicked");
+    }
+    let _ = sink_task.await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Wakes the engine when nothing else does, until shutdown.
+async fn tick(events: mpsc::Sender<Batch>, mut shutdown: watch::Receiver<bool>) {
+    let feed: Arc<str> = "tick".into();
+    loop {
+        tokio::select! {
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        let batch = Batch {
+            feed: feed.clone(),
+            events: Vec::new(),
+            received: std::time::Instant::now(),
+        };
+        // A full queue means the engine is busy anyway.
+        let _ = events.try_send(batch);
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                warn!("cannot listen for SIGTERM ({e}); stop with SIGINT");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Names the feed kinds for health and logs.
+pub fn kind_name(kind: FeedKind) -> &'static str {
+    match kind {
+        FeedKind::Mrt => "mrt",
+        FeedKind::RisLive => "ris_live",
+        FeedKind::Bgproutes => "bgproutes",
+    }
+}

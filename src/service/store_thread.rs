@@ -1,0 +1,54 @@
+//! The store thread: the one writer of the store. Each commit is written in one transaction;
+//! only then are its alert transitions passed on to the alert book, metrics and notifier.
+
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{error, info, warn};
+
+use crate::alerts::AlertTransition;
+use crate::metrics::Metrics;
+use crate::store::{Commit, Store};
+
+/// How often old history is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Writes commits until the engine thread hangs up.
+pub(super) fn run(
+    mut store: Store,
+    commits: Receiver<Commit>,
+    alerts: UnboundedSender<AlertTransition>,
+    metrics: Metrics,
+    retention_days: u64,
+) {
+    let mut last_prune: Option<Instant> = None;
+    for commit in commits {
+        let mut delay = Duration::from_millis(100);
+        // A failed write is retried until it works: dropping it would lose alerts. While it
+        // fails the engine's queue fills and the feeds slow down; the errors say why.
+        while let Err(e) = store.commit(&commit) {
+            metrics.store_errors.inc();
+            error!("{e}; retrying in {delay:?}");
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        metrics.store_commits.inc();
+        for t in commit.transitions {
+            if alerts.send(t).is_err() {
+                warn!("alert sinks are gone; transitions are saved but not passed on");
+                break;
+            }
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            match store.prune(retention_days) {
+                Ok(0) => {}
+                Ok(n) => {
+                    info!("store: pruned {n} resolved alerts older than {retention_days} days")
+                }
+                Err(e) => warn!("store: pruning failed: {e}"),
+            }
+            last_prune = Some(Instant::now());
+        }
+    }
+}
