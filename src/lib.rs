@@ -12,5 +12,6 @@ pub mod feeds;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod replay;
 pub mod service;

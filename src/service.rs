@@ -99,6 +99,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         book: book.clone(),
         metrics: metrics.clone(),
     })];
+    let notifier = crate::notify::Notifier::start(&cfg, &metrics.registry)?;
+    if let Some(n) = &notifier {
+        sinks.push(Box::new(n.sink()));
+    }
     let sink_task = tokio::spawn(async move {
         while let Some(t) = alerts_rx.recv().await {
             for sink in sinks.iter_mut() {
@@ -157,6 +161,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         error!("the engine thread panicked");
     }
     let _ = sink_task.await;
+    if let Some(n) = notifier {
+        n.shutdown().await;
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The command line: `run`, `check`, `replay`.
 
 mod check;
+mod notify;
 mod replay;
 mod run;
 
@@ -29,6 +30,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Replay MRT update files through the rules and print every alert transition.
     Replay(replay::ReplayArgs),
+    /// Notification tools: `notify test --channel NAME` sends a sample alert.
+    Notify(notify::NotifyArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -67,5 +70,6 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Replay(args) => replay::replay(args),
+        Command::Notify(args) => notify::notify(args),
     }
 }

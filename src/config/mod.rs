@@ -3,6 +3,8 @@
 
 mod asn;
 mod errors;
+mod notify;
+mod store;
 mod watch;
 
 use std::net::SocketAddr;
@@ -13,6 +15,11 @@ use serde_saphyr::Spanned;
 
 pub use asn::AsnValue;
 pub use errors::{ConfigError, ConfigErrors, Located};
+pub use notify::{
+    ChannelConfig, ChannelKind, DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS,
+    NotifyConfig, SmtpTls,
+};
+pub use store::{DEFAULT_STORE_PATH, StoreConfig};
 pub use watch::{MoreSpecifics, PrefixDefaults, RawPrefix, WatchedPrefix};
 
 /// Largest config file accepted; a config is written by people, so anything bigger is a mistake
@@ -33,6 +40,10 @@ pub struct Config {
     pub http: HttpConfig,
     /// Feeds to consume.
     pub feeds: Vec<FeedConfig>,
+    /// Notification channels and routing.
+    pub notify: NotifyConfig,
+    /// Where state that survives restarts is kept.
+    pub store: StoreConfig,
 }
 
 /// HTTP server settings (`http:`).
@@ -123,6 +134,10 @@ struct RawConfig {
     http: HttpConfig,
     #[serde(default)]
     feeds: Vec<FeedConfig>,
+    #[serde(default)]
+    notify: NotifyConfig,
+    #[serde(default)]
+    store: StoreConfig,
 }
 
 impl Config {
@@ -161,6 +176,8 @@ impl Config {
                 prefixes: Vec::new(),
                 http: HttpConfig::default(),
                 feeds: Vec::new(),
+                notify: NotifyConfig::default(),
+                store: StoreConfig::default(),
             }
         } else {
             serde_saphyr::from_str_with_options(text, options)
@@ -171,12 +188,15 @@ impl Config {
         for feed in &raw.feeds {
             feed.validate(&mut errors);
         }
+        raw.notify.validate(&mut errors);
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),
                 prefixes,
                 http: raw.http,
                 feeds: raw.feeds,
+                notify: raw.notify,
+                store: raw.store,
             })
         } else {
             Err(ConfigErrors::new(source, errors))
