@@ -117,6 +117,8 @@ impl Routing {
 enum Input {
     Transition(Box<AlertTransition>),
     Flush(oneshot::Sender<()>),
+    /// Flush and end, even if sinks are still around.
+    Stop,
 }
 
 /// The [`AlertSink`] that hands transitions to the notifier.
@@ -258,10 +260,13 @@ impl Notifier {
         }
     }
 
-    /// Stops: waits until every sink is gone and what they sent is in the outbox, then stops
-    /// the workers (undelivered notifications stay in the outbox for the next start).
+    /// Stops: what the sinks sent so far goes into the outbox, then the workers stop
+    /// (undelivered notifications stay in the outbox for the next start). The service calls
+    /// this after the engine and the sinks have finished.
     pub async fn shutdown(mut self) {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Input::Stop);
+        }
         if let Err(e) = (&mut self.router).await {
             error!("the notification router failed: {e}");
         }
@@ -319,7 +324,7 @@ impl Router {
                         self.flush(true).await;
                         let _ = ack.send(());
                     }
-                    None => {
+                    Some(Input::Stop) | None => {
                         self.flush(true).await;
                         return;
                     }

@@ -1,0 +1,233 @@
+//! Email through a real SMTP server (aiosmtpd) on loopback.
+
+mod notify_common;
+
+use bgpsentry::alerts::{AlertTransition, TransitionKind};
+use notify_common::*;
+
+fn email_channel(port: u16, extra: &str) -> String {
+    format!(
+        "    - name: mail\n      kind: email\n      smtp_host: 127.0.0.1\n      smtp_port: {port}\n      smtp_tls: none\n      from: \"bgpsentry <bgpsentry@example.net>\"\n      to: [noc@example.net, \"On Call <oncall@example.net>\"]\n{extra}"
+    )
+}
+
+/// The real hijack through `bgpsentry run`, with SMTP login: one message with the firing
+/// and the resolution, every field of the alert in the body, proper headers.
+#[tokio::test(flavor = "multi_thread")]
+async fn hijack_email_has_headers_and_alert_fields() {
+    let mut smtp = Smtp::start(false, Some("noc-user:pa55-w0rd"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("smtp.pass"), "pa55-w0rd\n").unwrap();
+    let notify = format!(
+        "  group_window_seconds: 1\n  channels:\n{}",
+        email_channel(
+            smtp.port,
+            "      username: noc-user\n      password_file: smtp.pass\n      html_body: \"<p>{{ count }} alerts{% for e in events %} <a href='{{ e.link }}'>{{ e.prefix }}</a>{% endfor %}</p>\"\n"
+        )
+    );
+    let cfg = hijack_config(dir.path(), "e.db", &notify, true);
+    let bg = Bgpsentry::start(&cfg, dir.path());
+    let mails = smtp.wait_mails(1).await;
+    bg.wait_metric("bgpsentry_notify_sent_total{channel=\"mail\"}", 1.0)
+        .await;
+    let log = bg.kill();
+    assert!(
+        !log.contains("pa55-w0rd"),
+        "the password must never be logged"
+    );
+    assert_eq!(smtp.poll().len(), 1, "fired and resolved arrive together");
+    let m = &mails[0];
+    assert_eq!(m["login"], "noc-user");
+    assert_eq!(m["mail_from"], "bgpsentry@example.net");
+    assert_eq!(
+        m["rcpt_tos"],
+        serde_json::json!(["noc@example.net", "oncall@example.net"])
+    );
+    let h = &m["headers"];
+    assert_eq!(h["from"], "bgpsentry <bgpsentry@example.net>");
+    assert!(h["to"].as_str().unwrap().contains("noc@example.net"));
+    assert!(
+        h["to"]
+            .as_str()
+            .unwrap()
+            .contains("On Call <oncall@example.net>")
+    );
+    assert!(h["date"].as_str().is_some());
+    let delivery = h["x-bgpsentry-delivery"].as_str().unwrap();
+    assert_eq!(h["message-id"], format!("<{delivery}@bgpsentry>"));
+    let subject = h["subject"].as_str().unwrap();
+    assert_eq!(
+        subject,
+        "[bgpsentry] 2 alerts (1 fired, 1 resolved): origin_hijack 202.134.148.0/24 and 1 more"
+    );
+    let text = m["text"].as_str().unwrap();
+    for needle in [
+        "FIRED  [critical] origin_hijack: 202.134.148.0/24 announced by AS58678 (expected AS18196)",
+        "RESOLVED  [critical] origin_hijack",
+        "Rule:             origin_hijack (critical)",
+        "Prefix:           202.134.148.0/24",
+        "Watched prefix:   202.134.148.0/24 (test network)",
+        "Origin:           AS58678",
+        "Expected origins: AS18196",
+        "Vantage points:   2 (peak 2)",
+        "First seen:       2016-08-11T16:00:0",
+        "Resolved at:      2016-08-11T16:00:56.000000Z",
+        "Groups:           noc",
+        " 9498 58678",
+        "Details:          https://bgpsentry.example.net/alerts/",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(text.contains(&format!("delivery {delivery}")));
+    let html = m["html"].as_str().unwrap();
+    assert!(
+        html.starts_with("<p>2 alerts <a href='https://bgpsentry.example.net/alerts/"),
+        "{html}"
+    );
+}
+
+/// SMTP refuses connections for a while, then accepts: the message arrives exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn smtp_down_then_up_delivers_exactly_once() {
+    let mut smtp = Smtp::start(true, None);
+    let mut n = InProcess::start(&format!(
+        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0\n  retry_initial_seconds: 0.1\n  retry_max_seconds: 0.5\n  channels:\n{}",
+        email_channel(smtp.port, "")
+    ));
+    let t = hijack_transitions();
+    n.deliver(&t[0]);
+    n.wait_metric(
+        "bgpsentry_notify_failed_attempts_total{channel=\"mail\"}",
+        3.0,
+    )
+    .await;
+    assert!(smtp.poll().is_empty());
+    assert_eq!(
+        metric(
+            &n.metrics(),
+            "bgpsentry_notify_queue_depth{channel=\"mail\"}"
+        ),
+        Some(1.0)
+    );
+    smtp.up();
+    n.wait_metric("bgpsentry_notify_sent_total{channel=\"mail\"}", 1.0)
+        .await;
+    n.notifier.take().unwrap().shutdown().await;
+    let mails = smtp.wait_mails(1).await;
+    assert_eq!(smtp.poll().len(), 1, "delivered exactly once");
+    assert!(
+        mails[0]["headers"]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[bgpsentry] FIRED: [critical] origin_hijack: 202.134.148.0/24")
+    );
+    let m = n.metrics();
+    assert_eq!(
+        metric(&m, "bgpsentry_notify_sent_total{channel=\"mail\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&m, "bgpsentry_notify_dead_total{channel=\"mail\"}"),
+        Some(0.0)
+    );
+}
+
+/// Twenty prefixes hijacked in the same second: one email that lists all of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_prefixes_hijacked_together_make_one_email() {
+    let mut smtp = Smtp::start(false, None);
+    let mut n = InProcess::start(&format!(
+        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 2\n  channels:\n{}",
+        email_channel(smtp.port, "")
+    ));
+    let base = hijack_transitions()
+        .into_iter()
+        .find(|t| t.event == TransitionKind::Fired)
+        .unwrap();
+    let mut prefixes = Vec::new();
+    for i in 0..20u32 {
+        let mut a = base.alert.clone();
+        let p: ipnet::IpNet = format!("198.51.{i}.0/24").parse().unwrap();
+        a.prefix = p;
+        a.watched_prefix = p;
+        a.id = format!("{:016x}", 0xabc000 + i);
+        prefixes.push(p.to_string());
+        n.deliver(&AlertTransition {
+            event: TransitionKind::Fired,
+            alert: a,
+        });
+    }
+    let mails = smtp.wait_mails(1).await;
+    n.wait_metric("bgpsentry_notify_sent_total{channel=\"mail\"}", 1.0)
+        .await;
+    n.notifier.take().unwrap().shutdown().await;
+    assert_eq!(smtp.poll().len(), 1, "one email for the incident");
+    let subject = mails[0]["headers"]["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("20 alerts (20 fired, 0 resolved)"),
+        "{subject}"
+    );
+    let text = mails[0]["text"].as_str().unwrap();
+    for p in &prefixes {
+        assert!(
+            text.contains(&format!("Prefix:           {p}")),
+            "{p} missing"
+        );
+    }
+}
+
+/// `smtp_tls: starttls` never falls back to plain text: against a server without
+/// STARTTLS, `notify test` fails and says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_is_required_not_optional() {
+    let mut smtp = Smtp::start(false, None);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = hijack_config(
+        dir.path(),
+        "s.db",
+        &format!(
+            "  channels:\n{}",
+            email_channel(smtp.port, "").replace("smtp_tls: none", "smtp_tls: starttls")
+        ),
+        false,
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bgpsentry"))
+        .args(["notify", "test", "--channel", "mail", "--config"])
+        .arg(&cfg)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("channel `mail`") && err.contains("SMTP 127.0.0.1"),
+        "{err}"
+    );
+    assert!(smtp.poll().is_empty());
+
+    // The same server in plain mode takes the sample.
+    let cfg = hijack_config(
+        dir.path(),
+        "p.db",
+        &format!("  channels:\n{}", email_channel(smtp.port, "")),
+        false,
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bgpsentry"))
+        .args(["notify", "test", "--channel", "mail", "--config"])
+        .arg(&cfg)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mails = smtp.wait_mails(1).await;
+    assert!(
+        mails[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not a real incident")
+    );
+}
