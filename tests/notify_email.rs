@@ -80,8 +80,11 @@ async fn hijack_email_has_headers_and_alert_fields() {
     }
     assert!(text.contains(&format!("delivery {delivery}")));
     let html = m["html"].as_str().unwrap();
+    // The HTML template is auto-escaped.
     assert!(
-        html.starts_with("<p>2 alerts <a href='https://bgpsentry.example.net/alerts/"),
+        html.starts_with(
+            "<p>2 alerts <a href='https:&#x2f;&#x2f;bgpsentry.example.net&#x2f;alerts&#x2f;"
+        ),
         "{html}"
     );
 }

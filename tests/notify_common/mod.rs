@@ -117,6 +117,25 @@ async fn receive(
 impl Receiver {
     /// Starts a receiver answering by `plan`, then 200.
     pub async fn start(plan: Vec<Answer>) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, plan)
+    }
+
+    /// A port that is bound but not listening: connections to it are refused until
+    /// [`Receiver::start_on`] starts serving on it.
+    pub fn reserve() -> (tokio::net::TcpSocket, SocketAddr) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        (socket, addr)
+    }
+
+    /// Starts serving on a reserved socket.
+    pub fn start_on(socket: tokio::net::TcpSocket, plan: Vec<Answer>) -> Receiver {
+        Self::serve(socket.listen(128).unwrap(), plan)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, plan: Vec<Answer>) -> Receiver {
         let state = Arc::new(Mutex::new(RxState {
             plan,
             got: Vec::new(),
@@ -124,7 +143,6 @@ impl Receiver {
         let app = Router::new()
             .fallback(post(receive))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver { addr, state }
