@@ -326,3 +326,47 @@ async fn notify_test_command_sends_a_sample() {
     assert!(err.contains("403"), "{err}");
     assert!(!err.contains("/hook"), "the URL path is redacted: {err}");
 }
+
+/// A target that stays down: the notification is retried until `max_age_seconds`, then
+/// recorded as dead and counted, and the queue is empty again.
+#[tokio::test(flavor = "multi_thread")]
+async fn notification_goes_dead_after_max_age() {
+    let (_socket, addr) = Receiver::reserve();
+    let mut n = InProcess::start(&format!(
+        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0\n  retry_initial_seconds: 0.2\n  retry_max_seconds: 0.4\n  max_age_seconds: 1\n  channels:\n    - name: down\n      kind: webhook\n      url: http://{addr}/hook\n"
+    ));
+    n.deliver(&hijack_transitions()[0]);
+    n.wait_metric("bgpsentry_notify_dead_total{channel=\"down\"}", 1.0)
+        .await;
+    let m = wait_for("an empty queue", async || {
+        let m = n.metrics();
+        (metric(&m, "bgpsentry_notify_queue_depth{channel=\"down\"}") == Some(0.0)).then_some(m)
+    })
+    .await;
+    assert_eq!(
+        metric(&m, "bgpsentry_notify_queue_depth{channel=\"down\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&m, "bgpsentry_notify_sent_total{channel=\"down\"}"),
+        Some(0.0)
+    );
+    assert!(
+        metric(
+            &m,
+            "bgpsentry_notify_failed_attempts_total{channel=\"down\"}"
+        )
+        .unwrap()
+            >= 2.0
+    );
+    let path = n.dir.path().join("o.db");
+    n.notifier.take().unwrap().shutdown().await;
+    let db = rusqlite::Connection::open(path).unwrap();
+    let (state, err): (String, String) = db
+        .query_row("SELECT state, last_error FROM notify_outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(state, "dead");
+    assert!(err.contains("cannot connect"), "{err}");
+}

@@ -7,6 +7,11 @@ export CARGO_TERM_COLOR=never
 
 # --- system packages the tests use (installed only when missing) ---
 need_apt=()
+# Alertmanager for the notifier's tests.
+[ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)
+# python3 and pip run the SMTP test server.
+command -v python3 >/dev/null || need_apt+=(python3)
+{ command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; } || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
@@ -15,9 +20,13 @@ fi
 
 # --- Python packages the tests use (installed only when missing) ---
 need_pip=()
+# aiosmtpd: the real SMTP server the notifier's email tests send to.
+python3 -c 'import aiosmtpd' 2>/dev/null || need_pip+=(aiosmtpd)
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "installing: ${need_pip[*]}"
-  python3 -m pip install --quiet "${need_pip[@]}"
+  # A Debian python refuses pip installs outside a venv unless told (PEP 668).
+  python3 -m pip install --quiet "${need_pip[@]}" ||
+    python3 -m pip install --quiet --break-system-packages "${need_pip[@]}"
 fi
 
 cargo fmt --all -- --check
