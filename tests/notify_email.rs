@@ -234,3 +234,59 @@ async fn starttls_is_required_not_optional() {
             .contains("not a real incident")
     );
 }
+
+/// STARTTLS and implicit TLS against servers whose certificate comes from a private CA:
+/// delivered with `smtp_ca_file`, refused without it (no silent downgrade).
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_and_implicit_tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(dir.path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    for (mode, flag) in [("starttls", "--starttls"), ("tls", "--tls")] {
+        let mut smtp = Smtp::start_with(false, None, &[flag, &cert, &key]);
+        let channel =
+            email_channel(smtp.port, "").replace("smtp_tls: none", &format!("smtp_tls: {mode}"));
+        let trusted = hijack_config(
+            dir.path(),
+            &format!("{mode}-ca.db"),
+            &format!(
+                "  channels:\n{channel}      smtp_ca_file: {}\n",
+                ca.display()
+            ),
+            false,
+        );
+        let untrusted = hijack_config(
+            dir.path(),
+            &format!("{mode}.db"),
+            &format!("  channels:\n{channel}"),
+            false,
+        );
+        let send = async |cfg: &std::path::Path| {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_bgpsentry"))
+                .args(["notify", "test", "--channel", "mail", "--config"])
+                .arg(cfg)
+                .output()
+                .await
+                .unwrap()
+        };
+        let out = send(&untrusted).await;
+        assert!(
+            !out.status.success(),
+            "{mode}: an unknown CA must be refused"
+        );
+        let out = send(&trusted).await;
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mails = smtp.wait_mails(1).await;
+        assert_eq!(mails.len(), 1, "{mode}");
+        assert!(
+            mails[0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("not a real incident")
+        );
+    }
+}

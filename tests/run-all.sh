@@ -9,6 +9,8 @@ export CARGO_TERM_COLOR=never
 need_apt=()
 # Alertmanager for the notifier's tests.
 [ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)
+# openssl makes the certificates of the TLS email tests.
+command -v openssl >/dev/null || need_apt+=(openssl)
 # python3 and pip run the SMTP test server.
 command -v python3 >/dev/null || need_apt+=(python3)
 { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; } || need_apt+=(python3-pip)

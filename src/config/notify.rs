@@ -184,6 +184,10 @@ pub struct ChannelConfig {
     /// `none`, `starttls` (default) or `tls`.
     #[serde(default)]
     pub smtp_tls: Option<Spanned<SmtpTls>>,
+    /// PEM file of CA certificates to trust for the SMTP server, besides the public roots
+    /// (a relay with a private CA).
+    #[serde(default)]
+    pub smtp_ca_file: Option<Spanned<PathBuf>>,
     /// SMTP user name; enables authentication.
     #[serde(default)]
     pub username: Option<Spanned<String>>,
@@ -269,6 +273,12 @@ impl ChannelConfig {
             is_http && self.smtp_tls.is_some(),
             "smtp_tls",
             &loc(self.smtp_tls.as_ref().map(|s| &s.referenced)),
+        );
+        not_for(
+            (is_http || self.smtp_tls.as_ref().map(|t| t.value) == Some(SmtpTls::None))
+                && self.smtp_ca_file.is_some(),
+            "smtp_ca_file",
+            &loc(self.smtp_ca_file.as_ref().map(|s| &s.referenced)),
         );
         not_for(
             is_http && self.username.is_some(),

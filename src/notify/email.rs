@@ -7,6 +7,7 @@ use std::time::Duration;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::NotifyEvent;
@@ -45,6 +46,25 @@ impl EmailChannel {
             SmtpTls::Starttls => 587,
             SmtpTls::Tls => 465,
         });
+        if let Some(ca) = &cfg.smtp_ca_file {
+            let path = &ca.value;
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read smtp_ca_file {}: {e}", path.display()))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| {
+                format!(
+                    "smtp_ca_file {} holds no PEM certificate: {e}",
+                    path.display()
+                )
+            })?;
+            let params = TlsParameters::builder(host.clone())
+                .add_root_certificate(cert)
+                .build()
+                .map_err(|e| format!("cannot set up TLS to {host}: {e}"))?;
+            builder = builder.tls(match tls {
+                SmtpTls::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            });
+        }
         builder = builder.port(port).timeout(Some(timeout));
         if let Some(user) = &cfg.username {
             let password = read_secret(

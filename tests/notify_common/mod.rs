@@ -180,6 +180,11 @@ pub struct Smtp {
 impl Smtp {
     /// Starts it; `down` keeps connections refused until [`Smtp::up`].
     pub fn start(down: bool, auth: Option<&str>) -> Smtp {
+        Self::start_with(down, auth, &[])
+    }
+
+    /// Starts it with extra arguments (`--starttls CERT KEY`, `--tls CERT KEY`).
+    pub fn start_with(down: bool, auth: Option<&str>, extra: &[&str]) -> Smtp {
         let script = root().join("tests/notify_common/smtp_server.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script);
@@ -189,6 +194,7 @@ impl Smtp {
         if let Some(a) = auth {
             cmd.args(["--auth", a]);
         }
+        cmd.args(extra);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -497,4 +503,75 @@ impl Drop for Alertmanager {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, made with the `openssl`
+/// command: (ca.pem, cert.pem, key.pem).
+pub fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command must be installed (tests/run-all.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bgpsentry test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
 }

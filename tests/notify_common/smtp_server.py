@@ -3,6 +3,8 @@
 Binds 127.0.0.1:0 and prints {"port": N}. With --down it keeps the port bound but not
 listening (connections are refused) until a line arrives on stdin, then serves. Every
 message received is printed as one JSON line. With --auth USER:PASS it requires login.
+With --starttls CERT KEY it requires STARTTLS; with --tls CERT KEY it speaks TLS from the
+first byte.
 """
 import asyncio
 import email
@@ -10,6 +12,7 @@ import email.policy
 import json
 import logging
 import socket
+import ssl
 import sys
 import warnings
 
@@ -17,7 +20,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 # Login over plain text is what this test server is for; keep its warnings out of the logs.
 warnings.filterwarnings("ignore")
-logging.getLogger("mail.log").setLevel(logging.ERROR)
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
 
 def emit(obj):
@@ -57,6 +60,13 @@ async def main():
     if "--auth" in args:
         user, _, password = args[args.index("--auth") + 1].partition(":")
         auth = (user, password)
+    ctx = None
+    for flag in ("--starttls", "--tls"):
+        if flag in args:
+            i = args.index(flag)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(args[i + 1], args[i + 2])
+    starttls = "--starttls" in args
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     emit({"port": sock.getsockname()[1]})
@@ -68,9 +78,11 @@ async def main():
         if auth:
             return SMTP(Handler(), authenticator=authenticator(auth), auth_required=True,
                         auth_require_tls=False)
+        if starttls:
+            return SMTP(Handler(), tls_context=ctx, require_starttls=True)
         return SMTP(Handler())
 
-    server = await loop.create_server(factory, sock=sock)
+    server = await loop.create_server(factory, sock=sock, ssl=None if starttls else ctx)
     emit({"up": True})
     await server.serve_forever()
 
