@@ -87,6 +87,7 @@ async fn hijack_webhook_retried_until_accepted_with_one_delivery_id() {
 
     let got = rx.got();
     assert_eq!(got.len(), 5, "{got:?}");
+    assert!(got.iter().all(|r| r.path == "/hook"));
     let statuses: Vec<u16> = got.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 500, 500, 200, 200]);
     let ids: Vec<&str> = got
@@ -369,4 +370,67 @@ async fn notification_goes_dead_after_max_age() {
         .unwrap();
     assert_eq!(state, "dead");
     assert!(err.contains("cannot connect"), "{err}");
+}
+
+/// `renotify_seconds`: an alert still firing is told about again, as a `reminder` with a
+/// new delivery id.
+#[tokio::test(flavor = "multi_thread")]
+async fn firing_alert_is_renotified() {
+    let rx = Receiver::start(vec![]).await;
+    let mut n = InProcess::start(&format!(
+        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0\n  channels:\n    - name: hook\n      kind: webhook\n      url: {}\n      renotify_seconds: 1\n",
+        rx.url()
+    ));
+    let fired = hijack_transitions().remove(0);
+    n.deliver(&fired);
+    let got = rx.wait_count(3).await;
+    n.notifier.take().unwrap().shutdown().await;
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies[0]["event"], "fired");
+    assert_eq!(bodies[1]["event"], "reminder");
+    assert_eq!(bodies[2]["event"], "reminder");
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b["alert"]["id"] == fired.alert.id.as_str())
+    );
+    assert_ne!(bodies[0]["delivery_id"], bodies[1]["delivery_id"]);
+    assert_ne!(bodies[1]["delivery_id"], bodies[2]["delivery_id"]);
+}
+
+/// The Alertmanager channel re-pushes firing alerts (with `endsAt` in the future) and
+/// pushes the resolution with the incident's end time; seen by a plain HTTP receiver in
+/// Alertmanager's place.
+#[tokio::test(flavor = "multi_thread")]
+async fn alertmanager_channel_repushes_firing_alerts() {
+    let rx = Receiver::start(vec![]).await;
+    let mut n = InProcess::start(&format!(
+        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0\n  channels:\n    - name: am\n      kind: alertmanager\n      url: http://{}/prefix/\n      repush_seconds: 1\n      hold_resolved_seconds: 0\n",
+        rx.addr
+    ));
+    let mut t = hijack_transitions();
+    let resolved = t.pop().unwrap();
+    n.deliver(&t[0]);
+    let got = rx.wait_count(3).await;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for r in &got {
+        assert_eq!(r.path, "/prefix/api/v2/alerts");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let a = &v[0];
+        assert_eq!(a["labels"]["alertname"], "origin_hijack");
+        assert!(a["endsAt"].as_str().unwrap() > now.as_str(), "{a}");
+    }
+    n.deliver(&resolved);
+    let resolution = wait_for("the resolution push", async || {
+        rx.got().into_iter().find_map(|r| {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            (v[0]["endsAt"] == "2016-08-11T16:00:56.000000Z").then_some(v)
+        })
+    })
+    .await;
+    n.notifier.take().unwrap().shutdown().await;
+    assert_eq!(resolution[0]["labels"]["origin_asn"], "58678");
 }

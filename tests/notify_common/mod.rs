@@ -56,6 +56,7 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub status: u16,
@@ -84,6 +85,7 @@ pub struct Receiver {
 
 async fn receive(
     State(state): State<Arc<Mutex<RxState>>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
@@ -99,6 +101,7 @@ async fn receive(
             Answer::Hang => 0,
         };
         s.got.push(Received {
+            path: uri.path().to_string(),
             headers,
             body,
             status,
