@@ -200,6 +200,9 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// How much of an error answer's body is read.
+const ERROR_BODY_LIMIT: usize = 4096;
+
 /// Turns an HTTP outcome into a delivery result (2xx = delivered).
 pub async fn check_response(
     result: Result<reqwest::Response, reqwest::Error>,
@@ -207,10 +210,24 @@ pub async fn check_response(
 ) -> Result<(), SendError> {
     match result {
         Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status();
-            let body = resp.text().await.unwrap_or_default();
-            let snippet: String = body.chars().take(200).collect();
+            // Only the start of an error body is useful, and a hostile target could send
+            // an endless one: read at most a few KiB.
+            let mut body = Vec::new();
+            while body.len() < ERROR_BODY_LIMIT {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            body.truncate(ERROR_BODY_LIMIT);
+            let body = String::from_utf8_lossy(&body);
+            let snippet: String = body
+                .chars()
+                .take(200)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             Err(SendError(format!(
                 "{} answered HTTP {status}{}",
                 redact_url(url),

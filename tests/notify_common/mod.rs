@@ -68,6 +68,8 @@ pub enum Answer {
     Status(u16),
     /// Never answers.
     Hang,
+    /// Answers 500 with a body that never ends.
+    Endless,
 }
 
 #[derive(Default)]
@@ -88,7 +90,8 @@ async fn receive(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let answer = {
         let mut s = state.lock().unwrap();
         let a = if s.plan.is_empty() {
@@ -99,6 +102,7 @@ async fn receive(
         let status = match a {
             Answer::Status(c) => c,
             Answer::Hang => 0,
+            Answer::Endless => 500,
         };
         s.got.push(Received {
             path: uri.path().to_string(),
@@ -109,10 +113,20 @@ async fn receive(
         a
     };
     match answer {
-        Answer::Status(c) => StatusCode::from_u16(c).unwrap(),
+        Answer::Status(c) => StatusCode::from_u16(c).unwrap().into_response(),
         Answer::Hang => {
             std::future::pending::<()>().await;
-            StatusCode::OK
+            StatusCode::OK.into_response()
+        }
+        Answer::Endless => {
+            let chunks = futures_util::stream::repeat_with(|| {
+                Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 64 * 1024]))
+            });
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::body::Body::from_stream(chunks),
+            )
+                .into_response()
         }
     }
 }
