@@ -290,3 +290,69 @@ async fn starttls_and_implicit_tls_with_a_private_ca() {
         );
     }
 }
+
+/// Secrets from the environment and from files: the SMTP password from `password_env`,
+/// a chat URL from `url_file`; a missing variable is named in the error, and no secret
+/// appears in any output.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_come_from_env_and_files_and_are_never_printed() {
+    let mut smtp = Smtp::start(false, Some("noc-user:env-pa55"));
+    let rx = Receiver::start(vec![Answer::Status(404)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("chat.url"),
+        format!("{}/T0/B0/url-s3cret\n", rx.url()),
+    )
+    .unwrap();
+    let cfg = hijack_config(
+        dir.path(),
+        "sec.db",
+        &format!(
+            "  channels:\n{}    - name: chat\n      kind: slack\n      url_file: chat.url\n",
+            email_channel(
+                smtp.port,
+                "      username: noc-user\n      password_env: BGPSENTRY_TEST_SMTP_PASSWORD\n"
+            )
+        ),
+        false,
+    );
+    let run = async |channel: &str, env: Option<&str>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_bgpsentry"));
+        cmd.args(["notify", "test", "--channel", channel, "--config"])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .env_remove("BGPSENTRY_TEST_SMTP_PASSWORD");
+        if let Some(v) = env {
+            cmd.env("BGPSENTRY_TEST_SMTP_PASSWORD", v);
+        }
+        let out = cmd.output().await.unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = run("mail", None).await;
+    assert!(!ok);
+    assert!(
+        text.contains("environment variable BGPSENTRY_TEST_SMTP_PASSWORD, which is not set"),
+        "{text}"
+    );
+    let (ok, text) = run("mail", Some("wrong-pa55")).await;
+    assert!(!ok, "a wrong password is refused");
+    assert!(!text.contains("wrong-pa55"), "{text}");
+    let (ok, text) = run("mail", Some("env-pa55")).await;
+    assert!(ok, "{text}");
+    assert!(!text.contains("env-pa55"));
+    let mails = smtp.wait_mails(1).await;
+    assert_eq!(mails[0]["login"], "noc-user");
+
+    // The chat URL's key stays out of the error of a failed post.
+    let (ok, text) = run("chat", None).await;
+    assert!(!ok);
+    assert!(text.contains("HTTP 404"), "{text}");
+    assert!(!text.contains("url-s3cret"), "{text}");
+    assert_eq!(rx.got().len(), 1);
+    assert_eq!(rx.got()[0].path, "/hook/T0/B0/url-s3cret");
+}

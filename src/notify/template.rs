@@ -56,7 +56,7 @@ bgpsentry (delivery {{ delivery_id }})
 /// Default chat message for Slack (its own link syntax).
 pub const DEFAULT_SLACK_TEXT: &str = "\
 {% for e in events %}
-*{{ e.event|upper }}* {{ e.summary }} ({{ e.vantage_points }} vantage points) <{{ e.link }}|details>
+*{{ e.event|upper }}* {{ e.summary|slack_escape }} ({{ e.vantage_points }} vantage points) <{{ e.link }}|details>
 {% endfor %}";
 
 /// Default chat message for Mattermost, Discord and Teams (Markdown links).
@@ -74,6 +74,7 @@ fn environment() -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
+    env.add_filter("slack_escape", slack_escape);
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".html") {
             AutoEscape::Html
@@ -82,6 +83,13 @@ fn environment() -> Environment<'static> {
         }
     });
     env
+}
+
+/// Escapes the three characters Slack's message format gives meaning to.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Checks that a template compiles (for config validation).
@@ -204,5 +212,34 @@ impl<'a> Context<'a> {
             delivery_id,
             channel,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_escape_and_html_escape() {
+        assert_eq!(slack_escape("a <b> & c"), "a &lt;b&gt; &amp; c");
+        let t = Templates::new(&[("x.html", "{{ v }}"), ("x", "{{ v }} {{ v|slack_escape }}")])
+            .unwrap();
+        let render = |name: &str| {
+            t.env
+                .get_template(name)
+                .unwrap()
+                .render(minijinja::context! { v => "<b>&" })
+                .unwrap()
+        };
+        assert_eq!(render("x.html"), "&lt;b&gt;&amp;");
+        assert_eq!(render("x"), "<b>& &lt;b&gt;&amp;");
+    }
+
+    #[test]
+    fn broken_templates_are_reported() {
+        assert!(check("{% if %}").is_err());
+        assert!(check("{{ unclosed").is_err());
+        assert!(check("{{ events|length }}").is_ok());
+        assert!(Templates::new(&[("body", "{% for e in events %}")]).is_err());
     }
 }
