@@ -493,25 +493,32 @@ impl Router {
                     batches.push((created, chunk.to_vec()));
                 }
             }
-            for (not_before, events) in batches {
-                let id = new_delivery_id();
-                let name = c.ch.name.clone();
-                let ob = self.outbox.clone();
-                let stored = tokio::task::spawn_blocking(move || {
-                    ob.enqueue(&NewNotification {
-                        delivery_id: &id,
+            let name = c.ch.name.clone();
+            let ob = self.outbox.clone();
+            let count = batches.len();
+            // One durable write for the whole group.
+            let stored = tokio::task::spawn_blocking(move || {
+                let ids: Vec<String> = batches.iter().map(|_| new_delivery_id()).collect();
+                let rows: Vec<NewNotification<'_>> = batches
+                    .iter()
+                    .zip(&ids)
+                    .map(|((not_before, events), id)| NewNotification {
+                        delivery_id: id,
                         channel: &name,
                         created_ms: created,
-                        not_before_ms: not_before,
-                        events: &events,
+                        not_before_ms: *not_before,
+                        events,
                     })
-                })
-                .await;
-                match stored {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => error!(channel = %c.ch.name, "a notification was lost: {e}"),
-                    Err(e) => error!(channel = %c.ch.name, "a notification was lost: {e}"),
+                    .collect();
+                ob.enqueue_all(&rows)
+            })
+            .await;
+            match stored {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    error!(channel = %c.ch.name, "{count} notifications were lost: {e}")
                 }
+                Err(e) => error!(channel = %c.ch.name, "{count} notifications were lost: {e}"),
             }
             c.wake.notify_one();
         }

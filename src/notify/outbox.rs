@@ -56,6 +56,14 @@ impl std::error::Error for OutboxError {}
 pub trait Outbox: Send + Sync + 'static {
     /// Adds a notification; durable when this returns.
     fn enqueue(&self, n: &NewNotification<'_>) -> Result<i64, OutboxError>;
+    /// Adds several notifications, all or none; durable when this returns. Storage with
+    /// transactions overrides this to pay for one durable write instead of many.
+    fn enqueue_all(&self, batch: &[NewNotification<'_>]) -> Result<(), OutboxError> {
+        for n in batch {
+            self.enqueue(n)?;
+        }
+        Ok(())
+    }
     /// Pending notifications of a channel, oldest first, at most `limit`. A row whose payload
     /// cannot be read is marked dead and skipped.
     fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, OutboxError>;

@@ -98,24 +98,41 @@ impl SqliteOutbox {
     }
 }
 
+fn insert(conn: &Connection, n: &NewNotification<'_>) -> Result<(), OutboxError> {
+    let payload = serde_json::to_string(n.events)
+        .map_err(|e| OutboxError(format!("cannot encode a notification: {e}")))?;
+    conn.execute(
+        "INSERT INTO notify_outbox (delivery_id, channel, created_ms, next_attempt_ms, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            n.delivery_id,
+            n.channel,
+            n.created_ms,
+            n.not_before_ms,
+            payload
+        ],
+    )
+    .map(|_| ())
+    .map_err(|e| err("cannot store a notification", e))
+}
+
 impl Outbox for SqliteOutbox {
     fn enqueue(&self, n: &NewNotification<'_>) -> Result<i64, OutboxError> {
-        let payload = serde_json::to_string(n.events)
-            .map_err(|e| OutboxError(format!("cannot encode a notification: {e}")))?;
         let conn = self.lock();
-        conn.execute(
-            "INSERT INTO notify_outbox (delivery_id, channel, created_ms, next_attempt_ms, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                n.delivery_id,
-                n.channel,
-                n.created_ms,
-                n.not_before_ms,
-                payload
-            ],
-        )
-        .map_err(|e| err("cannot store a notification", e))?;
+        insert(&conn, n)?;
         Ok(conn.last_insert_rowid())
+    }
+
+    fn enqueue_all(&self, batch: &[NewNotification<'_>]) -> Result<(), OutboxError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(|e| err("cannot store notifications", e))?;
+        for n in batch {
+            insert(&tx, n)?;
+        }
+        tx.commit()
+            .map_err(|e| err("cannot store notifications", e))
     }
 
     fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, OutboxError> {
@@ -273,6 +290,24 @@ mod tests {
             vec![("ch".to_string(), 2)]
         );
         assert_eq!(ob.status("a").unwrap(), Some(("delivered".into(), 1)));
+    }
+
+    #[test]
+    fn a_batch_is_stored_all_or_nothing() {
+        let ob = SqliteOutbox::in_memory().unwrap();
+        let n = |id: &'static str| NewNotification {
+            delivery_id: id,
+            channel: "ch",
+            created_ms: 1,
+            not_before_ms: 1,
+            events: &[],
+        };
+        ob.enqueue_all(&[n("a"), n("b")]).unwrap();
+        assert_eq!(ob.depth("ch").unwrap(), 2);
+        // "b" again violates uniqueness: nothing of this batch is kept.
+        assert!(ob.enqueue_all(&[n("c"), n("b")]).is_err());
+        assert_eq!(ob.depth("ch").unwrap(), 2);
+        assert_eq!(ob.status("c").unwrap(), None);
     }
 
     #[test]
