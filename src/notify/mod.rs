@@ -372,6 +372,9 @@ impl Router {
                 for i in 0..self.channels.len() {
                     let c = &mut self.channels[i];
                     let told = c.last_told.remove(&a.id).is_some();
+                    if !(told && c.ch.routing.send_resolved) {
+                        c.am_first_push.remove(&a.id);
+                    }
                     if told && c.ch.routing.send_resolved && c.ch.routing.accepts(&a) {
                         self.add(
                             i,
