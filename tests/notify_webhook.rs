@@ -407,29 +407,48 @@ async fn firing_alert_is_renotified() {
 async fn alertmanager_channel_repushes_firing_alerts() {
     let rx = Receiver::start(vec![]).await;
     let mut n = InProcess::start(&format!(
-        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0\n  channels:\n    - name: am\n      kind: alertmanager\n      url: http://{}/prefix/\n      repush_seconds: 1\n      hold_resolved_seconds: 0\n",
+        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0.5\n  channels:\n    - name: am\n      kind: alertmanager\n      url: http://{}/prefix/\n      repush_seconds: 1\n      hold_resolved_seconds: 0\n",
         rx.addr
     ));
     let mut t = hijack_transitions();
     let resolved = t.pop().unwrap();
+    // A second alert that stays firing throughout.
+    let mut other = t[0].clone();
+    other.alert.id = "00000000000000b2".into();
+    other.alert.prefix = "198.51.100.0/24".parse().unwrap();
     n.deliver(&t[0]);
+    n.deliver(&other);
     let got = rx.wait_count(3).await;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     for r in &got {
         assert_eq!(r.path, "/prefix/api/v2/alerts");
         let v: Value = serde_json::from_slice(&r.body).unwrap();
-        let a = &v[0];
-        assert_eq!(a["labels"]["alertname"], "origin_hijack");
-        assert!(a["endsAt"].as_str().unwrap() > now.as_str(), "{a}");
+        assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+        for a in v.as_array().unwrap() {
+            assert_eq!(a["labels"]["alertname"], "origin_hijack");
+            assert!(a["endsAt"].as_str().unwrap() > now.as_str(), "{a}");
+        }
     }
     n.deliver(&resolved);
-    let resolution = wait_for("the resolution push", async || {
-        rx.got().into_iter().find_map(|r| {
+    let (at, resolution) = wait_for("the resolution push", async || {
+        rx.got().into_iter().enumerate().find_map(|(i, r)| {
             let v: Value = serde_json::from_slice(&r.body).unwrap();
-            (v[0]["endsAt"] == "2016-08-11T16:00:56.000000Z").then_some(v)
+            (v[0]["endsAt"] == "2016-08-11T16:00:56.000000Z").then_some((i, v))
         })
     })
     .await;
-    n.notifier.take().unwrap().shutdown().await;
     assert_eq!(resolution[0]["labels"]["origin_asn"], "58678");
+    // Later re-pushes carry only the alert still firing.
+    let got = rx.wait_count(at + 3).await;
+    n.notifier.take().unwrap().shutdown().await;
+    for r in &got[at + 1..] {
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let prefixes: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["prefix"].as_str().unwrap())
+            .collect();
+        assert_eq!(prefixes, ["198.51.100.0/24"]);
+    }
 }

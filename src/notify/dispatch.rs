@@ -1,17 +1,20 @@
 //! Delivery workers: one per channel, reading its queue from the outbox, retrying with
 //! exponential backoff and jitter, giving up after the maximum age.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::channel::Channel;
 use super::metrics::NotifyMetrics;
-use super::now_ms;
+use super::{EventKind, NotifyEvent, now_ms};
+
+/// How long a worker remembers that an alert was resolved, to keep stale re-pushes out.
+const REMEMBER_RESOLVED: Duration = Duration::from_secs(3600);
 use super::outbox::{Outbox, OutboxError, Queued};
 
 /// How many queued notifications a worker looks at per round.
@@ -65,6 +68,20 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     /// Becomes true when the service stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Re-pushes of firing alerts (Alertmanager), sent directly, in order with deliveries.
+    pub repush: Option<mpsc::Receiver<Vec<NotifyEvent>>>,
+    /// Alerts whose resolution this worker has seen queued or sent, and when.
+    pub resolved: HashMap<String, std::time::Instant>,
+}
+
+async fn next_repush(rx: &mut Option<mpsc::Receiver<Vec<NotifyEvent>>>) -> Vec<NotifyEvent> {
+    match rx {
+        Some(rx) => match rx.recv().await {
+            Some(events) => events,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 fn alert_ids(q: &Queued) -> impl Iterator<Item = &str> {
@@ -93,8 +110,24 @@ impl Worker {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
+                events = next_repush(&mut self.repush) => self.repush(events).await,
                 _ = self.shutdown.changed() => return,
             }
+        }
+    }
+
+    /// Sends a re-push of firing alerts, leaving out any alert whose resolution is known.
+    async fn repush(&mut self, mut events: Vec<NotifyEvent>) {
+        let name = &self.channel.name;
+        self.resolved
+            .retain(|_, at| at.elapsed() < REMEMBER_RESOLVED);
+        events.retain(|e| !self.resolved.contains_key(&e.alert.id));
+        if events.is_empty() {
+            return;
+        }
+        match self.channel.send("repush", &events).await {
+            Ok(()) => debug!(channel = %name, alerts = events.len(), "re-pushed firing alerts"),
+            Err(e) => warn!(channel = %name, "re-push of firing alerts failed: {e}"),
         }
     }
 
@@ -107,6 +140,14 @@ impl Worker {
         let queue = blocking(&self.outbox, move |o| o.pending(&chan, ROUND)).await?;
         let mut blocked: HashSet<String> = HashSet::new();
         let mut next: Option<i64> = None;
+        let now_i = std::time::Instant::now();
+        for item in &queue {
+            for e in &item.events {
+                if e.event == EventKind::Resolved {
+                    self.resolved.insert(e.alert.id.clone(), now_i);
+                }
+            }
+        }
         for item in &queue {
             if *self.shutdown.borrow() {
                 break;

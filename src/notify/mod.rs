@@ -194,9 +194,20 @@ impl Notifier {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut wakes = Vec::new();
         let mut workers = Vec::new();
+        let mut repushers = Vec::new();
         for ch in &channels {
             let wake = Arc::new(Notify::new());
             wakes.push(wake.clone());
+            // Re-pushes go through the channel's worker, so that they are ordered with its
+            // deliveries: a re-push never lands after the resolution of the same alert.
+            let (repush_tx, repush_rx) = match &ch.sender {
+                Sender::Alertmanager(_) => {
+                    let (tx, rx) = mpsc::channel(1);
+                    (Some(tx), Some(rx))
+                }
+                _ => (None, None),
+            };
+            repushers.push(repush_tx);
             workers.push(tokio::spawn(
                 Worker {
                     channel: ch.clone(),
@@ -205,6 +216,8 @@ impl Notifier {
                     policy,
                     wake,
                     shutdown: shutdown_rx.clone(),
+                    repush: repush_rx,
+                    resolved: HashMap::new(),
                 }
                 .run(),
             ));
@@ -215,7 +228,9 @@ impl Notifier {
             channels: channels
                 .into_iter()
                 .zip(wakes)
-                .map(|(ch, wake)| RouteState {
+                .zip(repushers)
+                .map(|((ch, wake), repush)| RouteState {
+                    repush,
                     next_repush: match &ch.sender {
                         Sender::Alertmanager(am) => Some(Instant::now() + am.repush),
                         _ => None,
@@ -295,6 +310,8 @@ struct RouteState {
     /// Alert id → Unix ms of its first push (Alertmanager's resolution hold).
     am_first_push: HashMap<String, i64>,
     next_repush: Option<Instant>,
+    /// Hands re-pushes to the channel's worker (Alertmanager only).
+    repush: Option<mpsc::Sender<Vec<NotifyEvent>>>,
 }
 
 struct Router {
@@ -430,22 +447,15 @@ impl Router {
                         alert: a.clone(),
                     })
                     .collect();
-                if !events.is_empty() {
-                    let ch = c.ch.clone();
-                    // A re-push is state, not a notification: if it fails, the next one
-                    // covers it, so it does not go through the outbox.
-                    tokio::spawn(async move {
-                        if let Sender::Alertmanager(am) = &ch.sender {
-                            match am.send(&events).await {
-                                Ok(()) => {
-                                    debug!(channel = %ch.name, alerts = events.len(), "re-pushed firing alerts")
-                                }
-                                Err(e) => {
-                                    warn!(channel = %ch.name, "re-push of firing alerts failed: {e}")
-                                }
-                            }
-                        }
-                    });
+                if !events.is_empty()
+                    && let Some(tx) = &c.repush
+                {
+                    // A re-push is state, not a notification: if it fails, or the worker is
+                    // still busy with the previous one, the next one covers it; so it does
+                    // not go through the outbox.
+                    if tx.try_send(events).is_err() {
+                        debug!(channel = %c.ch.name, "previous re-push still pending; skipping one");
+                    }
                 }
             }
         }
