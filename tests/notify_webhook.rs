@@ -452,3 +452,40 @@ async fn alertmanager_channel_repushes_firing_alerts() {
         assert_eq!(prefixes, ["198.51.100.0/24"]);
     }
 }
+
+/// A steady stream of `updated` transitions (a busy feed) does not hold the timers back:
+/// reminders still go out on schedule.
+#[tokio::test(flavor = "multi_thread")]
+async fn busy_stream_of_updates_does_not_starve_reminders() {
+    use bgpsentry::alerts::{AlertTransition, TransitionKind};
+    use bgpsentry::service::AlertSink;
+    let rx = Receiver::start(vec![]).await;
+    let mut n = InProcess::start(&format!(
+        "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0\n  channels:\n    - name: hook\n      kind: webhook\n      url: {}\n      renotify_seconds: 1\n",
+        rx.url()
+    ));
+    let fired = hijack_transitions().remove(0);
+    n.deliver(&fired);
+    let mut sink = n.notifier.as_ref().unwrap().sink();
+    let update = AlertTransition {
+        event: TransitionKind::Updated,
+        alert: fired.alert.clone(),
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let feeder = tokio::spawn(async move {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            sink.deliver(&update);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    let got = rx.wait_count(3).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.await.unwrap();
+    n.notifier.take().unwrap().shutdown().await;
+    let events: Vec<String> = got
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(events[..3], ["\"fired\"", "\"reminder\"", "\"reminder\""]);
+}

@@ -327,8 +327,11 @@ const TICK: Duration = Duration::from_millis(500);
 
 impl Router {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        // A fixed schedule, so that a steady stream of transitions cannot postpone the
+        // timers forever.
+        let mut next_tick = Instant::now() + TICK;
         loop {
-            let mut wake_at = Instant::now() + TICK;
+            let mut wake_at = next_tick;
             for c in &self.channels {
                 if let Some(d) = c.deadline {
                     wake_at = wake_at.min(d);
@@ -347,7 +350,10 @@ impl Router {
                     }
                 },
                 _ = tokio::time::sleep_until(wake_at.into()) => {
-                    self.timers();
+                    if Instant::now() >= next_tick {
+                        self.timers();
+                        next_tick = Instant::now() + TICK;
+                    }
                     self.flush(false).await;
                 }
             }
