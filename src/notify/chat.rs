@@ -98,3 +98,15 @@ impl ChatChannel {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncation_counts_characters_not_bytes() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("ééééé", 3), "éé…");
+        assert_eq!(truncate(&"x".repeat(5000), 2000).chars().count(), 2000);
+    }
+}
