@@ -12,6 +12,7 @@ pub mod feeds;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod replay;
 pub mod rpki;
 pub mod service;

@@ -8,13 +8,19 @@ export CARGO_TERM_COLOR=never
 # --- system packages the tests use (installed only when missing) ---
 need_apt=()
 # Prometheus kit: promtool (rules, config, metrics checks) and a real Prometheus for the
-# end-to-end test; amtool and a real Alertmanager; systemd-analyze for the unit file.
+# end-to-end test; amtool and a real Alertmanager (also for the notifier's tests);
+# systemd-analyze for the unit file.
 { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need_apt+=(prometheus)
 { [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ]; } || need_apt+=(prometheus-alertmanager)
 [ -x /usr/bin/systemd-analyze ] || need_apt+=(systemd)
 # headless Chromium renders the status page in tests/surfaces_http.rs (fonts for its screenshots)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
+# openssl makes the certificates of the TLS email tests.
+command -v openssl >/dev/null || need_apt+=(openssl)
+# python3 and pip run the SMTP test server.
+command -v python3 >/dev/null || need_apt+=(python3)
+{ command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; } || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq
@@ -23,9 +29,13 @@ fi
 
 # --- Python packages the tests use (installed only when missing) ---
 need_pip=()
+# aiosmtpd: the real SMTP server the notifier's email tests send to.
+python3 -c 'import aiosmtpd' 2>/dev/null || need_pip+=(aiosmtpd)
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "installing: ${need_pip[*]}"
-  python3 -m pip install --quiet "${need_pip[@]}"
+  # A Debian python refuses pip installs outside a venv unless told (PEP 668).
+  python3 -m pip install --quiet "${need_pip[@]}" ||
+    python3 -m pip install --quiet --break-system-packages "${need_pip[@]}"
 fi
 
 cargo fmt --all -- --check

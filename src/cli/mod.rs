@@ -1,8 +1,10 @@
-//! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`.
+//! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`,
+//! `notify`.
 
 mod check;
 mod generate;
 mod import_bgpalerter;
+mod notify;
 mod replay;
 mod run;
 mod stream;
@@ -41,6 +43,8 @@ pub enum Command {
     /// List the prefixes some ASNs originate in an MRT table dump, with their upstreams, as a
     /// ready config.
     Generate(generate::GenerateArgs),
+    /// Notification tools: `notify test --channel NAME` sends a sample alert.
+    Notify(notify::NotifyArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -82,5 +86,6 @@ pub fn main() -> ExitCode {
         Command::Stream(args) => stream::stream(args),
         Command::ImportBgpalerter(args) => import_bgpalerter::import(args),
         Command::Generate(args) => generate::run(args),
+        Command::Notify(args) => notify::notify(args),
     }
 }

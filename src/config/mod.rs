@@ -4,6 +4,7 @@
 mod asn;
 mod asns;
 mod errors;
+mod notify;
 mod rpki;
 mod secret;
 mod store;
@@ -18,6 +19,10 @@ use serde_saphyr::Spanned;
 pub use asn::AsnValue;
 pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUNITIES};
 pub use errors::{ConfigError, ConfigErrors, Located};
+pub use notify::{
+    ChannelConfig, ChannelKind, DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS,
+    NotifyConfig, SmtpTls,
+};
 pub use rpki::RpkiConfig;
 pub use secret::{Secret, SecretSource};
 pub use store::StoreConfig;
@@ -47,6 +52,8 @@ pub struct Config {
     pub rpki: Option<RpkiConfig>,
     /// Labelled communities shown in alerts (`communities:` plus the well-known ones).
     pub communities: Vec<CommunityLabel>,
+    /// Notification channels and routing (`notify:`).
+    pub notify: NotifyConfig,
     /// The embedded store (`store:`).
     pub store: StoreConfig,
 }
@@ -491,6 +498,8 @@ struct RawConfig {
     #[serde(default)]
     communities: Vec<asns::RawCommunity>,
     #[serde(default)]
+    notify: NotifyConfig,
+    #[serde(default)]
     store: StoreConfig,
 }
 
@@ -550,6 +559,7 @@ impl Config {
                 asns: Vec::new(),
                 rpki: None,
                 communities: Vec::new(),
+                notify: NotifyConfig::default(),
                 store: StoreConfig::default(),
             }
         } else {
@@ -573,6 +583,7 @@ impl Config {
         let asns = asns::validate_asns(&raw.defaults, raw.asns, &mut errors);
         let rpki = raw.rpki.map(|r| rpki::validate(r, &mut errors));
         let communities = asns::validate_communities(raw.communities, &mut errors);
+        raw.notify.validate(&mut errors);
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),
@@ -582,6 +593,7 @@ impl Config {
                 asns,
                 rpki,
                 communities,
+                notify: raw.notify,
                 store: raw.store,
             })
         } else {

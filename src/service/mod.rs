@@ -139,6 +139,20 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         let stats = crate::replay::load_rib(&mut engine, rib)?;
         info!(rib = %rib.display(), "loaded {} routes from the table dump", stats.announcements);
     }
+    // Read before the restore's own transitions are saved: those are delivered below.
+    let notifier = crate::notify::Notifier::start(&cfg, &metrics.registry)?;
+    let pending = if notifier.is_some() {
+        store.pending_events()?
+    } else {
+        store.no_notifier()?;
+        Vec::new()
+    };
+    if !pending.is_empty() {
+        info!(
+            "{} alert events were not yet queued for notification; queueing them",
+            pending.len()
+        );
+    }
     let initial: Vec<AlertTransition> = engine.drain_transitions().collect();
     // The restored engine may differ from the store (config changed, RIB loaded): save it whole.
     let full = engine.export_state();
@@ -186,6 +200,15 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         book: book.clone(),
         metrics: metrics.clone(),
     })];
+    if let Some(n) = &notifier {
+        let mut sink = n.sink();
+        // Alert events that never reached the outbox (a crash inside a grouping window) go
+        // first, in their order.
+        for p in &pending {
+            sink.deliver(&p.transition);
+        }
+        sinks.push(Box::new(sink));
+    }
     // What the restore itself decided (alerts that ended with a config change, conditions now
     // over a threshold) goes out first.
     for t in &initial {
@@ -250,6 +273,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         error!("the store thread panicked");
     }
     let _ = sink_task.await;
+    if let Some(n) = notifier {
+        n.shutdown().await;
+    }
     info!("stopped");
     Ok(())
 }

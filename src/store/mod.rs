@@ -107,6 +107,8 @@ pub struct PendingEvent {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Whether a notifier takes the alert events (else they are recorded as handled).
+    events_wanted: bool,
 }
 
 impl Store {
@@ -147,6 +149,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            events_wanted: true,
         })
     }
 
@@ -317,7 +320,7 @@ impl Store {
                 .map_err(err)?;
             let mut event = tx
                 .prepare_cached(
-                    "INSERT INTO alert_events (alert_id, event, json, recorded_at) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO alert_events (alert_id, event, json, recorded_at, notified) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(err)?;
             for t in &c.transitions {
@@ -345,7 +348,7 @@ impl Store {
                     TransitionKind::Updated => continue,
                 };
                 event
-                    .execute(params![a.id, kind, json, now.0])
+                    .execute(params![a.id, kind, json, now.0, !self.events_wanted])
                     .map_err(err)?;
             }
             let ch = &c.changes;
@@ -467,6 +470,13 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Without a notifier nobody takes the alert events: record them as handled from now on,
+    /// and those waiting too.
+    pub fn no_notifier(&mut self) -> Result<(), StoreError> {
+        self.events_wanted = false;
+        self.mark_notified(i64::MAX)
     }
 
     /// Marks alert events as handed to the notifier.
