@@ -173,6 +173,7 @@ pub struct Service {
     pub base: String,
     /// Its stderr lines so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    config: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -221,8 +222,19 @@ impl Service {
             child,
             base,
             log,
+            config: path,
             _dir: dir,
         }
+    }
+
+    /// The config file it runs with (rewrite it to reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.config.clone()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// GET a path; status and body.
