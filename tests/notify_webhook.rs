@@ -461,8 +461,8 @@ async fn alertmanager_channel_repushes_firing_alerts() {
 /// reminders still go out on schedule.
 #[tokio::test(flavor = "multi_thread")]
 async fn busy_stream_of_updates_does_not_starve_reminders() {
+    use bgpsentry::alerts::AlertSink;
     use bgpsentry::alerts::{AlertTransition, TransitionKind};
-    use bgpsentry::service::AlertSink;
     let rx = Receiver::start(vec![]).await;
     let mut n = InProcess::start(&format!(
         "store:\n  path: {{dir}}/o.db\nnotify:\n  group_window_seconds: 0\n  channels:\n    - name: hook\n      kind: webhook\n      url: {}\n      renotify_seconds: 1\n",

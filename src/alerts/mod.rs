@@ -368,6 +368,12 @@ fn asn_list(asns: &[u32]) -> String {
         .join(", ")
 }
 
+/// Receives every alert transition, in order (the alert book, metrics, the notifier).
+pub trait AlertSink: Send {
+    /// Called for each transition.
+    fn deliver(&mut self, t: &AlertTransition);
+}
+
 /// What happened to an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

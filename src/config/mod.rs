@@ -246,16 +246,23 @@ pub fn spread_prefixes(
         .collect())
 }
 
+impl FeedKind {
+    /// The kind as written in the config (`mrt`, `ris_live`, `bgproutes`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedKind::Mrt => "mrt",
+            FeedKind::RisLive => "ris_live",
+            FeedKind::Bgproutes => "bgproutes",
+        }
+    }
+}
+
 impl FeedConfig {
     /// The feed's name: as configured, or its kind.
     pub fn name(&self) -> String {
         match &self.name {
             Some(n) => n.clone(),
-            None => match self.kind.value {
-                FeedKind::Mrt => "mrt".into(),
-                FeedKind::RisLive => "ris_live".into(),
-                FeedKind::Bgproutes => "bgproutes".into(),
-            },
+            None => self.kind.value.as_str().to_string(),
         }
     }
 
@@ -273,13 +280,10 @@ impl FeedConfig {
     fn validate_live(&self, errors: &mut Vec<Located>) {
         let kind = self.kind.value;
         let at = &self.kind.referenced;
-        let name = crate::service::kind_name(kind);
+        let name = kind.as_str();
         let mut only = |set: bool, key: &str, kinds: &[FeedKind]| {
             if set && !kinds.contains(&kind) {
-                let allowed: Vec<&str> = kinds
-                    .iter()
-                    .map(|k| crate::service::kind_name(*k))
-                    .collect();
+                let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
                 errors.push(Located::at(
                     at,
                     format!(

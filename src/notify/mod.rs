@@ -24,9 +24,8 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::alerts::{Alert, AlertTransition, Rule, Severity, TransitionKind};
+use crate::alerts::{Alert, AlertSink, AlertTransition, Rule, Severity, TransitionKind};
 use crate::config::{ChannelConfig, Config, NotifyConfig};
-use crate::service::AlertSink;
 use channel::{Channel, Sender};
 use dispatch::{RetryPolicy, Worker};
 use metrics::NotifyMetrics;

@@ -15,8 +15,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
+pub use crate::alerts::AlertSink;
 use crate::alerts::{AlertBook, AlertTransition, TransitionKind};
-use crate::config::{Config, FeedKind};
+use crate::config::Config;
 use crate::engine::{Engine, PrefixStore};
 use crate::event::Timestamp;
 use crate::feeds::{Batch, FeedContext};
@@ -32,12 +33,6 @@ pub const ENGINE_QUEUE_BATCHES: usize = 1024;
 
 /// Resolved alerts kept in memory for `/alerts?state=resolved`.
 pub const RESOLVED_HISTORY: usize = 10_000;
-
-/// Receives every alert transition, in order.
-pub trait AlertSink: Send {
-    /// Called for each transition.
-    fn deliver(&mut self, t: &AlertTransition);
-}
 
 /// Keeps the alert book and the alert metrics current.
 struct BookSink {
@@ -318,14 +313,5 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// Names the feed kinds for health and logs.
-pub fn kind_name(kind: FeedKind) -> &'static str {
-    match kind {
-        FeedKind::Mrt => "mrt",
-        FeedKind::RisLive => "ris_live",
-        FeedKind::Bgproutes => "bgproutes",
     }
 }

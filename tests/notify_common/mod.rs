@@ -435,7 +435,7 @@ impl InProcess {
 
     /// Hands a transition to the notifier.
     pub fn deliver(&mut self, t: &bgpsentry::alerts::AlertTransition) {
-        use bgpsentry::service::AlertSink;
+        use bgpsentry::alerts::AlertSink;
         self.sink.deliver(t);
     }
 
