@@ -288,21 +288,9 @@ pub fn run(args: GenerateArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    match &args.output {
-        Some(out) => {
-            if out.exists() && !args.force {
-                eprintln!(
-                    "error: {} exists; pass --force to overwrite it",
-                    out.display()
-                );
-                return ExitCode::FAILURE;
-            }
-            if let Err(e) = std::fs::write(out, &g.yaml) {
-                eprintln!("error: cannot write {}: {e}", out.display());
-                return ExitCode::FAILURE;
-            }
-        }
-        None => print!("{}", g.yaml),
+    let code = super::write_output(args.output.as_deref(), args.force, &g.yaml);
+    if code != ExitCode::SUCCESS {
+        return code;
     }
     eprintln!("listed {} prefixes from {}", g.prefixes, args.rib.display());
     for n in &g.notes {

@@ -622,21 +622,9 @@ pub fn import(args: ImportArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    match &args.output {
-        Some(out) => {
-            if out.exists() && !args.force {
-                eprintln!(
-                    "error: {} exists; pass --force to overwrite it",
-                    out.display()
-                );
-                return ExitCode::FAILURE;
-            }
-            if let Err(e) = std::fs::write(out, &conv.yaml) {
-                eprintln!("error: cannot write {}: {e}", out.display());
-                return ExitCode::FAILURE;
-            }
-        }
-        None => print!("{}", conv.yaml),
+    let code = super::write_output(args.output.as_deref(), args.force, &conv.yaml);
+    if code != ExitCode::SUCCESS {
+        return code;
     }
     eprintln!(
         "imported {} prefixes and {} monitored ASNs from {}{}",

@@ -76,6 +76,39 @@ impl ConfigArg {
     }
 }
 
+/// A single-threaded async runtime for the short-lived commands, or the error to exit with.
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Writes generated text to `output` (refusing to overwrite an existing file unless `force`),
+/// or to stdout.
+fn write_output(output: Option<&std::path::Path>, force: bool, text: &str) -> ExitCode {
+    match output {
+        Some(out) => {
+            if out.exists() && !force {
+                eprintln!(
+                    "error: {} exists; pass --force to overwrite it",
+                    out.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            if let Err(e) = std::fs::write(out, text) {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{text}"),
+    }
+    ExitCode::SUCCESS
+}
+
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

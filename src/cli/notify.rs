@@ -51,15 +51,9 @@ pub fn notify(args: NotifyArgs) -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::current_thread_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let ch = Channel::build(ch_cfg, &cfg.notify, &base_url(&cfg))?;
