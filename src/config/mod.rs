@@ -24,7 +24,7 @@ pub use notify::{
     NotifyConfig, SmtpTls,
 };
 pub use rpki::RpkiConfig;
-pub use secret::{Secret, SecretSource};
+pub use secret::{Secret, SecretSource, redact_url};
 pub use store::StoreConfig;
 pub use watch::{MoreSpecifics, PathRule, PrefixDefaults, RawPrefix, WatchedPrefix};
 
@@ -344,7 +344,7 @@ impl FeedConfig {
                             .map(|s| format!("{s}://"))
                             .collect::<Vec<_>>()
                             .join(" or "),
-                        crate::feeds::live::redact_url(&u.value)
+                        redact_url(&u.value)
                     ),
                 ));
             }

@@ -83,6 +83,20 @@ impl SecretSource {
     }
 }
 
+/// Replaces the value of every `api_key=` query parameter, so that a URL can be logged.
+pub fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(pos) = rest.find("api_key=") {
+        let (head, tail) = rest.split_at(pos + "api_key=".len());
+        out.push_str(head);
+        out.push_str("REDACTED");
+        rest = tail.find('&').map(|i| &tail[i..]).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,19 +63,7 @@ impl Backoff {
     }
 }
 
-/// Replaces the value of every `api_key=` query parameter, so that a URL can be logged.
-pub fn redact_url(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    let mut rest = url;
-    while let Some(pos) = rest.find("api_key=") {
-        let (head, tail) = rest.split_at(pos + "api_key=".len());
-        out.push_str(head);
-        out.push_str("REDACTED");
-        rest = tail.find('&').map(|i| &tail[i..]).unwrap_or("");
-    }
-    out.push_str(rest);
-    out
-}
+pub use crate::config::redact_url;
 
 /// Removes a secret from a message (belt and braces for errors that quote a request).
 pub fn scrub(message: &str, secret: &str) -> String {
