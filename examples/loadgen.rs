@@ -314,7 +314,7 @@ async fn main() {
     let mut yaml = String::from("prefixes:\n");
     for p in &prefixes {
         yaml.push_str(&format!(
-            "  - prefix: {p}\n    origins: [{OWN_ASN}]\n    visibility_min_vantage_points: 0\n"
+            "  - prefix: {p}\n    origins: [{OWN_ASN}]\n    upstreams: []\n    min_vantage_points: 1\n    visibility_min_vantage_points: 0\n"
         ));
     }
     yaml.push_str("feeds:\n");
