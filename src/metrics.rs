@@ -103,6 +103,9 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     /// Age of the route state restored at start-up (0 when none was restored).
     pub restored_state_age: prometheus::Gauge,
+    /// Batches waiting in the bounded queue between the feeds and the engine (full = the
+    /// engine is the bottleneck and the feeds are being slowed down).
+    pub engine_queue_batches: IntGauge,
     /// Per-feed connection state, written through [`crate::health::Health`].
     pub feed: FeedMetrics,
 }
@@ -227,6 +230,10 @@ impl Metrics {
                 "bgpsentry_restored_state_age_seconds",
                 "Age of the route state restored from the store at start-up; 0 when none was.",
             )?,
+            engine_queue_batches: IntGauge::new(
+                "bgpsentry_engine_queue_batches",
+                "Batches of route events waiting for the engine in its bounded queue.",
+            )?,
             feed: FeedMetrics::new(&registry)?,
             registry,
         };
@@ -264,6 +271,7 @@ impl Metrics {
         r.register(Box::new(m.store_commits.clone()))?;
         r.register(Box::new(m.store_errors.clone()))?;
         r.register(Box::new(m.restored_state_age.clone()))?;
+        r.register(Box::new(m.engine_queue_batches.clone()))?;
         Ok(m)
     }
 

@@ -92,6 +92,8 @@ impl EngineThread {
             Duration::from_secs(self.config.borrow().store.commit_interval_seconds.max(1));
         let mut last_commit = Instant::now();
         while let Some(batch) = self.events.blocking_recv() {
+            // What is still queued behind this batch: a full queue means the feeds are waiting.
+            m.engine_queue_batches.set(self.events.len() as i64);
             if self.config.has_changed().unwrap_or(false) {
                 let cfg = self.config.borrow_and_update().clone();
                 engine.reconfigure(&cfg);

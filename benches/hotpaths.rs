@@ -1,0 +1,252 @@
+//! Micro-benchmarks of the hot paths: parsing one message of each feed, the engine's cost per
+//! route event (10 / 1 k / 100 k watched prefixes × 10 / 1 k vantage points) and alert-book
+//! lookups. Events are real: prefixes and AS paths from `../shared/data/mrt/`, rewritten onto
+//! the watched prefixes.
+//!
+//! `cargo bench --bench hotpaths`
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgpsentry::alerts::{AlertBook, AlertFilter};
+use bgpsentry::config::Config;
+use bgpsentry::engine::Engine;
+use bgpsentry::event::{
+    AsPath, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
+};
+use bgpsentry::feeds::bgproutes_parse;
+use bgpsentry::feeds::mrt::MrtReader;
+use bgpsentry::feeds::ris_live_parse;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ipnet::{IpNet, Ipv4Net};
+
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+const MRT_FILE: &str = "../shared/data/mrt/rrc00-updates.20190101.0000.gz";
+
+/// The origin every watched prefix allows (paths are rewritten to end in it).
+const OWN_ASN: u32 = 64500;
+
+/// `n` watched /24s (1.0.0.0/24, 1.0.1.0/24, …) as a config.
+fn watch_config(n: usize) -> Config {
+    let mut yaml = String::from("prefixes:\n");
+    for p in watched(n) {
+        // Upstreams are not checked: the bench measures steady routing, not an alert storm
+        // (real paths rewritten onto one origin would all show "new" upstreams).
+        yaml.push_str(&format!(
+            "  - prefix: {p}\n    origins: [{OWN_ASN}]\n    upstreams: []\n"
+        ));
+    }
+    Config::parse(&yaml, Path::new("bench.yml")).expect("bench config")
+}
+
+fn watched(n: usize) -> Vec<IpNet> {
+    (0..n as u32)
+        .map(|i| {
+            let base = u32::from(Ipv4Addr::new(1, 0, 0, 0)) + (i << 8);
+            IpNet::V4(Ipv4Net::new(Ipv4Addr::from(base), 24).expect("/24"))
+        })
+        .collect()
+}
+
+/// Real announcements from the MRT file (up to `max`).
+fn real_announcements(max: usize) -> Vec<Arc<RouteAttrs>> {
+    let mut reader = MrtReader::open(&data(MRT_FILE), "mrt", None).expect("MRT file");
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    while out.len() < max && reader.next_record(&mut events).is_some() {
+        for ev in events.drain(..) {
+            if let FeedEvent::Route(RouteEvent {
+                change: RouteChange::Announce(a),
+                ..
+            }) = ev
+                && !a.path.0.is_empty()
+            {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// Route events: real paths (origin rewritten to [`OWN_ASN`]), spread over the watched
+/// prefixes and `vps` vantage points; every 8th is a withdrawal.
+fn events(prefixes: &[IpNet], vps: usize, count: usize) -> Vec<RouteEvent> {
+    let attrs = real_announcements(count.min(50_000));
+    let vps: Vec<Arc<VantagePoint>> = (0..vps as u32)
+        .map(|i| {
+            Arc::new(VantagePoint {
+                feed: "bench".into(),
+                collector: "rrc00".into(),
+                peer_asn: 65_000 + i,
+                peer_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+                exporter: None,
+            })
+        })
+        .collect();
+    (0..count)
+        .map(|i| {
+            let a = &attrs[i % attrs.len()];
+            let mut path = a.path.0.clone();
+            if let Some(last) = path.last_mut() {
+                *last = PathElem::Asn(OWN_ASN);
+            }
+            let change = if i % 8 == 7 {
+                RouteChange::Withdraw
+            } else {
+                RouteChange::Announce(Arc::new(RouteAttrs {
+                    path: AsPath(path),
+                    communities: a.communities.clone(),
+                    next_hop: a.next_hop,
+                }))
+            };
+            RouteEvent {
+                timestamp: Timestamp::from_parts(1_546_300_800 + (i / 1000) as i64, 0),
+                vp: vps[(i * 7919) % vps.len()].clone(),
+                prefix: prefixes[(i * 104_729) % prefixes.len()],
+                change,
+            }
+        })
+        .collect()
+}
+
+fn parsing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse");
+    g.measurement_time(Duration::from_secs(3)).sample_size(20);
+    g.throughput(Throughput::Elements(1));
+
+    let frames = std::fs::read_to_string(data("tests/fixtures/ris-live-frames.jsonl"))
+        .expect("RIS Live frames");
+    let update = frames
+        .lines()
+        .find(|l| l.contains("\"UPDATE\"") && l.contains("announcements"))
+        .expect("an UPDATE frame");
+    let feed: Arc<str> = "ris_live".into();
+    g.bench_function("ris_live_update", |b| {
+        b.iter(|| ris_live_parse::parse(black_box(update), &feed))
+    });
+
+    let record = r#"{"record_type":"update","vp":"3333_193.0.0.56","sec":1700000000,"Usec":123456,"prefixes":"192.0.2.0/24","as-path":"3333 1299 64500","communities":"1299:30000 3333:100","nexthop":"193.0.0.56","origin":"IGP"}"#;
+    let collector: Arc<str> = "".into();
+    let bgp_feed: Arc<str> = "bgproutes".into();
+    g.bench_function("bgproutes_record", |b| {
+        b.iter(|| match bgproutes_parse::parse_frame(black_box(record)) {
+            Ok(bgproutes_parse::Frame::Message(m)) => m.to_events(&bgp_feed, &collector).0.len(),
+            _ => 0,
+        })
+    });
+
+    // One MRT record at a time, from the real file, looping over its first records.
+    let path = data(MRT_FILE);
+    let mut reader = MrtReader::open(&path, "mrt", None).expect("MRT file");
+    let mut out = Vec::new();
+    g.bench_function("mrt_record", |b| {
+        b.iter(|| {
+            out.clear();
+            if reader.next_record(&mut out).is_none() {
+                reader = MrtReader::open(&path, "mrt", None).expect("MRT file");
+            }
+            out.len()
+        })
+    });
+    g.finish();
+}
+
+fn engine(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine_route_event");
+    g.measurement_time(Duration::from_secs(3)).sample_size(20);
+    g.throughput(Throughput::Elements(1));
+    for &n in &[10usize, 1_000, 100_000] {
+        let cfg = watch_config(n);
+        let prefixes = watched(n);
+        for &vps in &[10usize, 1_000] {
+            let evs = events(&prefixes, vps, 200_000);
+            let mut engine = Engine::from_config(&cfg);
+            // Warm up the state: every event once, so the bench measures steady state.
+            for ev in &evs {
+                engine.process_route(ev);
+            }
+            engine.drain_transitions();
+            let mut i = 0;
+            g.bench_with_input(
+                BenchmarkId::new(format!("prefixes_{n}"), format!("vps_{vps}")),
+                &(),
+                |b, _| {
+                    b.iter(|| {
+                        let changed = engine.process_route(&evs[i]);
+                        i = (i + 1) % evs.len();
+                        if changed {
+                            engine.drain_transitions();
+                        }
+                        changed
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn alert_book(c: &mut Criterion) {
+    // 1 k watched prefixes, each hijacked once: 1 k firing alerts.
+    let n = 1_000;
+    let cfg = watch_config(n);
+    let prefixes = watched(n);
+    let mut engine = Engine::from_config(&cfg);
+    let vp = Arc::new(VantagePoint {
+        feed: "bench".into(),
+        collector: "rrc00".into(),
+        peer_asn: 3333,
+        peer_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        exporter: None,
+    });
+    let mut book = AlertBook::new(10_000);
+    for (i, p) in prefixes.iter().enumerate() {
+        let ev = RouteEvent {
+            timestamp: Timestamp::from_parts(1_700_000_000 + i as i64, 0),
+            vp: vp.clone(),
+            prefix: *p,
+            change: RouteChange::Announce(Arc::new(RouteAttrs {
+                path: AsPath(vec![PathElem::Asn(3333), PathElem::Asn(666)]),
+                communities: Vec::new(),
+                next_hop: None,
+            })),
+        };
+        engine.process_route(&ev);
+        for t in engine.drain_transitions() {
+            book.apply(&t);
+        }
+    }
+    let all = book.list(&AlertFilter::default());
+    assert!(!all.is_empty(), "hijacks raised alerts");
+    let ids: Vec<String> = all.iter().map(|a| a.id.clone()).collect();
+    let one_prefix = AlertFilter {
+        prefix: Some(prefixes[n / 2]),
+        ..AlertFilter::default()
+    };
+
+    let mut g = c.benchmark_group("alert_book");
+    g.measurement_time(Duration::from_secs(3)).sample_size(20);
+    let mut i = 0;
+    g.bench_function("get_by_id_1k_firing", |b| {
+        b.iter(|| {
+            i = (i + 1) % ids.len();
+            book.get(black_box(&ids[i])).is_some()
+        })
+    });
+    g.bench_function("list_all_1k_firing", |b| {
+        b.iter(|| book.list(black_box(&AlertFilter::default())).len())
+    });
+    g.bench_function("list_one_prefix_1k_firing", |b| {
+        b.iter(|| book.list(black_box(&one_prefix)).len())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parsing, engine, alert_book);
+criterion_main!(benches);
