@@ -25,7 +25,12 @@ fn seeds(target: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
+        // Only the committed seeds: a local fuzzing run adds its own entries next to them.
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+        })
         .collect();
     files.sort();
     files
