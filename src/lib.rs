@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod feeds;
+pub mod fuzzing;
 pub mod health;
 pub mod http;
 pub mod metrics;

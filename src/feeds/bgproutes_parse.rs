@@ -14,6 +14,38 @@ use crate::event::{
     VantagePoint,
 };
 
+/// Most prefixes one message may carry (announced and withdrawn together). An extended BGP
+/// UPDATE (RFC 8654, 64 KiB) holds at most about 32,000 prefixes; a message listing more is
+/// hostile and dropped whole, counted as `too_many_prefixes`.
+pub const MAX_PREFIXES_PER_MESSAGE: usize = 32_768;
+
+/// Most ASNs an AS path may hold (sequence members and AS_SET members together). Real paths,
+/// prepending included, stay far below; a longer one is dropped with its message, counted as
+/// `path_too_long`, so a hostile path cannot make every event carry megabytes.
+pub const MAX_AS_PATH_LEN: usize = 2_048;
+
+/// Refuses a message that lists more than [`MAX_PREFIXES_PER_MESSAGE`] prefixes.
+pub fn check_prefix_count(n: usize) -> Result<(), Invalid> {
+    if n > MAX_PREFIXES_PER_MESSAGE {
+        return Err(Invalid::new(
+            "too_many_prefixes",
+            format!("message lists {n} prefixes; the limit is {MAX_PREFIXES_PER_MESSAGE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an AS path of more than [`MAX_AS_PATH_LEN`] ASNs.
+pub fn check_path_len(n: usize) -> Result<(), Invalid> {
+    if n > MAX_AS_PATH_LEN {
+        return Err(Invalid::new(
+            "path_too_long",
+            format!("AS path of {n} or more ASNs; the limit is {MAX_AS_PATH_LEN}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Why a frame or part of it could not be used; `reason` is the metric label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -274,6 +306,7 @@ pub fn parse_frame(text: &str) -> Result<Frame, Invalid> {
         Some(v) => (MsgType::Announce, prefix_list(v, "prefixes")?),
         None => (MsgType::Withdraw, withdrawn_prefixes(&obj)?),
     };
+    check_prefix_count(prefixes.len())?;
     Ok(Frame::Message(BgpLiveMsg {
         msg_type,
         sec,
@@ -407,8 +440,10 @@ pub fn parse_prefix(s: &str) -> Result<IpNet, Invalid> {
 /// A space-separated AS path; an AS_SET may be written `{a,b}` or `[a,b]`.
 pub fn parse_as_path(s: &str) -> Result<AsPath, Invalid> {
     let mut elems = Vec::new();
+    let mut asns = 0usize;
     let mut rest = s.trim();
     while !rest.is_empty() {
+        check_path_len(asns)?;
         let first = rest.as_bytes()[0];
         if first == b'{' || first == b'[' {
             let close = if first == b'{' { '}' } else { ']' };
@@ -429,14 +464,17 @@ pub fn parse_as_path(s: &str) -> Result<AsPath, Invalid> {
                     format!("empty AS_SET in path `{s}`"),
                 ));
             }
+            asns += members.len();
             elems.push(PathElem::Set(members.into()));
             rest = rest[end + 1..].trim_start();
         } else {
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
             elems.push(PathElem::Asn(parse_asn(&rest[..end])?));
+            asns += 1;
             rest = rest[end..].trim_start();
         }
     }
+    check_path_len(asns)?;
     Ok(AsPath(elems))
 }
 

@@ -184,6 +184,30 @@ impl MrtReader {
         })
     }
 
+    /// Reads MRT records from an already decompressed stream (a socket, a buffer in memory, a
+    /// fuzzer's input). `name` stands for the file in [`BadRecord`]s.
+    pub fn from_reader(
+        reader: Box<dyn Read + Send>,
+        name: &Path,
+        feed: &str,
+        collector: &str,
+    ) -> Self {
+        MrtReader {
+            path: name.to_path_buf(),
+            reader: Counting {
+                inner: BufReader::new(reader),
+                read: 0,
+            },
+            elementor: Elementor::new(),
+            feed: feed.into(),
+            collector: collector.into(),
+            vps: HashMap::new(),
+            last_attrs: None,
+            stats: MrtStats::default(),
+            done: false,
+        }
+    }
+
     /// What was read so far.
     pub fn stats(&self) -> MrtStats {
         self.stats

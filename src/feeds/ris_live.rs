@@ -90,7 +90,7 @@ impl Protocol for RisProto {
                 }
                 match parsed.frame {
                     RisFrame::Message { kind, events } => {
-                        handle.message(&kind);
+                        handle.message(ris_live_parse::metric_kind(&kind));
                         (events, Verdict::Continue)
                     }
                     RisFrame::SubscribeOk => {
@@ -109,7 +109,7 @@ impl Protocol for RisProto {
                         (Vec::new(), Verdict::Continue)
                     }
                     RisFrame::Other(kind) => {
-                        handle.message(&kind);
+                        handle.message(ris_live_parse::metric_kind(&kind));
                         (Vec::new(), Verdict::Continue)
                     }
                 }

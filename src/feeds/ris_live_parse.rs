@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::bgproutes_parse::{BgpLiveMsg, Invalid, MsgType, parse_prefix};
+use super::bgproutes_parse::{
+    BgpLiveMsg, Invalid, MsgType, check_path_len, check_prefix_count, parse_prefix,
+};
 use crate::event::{
     AsPath, Community, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp,
     VantagePoint,
@@ -31,6 +33,32 @@ pub enum RisFrame {
     Error(String),
     /// Any other type (e.g. `ris_rrc_list`), named.
     Other(String),
+}
+
+/// Message types counted under their own name in the per-type metric. The type comes from the
+/// server, so any other is counted as `other`: a hostile server cannot grow the metric without
+/// bound by inventing types.
+pub const METRIC_KINDS: [&str; 10] = [
+    "update",
+    "keepalive",
+    "open",
+    "notification",
+    "state",
+    "ris_peer_state",
+    "ris_rrc_list",
+    "ris_subscribe_ok",
+    "pong",
+    "ris_error",
+];
+
+/// The per-type metric label of a message or frame type: itself if it is one of
+/// [`METRIC_KINDS`], else `other`.
+pub fn metric_kind(kind: &str) -> &'static str {
+    METRIC_KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// A parsed frame and the parts of it that could not be used.
@@ -171,19 +199,27 @@ fn path(v: Option<&Value>) -> Result<AsPath, Invalid> {
         Some(Value::Array(items)) => items,
         Some(_) => return Err(Invalid::new("schema", "`path` is not a list")),
     };
-    let mut elems = Vec::with_capacity(items.len());
+    let mut elems = Vec::with_capacity(items.len().min(super::bgproutes_parse::MAX_AS_PATH_LEN));
+    let mut asns = 0usize;
     for item in items {
+        check_path_len(asns)?;
         match item {
             Value::Array(set) => {
+                asns += set.len();
+                check_path_len(asns)?;
                 let members = set.iter().map(asn_value).collect::<Result<Vec<_>, _>>()?;
                 if members.is_empty() {
                     return Err(Invalid::new("schema", "empty AS_SET in `path`"));
                 }
                 elems.push(PathElem::Set(members.into()));
             }
-            other => elems.push(PathElem::Asn(asn_value(other)?)),
+            other => {
+                elems.push(PathElem::Asn(asn_value(other)?));
+                asns += 1;
+            }
         }
     }
+    check_path_len(asns)?;
     Ok(AsPath(elems))
 }
 
@@ -257,6 +293,14 @@ fn update_events(
         Some(Value::Array(a)) => a.as_slice(),
         Some(_) => return Err(Invalid::new("schema", "`announcements` is not a list")),
     };
+    let withdrawals = string_list(d.get("withdrawals").unwrap_or(&Value::Null), "withdrawals")?;
+    let mut listed = withdrawals.len();
+    for ann in announcements {
+        if let Some(Value::Array(p)) = ann.get("prefixes") {
+            listed = listed.saturating_add(p.len());
+        }
+    }
+    check_prefix_count(listed)?;
     if !announcements.is_empty() {
         let path = path(d.get("path"))?;
         let comms = communities(d.get("community"), invalid);
@@ -283,7 +327,7 @@ fn update_events(
             }
         }
     }
-    for p in string_list(d.get("withdrawals").unwrap_or(&Value::Null), "withdrawals")? {
+    for p in withdrawals {
         match parse_prefix(p) {
             Ok(prefix) => events.push(FeedEvent::Route(RouteEvent {
                 timestamp: h.timestamp,
