@@ -525,8 +525,17 @@ impl Engine {
     fn rebuild_conditions(&mut self, w: usize, ts: Timestamp) {
         let watched = &self.watched[w];
         let net = watched.cfg.prefix;
+        // The prefix itself and its routed more-specifics (kept per watched prefix), so a
+        // rebuild costs the routes under this prefix, not all routes.
+        let under: Vec<IpNet> = std::iter::once(net)
+            .chain(self.more_specifics[w].iter().copied())
+            .filter(|p| self.routes.contains_key(p))
+            .collect();
         let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
-        for (prefix, by_vp) in self.routes.iter().filter(|(p, _)| net.contains(*p)) {
+        for prefix in &under {
+            let Some(by_vp) = self.routes.get(prefix) else {
+                continue;
+            };
             for (vp, route) in by_vp {
                 for f in detect::findings(&self.ctx, watched, *prefix, &route.attrs) {
                     fresh.entry(key(net, *prefix, f)).or_default().insert(*vp);
@@ -563,11 +572,9 @@ impl Engine {
             cond.vps = vps;
             self.after_change(w, k, ts);
         }
-        let mut prefixes: Vec<(IpNet, usize)> = self
-            .routes
+        let mut prefixes: Vec<(IpNet, usize)> = under
             .iter()
-            .filter(|(p, _)| net.contains(*p))
-            .map(|(p, by_vp)| (*p, by_vp.len()))
+            .filter_map(|p| self.routes.get(p).map(|by_vp| (*p, by_vp.len())))
             .collect();
         prefixes.sort_unstable();
         for (prefix, visible) in prefixes {

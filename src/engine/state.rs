@@ -240,10 +240,12 @@ impl Engine {
                 e.visibility.entry((i, prefix)).or_default().reached = true;
             }
         }
-        // Conditions from the routes, without firing anything yet.
-        for w in &e.watched {
-            let net = w.cfg.prefix;
-            for (prefix, by_vp) in e.routes.iter().filter(|(p, _)| net.contains(*p)) {
+        // Conditions from the routes, without firing anything yet: one pass over the routes,
+        // each prefix judged by the watched prefixes that cover it (a trie lookup).
+        for (prefix, by_vp) in &e.routes {
+            for (_, &i) in e.watch.cover(prefix) {
+                let w = &e.watched[i];
+                let net = w.cfg.prefix;
                 for (vp, route) in by_vp {
                     for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
                         let c =
