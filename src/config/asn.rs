@@ -1,6 +1,9 @@
 //! ASNs as written in a config: `18196`, `"18196"` or `"AS18196"`.
 
 use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::Located;
 
 /// An ASN as written; checked by [`AsnValue::resolve`].
 #[derive(Debug, Clone, Deserialize)]
@@ -39,4 +42,20 @@ impl AsnValue {
         }
         Ok(n as u32)
     }
+}
+
+/// Resolves a list of ASNs, reporting each bad or repeated one at its position.
+pub(super) fn resolve_asns(list: &[Spanned<AsnValue>], errors: &mut Vec<Located>) -> Vec<u32> {
+    let mut out = Vec::with_capacity(list.len());
+    for value in list {
+        match value.value.resolve() {
+            Ok(asn) if out.contains(&asn) => errors.push(Located::at(
+                &value.referenced,
+                format!("AS{asn} is listed twice"),
+            )),
+            Ok(asn) => out.push(asn),
+            Err(msg) => errors.push(Located::at(&value.referenced, msg)),
+        }
+    }
+    out
 }

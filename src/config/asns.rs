@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::asn::resolve_asns;
 use super::{AsnValue, Located, PrefixDefaults};
 
 /// An `asns:` entry as written.
@@ -52,20 +53,6 @@ pub struct MonitoredAsn {
     pub neighbor_hold_seconds: u64,
     /// Notification groups.
     pub groups: Vec<String>,
-}
-
-fn resolve_list(list: &[Spanned<AsnValue>], errors: &mut Vec<Located>) -> Vec<u32> {
-    let mut out = Vec::with_capacity(list.len());
-    for v in list {
-        match v.value.resolve() {
-            Ok(a) if out.contains(&a) => {
-                errors.push(Located::at(&v.referenced, format!("AS{a} is listed twice")))
-            }
-            Ok(a) => out.push(a),
-            Err(msg) => errors.push(Located::at(&v.referenced, msg)),
-        }
-    }
-    out
 }
 
 /// Validates `asns:`.
@@ -117,11 +104,11 @@ pub(super) fn validate_asns(
         out.push(MonitoredAsn {
             asn,
             description: entry.description.unwrap_or_default(),
-            upstreams: entry.upstreams.as_deref().map(|l| resolve_list(l, errors)),
+            upstreams: entry.upstreams.as_deref().map(|l| resolve_asns(l, errors)),
             downstreams: entry
                 .downstreams
                 .as_deref()
-                .map(|l| resolve_list(l, errors)),
+                .map(|l| resolve_asns(l, errors)),
             unexpected_prefix: entry.unexpected_prefix.unwrap_or(true),
             min_vantage_points,
             learning_window_seconds: entry

@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::asn::resolve_asns;
 use super::{AsnValue, Located};
 use crate::alerts::Severity;
 
@@ -153,21 +154,6 @@ pub struct WatchedPrefix {
     pub suppress_rpki_valid_hijacks: bool,
     /// Path rules (`path_match`).
     pub paths: Vec<PathRule>,
-}
-
-fn resolve_asns(list: &[Spanned<AsnValue>], errors: &mut Vec<Located>) -> Vec<u32> {
-    let mut out = Vec::with_capacity(list.len());
-    for value in list {
-        match value.value.resolve() {
-            Ok(asn) if out.contains(&asn) => errors.push(Located::at(
-                &value.referenced,
-                format!("AS{asn} is listed twice"),
-            )),
-            Ok(asn) => out.push(asn),
-            Err(msg) => errors.push(Located::at(&value.referenced, msg)),
-        }
-    }
-    out
 }
 
 fn parse_prefix(text: &Spanned<String>, errors: &mut Vec<Located>) -> Option<IpNet> {
