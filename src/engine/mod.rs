@@ -424,13 +424,6 @@ impl Engine {
             RouteChange::Withdraw => (by_vp.remove(&vp).map(|r| r.attrs), None),
         };
         let visible = by_vp.len();
-        self.dirty.insert(prefix);
-        if covering
-            .iter()
-            .any(|&w| self.watched[w].cfg.prefix == prefix)
-        {
-            self.touched.insert(prefix);
-        }
         if visible == 0 {
             self.routes.remove(&prefix);
         }
@@ -439,6 +432,13 @@ impl Engine {
             (Some(_), None) => self.route_count -= 1,
             (None, None) => return, // withdrawal of a route this VP did not have
             (Some(_), Some(_)) => {}
+        }
+        self.dirty.insert(prefix);
+        if covering
+            .iter()
+            .any(|&w| self.watched[w].cfg.prefix == prefix)
+        {
+            self.touched.insert(prefix);
         }
         for &w in covering {
             self.last_change[w] = Some(ts);

@@ -17,6 +17,9 @@ const KEEP_DEAD_MS: i64 = 30 * 86_400_000;
 /// The SQLite outbox; one connection behind a mutex (writes are few and small).
 pub struct SqliteOutbox {
     conn: Mutex<Connection>,
+    /// The store's queue of alert events is in the same file (the service creates it before
+    /// the notifier opens the outbox); `notify test` and unit tests have no such table.
+    has_alert_events: bool,
 }
 
 fn err(context: &str, e: rusqlite::Error) -> OutboxError {
@@ -76,8 +79,17 @@ impl SqliteOutbox {
             params![now_ms - KEEP_DELIVERED_MS, now_ms - KEEP_DEAD_MS],
         )
         .map_err(|e| err("cannot prune", e))?;
+        let has_alert_events = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alert_events'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| err("cannot read its schema", e))?;
         Ok(SqliteOutbox {
             conn: Mutex::new(conn),
+            has_alert_events,
         })
     }
 
@@ -139,17 +151,7 @@ impl Outbox for SqliteOutbox {
         for n in batch {
             insert(&tx, n)?;
         }
-        // The store's queue of alert events lives in the same file when the service runs;
-        // `notify test` and unit tests have no such table.
-        let has_events: bool = tx
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alert_events'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .map_err(|e| err("cannot store notifications", e))?;
-        if has_events {
+        if self.has_alert_events {
             let mut mark = tx
                 .prepare_cached(
                     "UPDATE alert_events SET notified = 1 WHERE alert_id = ?1 AND event = ?2",
