@@ -27,7 +27,7 @@ use bgpsentry::feeds::mrt::MrtReader;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 const OWN_ASN: u32 = 64500;
 const VPS: u32 = 100;
@@ -145,17 +145,15 @@ fn ris_frame(vp: u32, path: &[u32], comms: &[Community], prefix: &str, ts: f64) 
         })
         .collect();
     let peer = Ipv4Addr::from(0x0a00_0000 + vp);
-    serde_json::json!({
-        "type": "ris_message",
-        "data": {
-            "timestamp": ts, "peer": peer.to_string(), "peer_asn": (65000 + vp).to_string(),
-            "id": "x", "host": "rrc00.ripe.net", "type": "UPDATE",
-            "path": path, "community": community, "origin": "IGP",
-            "announcements": [{"next_hop": peer.to_string(), "prefixes": [prefix]}],
-            "withdrawals": []
-        }
-    })
-    .to_string()
+    // Keys in the order RIS Live sends them (`type` before `data`), which the parser's fast
+    // path relies on; a `json!` object would sort them.
+    format!(
+        r#"{{"type":"ris_message","data":{{"timestamp":{ts:.3},"peer":"{peer}","peer_asn":"{asn}","id":"x","host":"rrc00.ripe.net","type":"UPDATE","path":{path},"community":{community},"origin":"IGP","announcements":[{{"next_hop":"{peer}","prefixes":[{prefix}]}}],"withdrawals":[]}}}}"#,
+        asn = 65000 + vp,
+        path = serde_json::to_string(path).unwrap_or_default(),
+        community = serde_json::to_string(&community).unwrap_or_default(),
+        prefix = serde_json::to_string(prefix).unwrap_or_default(),
+    )
 }
 
 fn bgp_frame(vp: u32, path: &[u32], comms: &[Community], prefix: &str, ts: f64) -> String {
@@ -179,7 +177,8 @@ fn bgp_frame(vp: u32, path: &[u32], comms: &[Community], prefix: &str, ts: f64) 
 
 /// What the server thread sends: background frames, or one hijack whose send time is reported.
 enum Out {
-    Frame(String),
+    /// A background frame (shared: cloning it for each send costs no copy).
+    Frame(Utf8Bytes),
     Hijack(String, std::sync::mpsc::Sender<Instant>),
 }
 
@@ -340,7 +339,7 @@ async fn main() {
     // A pool of background frames, cycled: real paths on the watched prefixes, all legitimate.
     let pool_len = a.messages.min(400_000);
     let base_ts = 1_800_000_000.0;
-    let pool: Vec<String> = (0..pool_len)
+    let pool: Vec<Utf8Bytes> = (0..pool_len)
         .map(|i| {
             let r = &routes[i % routes.len()];
             let vp = (i as u32 * 7919) % VPS;
@@ -352,6 +351,7 @@ async fn main() {
                 p,
                 base_ts + i as f64 * 1e-3,
             )
+            .into()
         })
         .collect();
 
@@ -414,7 +414,9 @@ async fn main() {
     let mut last = ev0;
     let mut last_change = Instant::now();
     loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Each poll renders the whole `/metrics` page in the service (thousands of per-prefix
+        // series): polled every 100 ms it costs the service little, unlike a tight loop.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let ev = events_of(base.clone()).await;
         if ev >= target {
             last = ev;

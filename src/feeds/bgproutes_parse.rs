@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::json::{self, ListError, Scalar, StrList};
 
 use crate::event::{
     AsPath, Community, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp,
@@ -267,20 +270,20 @@ pub enum Frame {
 
 /// Parses one text frame.
 pub fn parse_frame(text: &str) -> Result<Frame, Invalid> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Invalid::new("not_json", format!("frame is not JSON: {e}")))?;
-    let Value::Object(obj) = value else {
-        return Err(Invalid::new("schema", "frame is not a JSON object"));
-    };
-    if let Some(err) = obj.get("error") {
-        let reason = match err {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+    let rec: Record = serde_json::from_str(text).map_err(|e| {
+        if json::is_syntax(&e, text) {
+            Invalid::new("not_json", format!("frame is not JSON: {e}"))
+        } else {
+            Invalid::new("schema", "frame is not a JSON object")
+        }
+    })?;
+    if let Some(err) = rec.error {
+        let raw = err.get();
+        let reason = serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string());
         return Ok(Frame::Error(reason));
     }
-    let record_type = match obj.get("record_type") {
-        Some(Value::String(s)) => s.as_str(),
+    let record_type = match &rec.record_type {
+        Some(Scalar::Str(s)) => &**s,
         Some(_) => return Err(Invalid::new("schema", "`record_type` is not a string")),
         None => return Err(Invalid::new("schema", "no `record_type`")),
     };
@@ -289,22 +292,22 @@ pub fn parse_frame(text: &str) -> Result<Frame, Invalid> {
         "bmp_update" => true,
         other => return Ok(Frame::Skipped(other.to_string())),
     };
-    let vp = get_str(&obj, "vp")?.ok_or_else(|| Invalid::new("schema", "no `vp`"))?;
+    let vp = get_str(&rec.vp, "vp")?.ok_or_else(|| Invalid::new("schema", "no `vp`"))?;
     let (vp_asn, vp_ip) = split_vp(vp)?;
     let (vp_asn, vp_ip, exporter) = if bmp {
-        let peer = get_str(&obj, "bmp_peer")?
+        let peer = get_str(&rec.bmp_peer, "bmp_peer")?
             .ok_or_else(|| Invalid::new("schema", "`bmp_update` without `bmp_peer`"))?;
         let (peer_asn, peer_ip) = split_vp(peer)?;
         (peer_asn, peer_ip, Some((vp_asn, vp_ip)))
     } else {
         (vp_asn, vp_ip, None)
     };
-    let sec = get_int(&obj, "sec")?;
-    let usec = get_int(&obj, "Usec")?;
-    let (msg_type, prefixes) = match obj.get("prefixes") {
+    let sec = get_int(&rec.sec, "sec")?;
+    let usec = get_int(&rec.usec, "Usec")?;
+    let (msg_type, prefixes) = match rec.prefixes {
         // Its presence makes the record an announcement.
         Some(v) => (MsgType::Announce, prefix_list(v, "prefixes")?),
-        None => (MsgType::Withdraw, withdrawn_prefixes(&obj)?),
+        None => (MsgType::Withdraw, withdrawn_prefixes(&rec.withdrawn)?),
     };
     check_prefix_count(prefixes.len())?;
     Ok(Frame::Message(BgpLiveMsg {
@@ -315,11 +318,70 @@ pub fn parse_frame(text: &str) -> Result<Frame, Invalid> {
         vp_ip,
         exporter,
         prefixes,
-        aspath: get_str(&obj, "as-path")?.unwrap_or("").to_string(),
-        communities: get_str(&obj, "communities")?.unwrap_or("").to_string(),
-        origin: get_str(&obj, "origin")?.map(str::to_string),
-        nexthop: get_str(&obj, "nexthop")?.map(str::to_string),
+        aspath: get_str(&rec.aspath, "as-path")?.unwrap_or("").to_string(),
+        communities: get_str(&rec.communities, "communities")?
+            .unwrap_or("")
+            .to_string(),
+        origin: get_str(&rec.origin, "origin")?.map(str::to_string),
+        nexthop: get_str(&rec.nexthop, "nexthop")?.map(str::to_string),
     }))
+}
+
+/// The fields of a record that matter, read in one pass with strings borrowed from the frame
+/// (a repeated key: the last one).
+#[derive(Default)]
+struct Record<'a> {
+    error: Option<&'a RawValue>,
+    record_type: Option<Scalar<'a>>,
+    vp: Option<Scalar<'a>>,
+    bmp_peer: Option<Scalar<'a>>,
+    sec: Option<Scalar<'a>>,
+    usec: Option<Scalar<'a>>,
+    prefixes: Option<&'a RawValue>,
+    /// The values of [`WITHDRAWAL_KEYS`], in that order.
+    withdrawn: [Option<&'a RawValue>; WITHDRAWAL_KEYS.len()],
+    aspath: Option<Scalar<'a>>,
+    communities: Option<Scalar<'a>>,
+    origin: Option<Scalar<'a>>,
+    nexthop: Option<Scalar<'a>>,
+}
+
+impl<'de> Deserialize<'de> for Record<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Record<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut r = Record::default();
+                while let Some(k) = json::key(&mut map)? {
+                    match &*k {
+                        "error" => r.error = Some(map.next_value()?),
+                        "record_type" => r.record_type = Some(map.next_value()?),
+                        "vp" => r.vp = Some(map.next_value()?),
+                        "bmp_peer" => r.bmp_peer = Some(map.next_value()?),
+                        "sec" => r.sec = Some(map.next_value()?),
+                        "Usec" => r.usec = Some(map.next_value()?),
+                        "prefixes" => r.prefixes = Some(map.next_value()?),
+                        "as-path" => r.aspath = Some(map.next_value()?),
+                        "communities" => r.communities = Some(map.next_value()?),
+                        "origin" => r.origin = Some(map.next_value()?),
+                        "nexthop" => r.nexthop = Some(map.next_value()?),
+                        other => match WITHDRAWAL_KEYS.iter().position(|w| *w == other) {
+                            Some(i) => r.withdrawn[i] = Some(map.next_value()?),
+                            None => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        },
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,9 +400,11 @@ pub const WITHDRAWAL_KEYS: [&str; 5] = [
     "prefix",
 ];
 
-fn withdrawn_prefixes(obj: &Map<String, Value>) -> Result<Vec<String>, Invalid> {
-    for key in WITHDRAWAL_KEYS {
-        if let Some(v) = obj.get(key) {
+fn withdrawn_prefixes(
+    values: &[Option<&RawValue>; WITHDRAWAL_KEYS.len()],
+) -> Result<Vec<String>, Invalid> {
+    for (key, v) in WITHDRAWAL_KEYS.iter().zip(values) {
+        if let Some(v) = v {
             let list = prefix_list(v, key)?;
             if !list.is_empty() {
                 return Ok(list);
@@ -357,52 +421,42 @@ fn withdrawn_prefixes(obj: &Map<String, Value>) -> Result<Vec<String>, Invalid> 
 }
 
 /// A comma-separated string or a list of strings.
-fn prefix_list(v: &Value, key: &str) -> Result<Vec<String>, Invalid> {
-    match v {
-        Value::String(s) => Ok(s
+fn prefix_list(v: &RawValue, key: &str) -> Result<Vec<String>, Invalid> {
+    let neither = || Invalid::new("schema", format!("`{key}` is neither a string nor a list"));
+    if v.get() == "null" {
+        return Err(neither());
+    }
+    let list: StrList = serde_json::from_str(v.get()).map_err(|_| neither())?;
+    match (list.error, list.single) {
+        (None, _) => Ok(list.items.iter().map(|s| s.trim().to_string()).collect()),
+        (Some(ListError::NotList), Some(s)) => Ok(s
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
             .map(str::to_string)
             .collect()),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| match i {
-                Value::String(s) => Ok(s.trim().to_string()),
-                _ => Err(Invalid::new(
-                    "schema",
-                    format!("`{key}` holds a non-string element"),
-                )),
-            })
-            .collect(),
-        _ => Err(Invalid::new(
+        (Some(ListError::NotList), None) => Err(neither()),
+        (Some(ListError::NonString), _) => Err(Invalid::new(
             "schema",
-            format!("`{key}` is neither a string nor a list"),
+            format!("`{key}` holds a non-string element"),
         )),
     }
 }
 
-fn get_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Invalid> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+fn get_str<'s>(v: &'s Option<Scalar>, key: &str) -> Result<Option<&'s str>, Invalid> {
+    match v {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Str(s)) => Ok(Some(s)),
         Some(_) => Err(Invalid::new("schema", format!("`{key}` is not a string"))),
     }
 }
 
-fn get_int(obj: &Map<String, Value>, key: &str) -> Result<Option<i64>, Invalid> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| Invalid::new("schema", format!("`{key}` is not an integer"))),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Invalid::new("schema", format!("`{key}` is not an integer"))),
-        Some(_) => Err(Invalid::new("schema", format!("`{key}` is not an integer"))),
+fn get_int(v: &Option<Scalar>, key: &str) -> Result<Option<i64>, Invalid> {
+    let not_int = || Invalid::new("schema", format!("`{key}` is not an integer"));
+    match v {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Str(s)) => s.trim().parse().map(Some).map_err(|_| not_int()),
+        Some(n) => n.as_i64().map(Some).ok_or_else(not_int),
     }
 }
 

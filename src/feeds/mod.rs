@@ -3,6 +3,7 @@
 
 pub mod bgproutes;
 pub mod bgproutes_parse;
+pub mod json;
 pub mod live;
 pub mod mrt;
 mod mrt_feed;

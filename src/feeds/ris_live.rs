@@ -68,7 +68,7 @@ pub fn subscribe_frames(prefixes: &[IpNet]) -> Vec<String> {
 }
 
 struct RisProto {
-    feed: Arc<str>,
+    parser: ris_live_parse::Parser,
     subscriptions: Vec<String>,
 }
 
@@ -78,7 +78,7 @@ impl Protocol for RisProto {
     }
 
     fn on_text(&mut self, text: &str, handle: &FeedHandle) -> (Vec<FeedEvent>, Verdict) {
-        match ris_live_parse::parse(text, &self.feed) {
+        match self.parser.parse(text) {
             Err(bad) => {
                 handle.message("invalid");
                 handle.invalid(&bad);
@@ -143,7 +143,7 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
     let feed: Arc<str> = name.as_str().into();
     let handle = FeedHandle::new(ctx, &name, feed.clone(), "ris_live");
     let mut proto = RisProto {
-        feed,
+        parser: ris_live_parse::Parser::new(feed),
         subscriptions: subscribe_frames(&prefixes),
     };
     tokio::spawn(async move {

@@ -1,14 +1,20 @@
 //! Pure parser of RIPE RIS Live frames: text in, [`RisFrame`] out, with route events for
 //! `ris_message` UPDATEs and peer-down events for `STATE` changes. No I/O here.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::bgproutes_parse::{
     BgpLiveMsg, Invalid, MsgType, check_path_len, check_prefix_count, parse_prefix,
 };
+use super::json::{self, ListError, Scalar, StrList};
 use crate::event::{
     AsPath, Community, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp,
     VantagePoint,
@@ -72,39 +78,319 @@ pub struct Parsed {
 
 /// Parses one RIS Live text frame into events of `feed`.
 pub fn parse(text: &str, feed: &Arc<str>) -> Result<Parsed, Invalid> {
-    let (ty, data) = envelope(text)?;
-    let frame = match ty.as_str() {
-        "ris_message" => return parse_message(data, feed),
-        "ris_subscribe_ok" => RisFrame::SubscribeOk,
-        "pong" => RisFrame::Pong,
-        "ris_error" => {
-            let msg = data
-                .as_object()
-                .and_then(|d| d.get("message"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| data.to_string());
-            RisFrame::Error(msg)
-        }
-        other => RisFrame::Other(other.to_string()),
-    };
-    Ok(Parsed {
-        frame,
-        invalid: Vec::new(),
-    })
+    Parser::new(feed.clone()).parse(text)
 }
 
-fn envelope(text: &str) -> Result<(String, Value), Invalid> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Invalid::new("not_json", format!("frame is not JSON: {e}")))?;
-    let Value::Object(mut obj) = value else {
-        return Err(Invalid::new("schema", "frame is not a JSON object"));
-    };
-    let ty = match obj.remove("type") {
-        Some(Value::String(s)) => s,
-        _ => return Err(Invalid::new("schema", "frame has no string `type`")),
-    };
-    Ok((ty, obj.remove("data").unwrap_or(Value::Null)))
+/// A RIS Live parser for one feed that remembers the vantage points it has seen, so that the
+/// frames of a peer share one [`VantagePoint`] instead of allocating one each.
+#[derive(Debug)]
+pub struct Parser {
+    feed: Arc<str>,
+    vps: HashMap<(IpAddr, u32), Vec<Arc<VantagePoint>>>,
+}
+
+/// Vantage points remembered by a [`Parser`] before it starts over (a hostile stream of made-up
+/// peers cannot grow it without bound; RIS has about two thousand).
+const VP_CACHE_LIMIT: usize = 65_536;
+
+impl Parser {
+    /// A parser for events of `feed`.
+    pub fn new(feed: Arc<str>) -> Self {
+        Parser {
+            feed,
+            vps: HashMap::new(),
+        }
+    }
+
+    /// Parses one text frame.
+    pub fn parse(&mut self, text: &str) -> Result<Parsed, Invalid> {
+        let env: Envelope = serde_json::from_str(text).map_err(|e| frame_error(&e, text))?;
+        let ty = match env.ty {
+            Some(Scalar::Str(s)) => s,
+            _ => return Err(Invalid::new("schema", "frame has no string `type`")),
+        };
+        let frame = match &*ty {
+            "ris_message" => {
+                let data = match (env.msg, env.data) {
+                    (Some(msg), _) => msg.0,
+                    (None, Some(raw)) => {
+                        serde_json::from_str::<MaybeMsg>(raw.get())
+                            .map_err(|e| data_error(&e))?
+                            .0
+                    }
+                    (None, None) => None,
+                };
+                let Some(d) = data else {
+                    return Err(Invalid::new(
+                        "schema",
+                        "`ris_message` data is not an object",
+                    ));
+                };
+                return self.message(d);
+            }
+            "ris_subscribe_ok" => RisFrame::SubscribeOk,
+            "pong" => RisFrame::Pong,
+            "ris_error" => {
+                let raw = env.data.map(|d| d.get()).unwrap_or("null");
+                let msg = serde_json::from_str::<ErrorData>(raw)
+                    .ok()
+                    .and_then(|e| e.0)
+                    .unwrap_or_else(|| raw.to_string());
+                RisFrame::Error(msg)
+            }
+            other => RisFrame::Other(other.to_string()),
+        };
+        Ok(Parsed {
+            frame,
+            invalid: Vec::new(),
+        })
+    }
+
+    fn vantage_point(
+        &mut self,
+        peer_ip: IpAddr,
+        peer_asn: u32,
+        collector: &str,
+    ) -> Arc<VantagePoint> {
+        if self.vps.len() >= VP_CACHE_LIMIT {
+            self.vps.clear();
+        }
+        let known = self.vps.entry((peer_ip, peer_asn)).or_default();
+        if let Some(vp) = known.iter().find(|v| &*v.collector == collector) {
+            return vp.clone();
+        }
+        let vp = Arc::new(VantagePoint {
+            feed: self.feed.clone(),
+            collector: collector.into(),
+            peer_asn,
+            peer_ip,
+            exporter: None,
+        });
+        known.push(vp.clone());
+        vp
+    }
+
+    fn header(&mut self, d: &MsgData) -> Result<Header, Invalid> {
+        let timestamp = match &d.timestamp {
+            Some(n) if n.is_number() => n
+                .as_f64()
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .map(Timestamp::from_secs_f64)
+                .ok_or_else(|| Invalid::new("schema", "`timestamp` out of range"))?,
+            _ => return Err(Invalid::new("schema", "no numeric `timestamp`")),
+        };
+        let peer = d
+            .peer
+            .as_ref()
+            .and_then(Scalar::as_str)
+            .ok_or_else(|| Invalid::new("schema", "no string `peer`"))?;
+        let peer_ip: IpAddr = peer
+            .parse()
+            .map_err(|_| Invalid::new("invalid_address", format!("peer `{peer}`")))?;
+        // Real frames carry `peer_asn` as a string; a number is accepted too.
+        let peer_asn = match &d.peer_asn {
+            Some(Scalar::Str(s)) => super::bgproutes_parse::parse_asn(s)?,
+            Some(v) if v.is_number() => asn_scalar(v)?,
+            _ => return Err(Invalid::new("schema", "no `peer_asn`")),
+        };
+        let host = d.host.as_ref().and_then(Scalar::as_str).unwrap_or("");
+        let collector = host.strip_suffix(".ripe.net").unwrap_or(host);
+        let kind = d
+            .kind
+            .as_ref()
+            .and_then(Scalar::as_str)
+            .ok_or_else(|| Invalid::new("schema", "`ris_message` without a string `type`"))?
+            .to_ascii_lowercase();
+        Ok(Header {
+            timestamp,
+            vp: self.vantage_point(peer_ip, peer_asn, collector),
+            kind,
+        })
+    }
+
+    fn message(&mut self, d: MsgData) -> Result<Parsed, Invalid> {
+        let h = self.header(&d)?;
+        let mut invalid = Vec::new();
+        let events = match h.kind.as_str() {
+            "update" => update_events(d, &h, &mut invalid)?,
+            "state" | "ris_peer_state" => match d.state.as_ref().and_then(Scalar::as_str) {
+                Some("down") => vec![FeedEvent::PeerDown {
+                    timestamp: h.timestamp,
+                    vp: h.vp.clone(),
+                }],
+                _ => Vec::new(),
+            },
+            // KEEPALIVE, OPEN, NOTIFICATION and anything else carry no routes.
+            _ => Vec::new(),
+        };
+        Ok(Parsed {
+            frame: RisFrame::Message {
+                kind: h.kind,
+                events,
+            },
+            invalid,
+        })
+    }
+}
+
+/// Text that is not JSON is `not_json`; JSON of the wrong shape is `schema`.
+fn frame_error(e: &serde_json::Error, text: &str) -> Invalid {
+    if json::is_syntax(e, text) {
+        Invalid::new("not_json", format!("frame is not JSON: {e}"))
+    } else {
+        Invalid::new("schema", format!("frame is not a RIS Live message: {e}"))
+    }
+}
+
+fn data_error(e: &serde_json::Error) -> Invalid {
+    Invalid::new("schema", format!("`ris_message` data: {e}"))
+}
+
+/// The outer object: `{"type": …, "data": …}`. RIS Live sends `type` first, so the data of a
+/// `ris_message` is usually read as such in the same pass; otherwise it is kept raw and read
+/// once the type is known.
+struct Envelope<'a> {
+    ty: Option<Scalar<'a>>,
+    data: Option<&'a RawValue>,
+    msg: Option<MaybeMsg<'a>>,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut env = Envelope {
+                    ty: None,
+                    data: None,
+                    msg: None,
+                };
+                while let Some(k) = json::key(&mut map)? {
+                    match &*k {
+                        "type" => env.ty = Some(map.next_value()?),
+                        "data" if matches!(&env.ty, Some(Scalar::Str(t)) if t == "ris_message") => {
+                            env.msg = Some(map.next_value()?);
+                            env.data = None;
+                        }
+                        "data" => {
+                            env.data = Some(map.next_value()?);
+                            env.msg = None;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(env)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `ris_error` data: its `message`, if it has a string one.
+struct ErrorData(Option<String>);
+
+impl<'de> Deserialize<'de> for ErrorData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ErrorData;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut msg = None;
+                while let Some(k) = json::key(&mut map)? {
+                    if k == "message" {
+                        msg = map.next_value::<Scalar>()?.as_str().map(str::to_string);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(ErrorData(msg))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The fields of a `ris_message` that matter, read in one pass (a repeated key: the last one).
+#[derive(Default)]
+struct MsgData<'a> {
+    timestamp: Option<Scalar<'a>>,
+    peer: Option<Scalar<'a>>,
+    peer_asn: Option<Scalar<'a>>,
+    host: Option<Scalar<'a>>,
+    kind: Option<Scalar<'a>>,
+    state: Option<Scalar<'a>>,
+    path: Option<RisPath>,
+    community: Option<RisCommunities>,
+    announcements: Option<Announcements<'a>>,
+    withdrawals: Option<StrList<'a>>,
+}
+
+/// `ris_message` data: `None` when it is not an object.
+struct MaybeMsg<'a>(Option<MsgData<'a>>);
+
+impl<'de> Deserialize<'de> for MaybeMsg<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeMsg<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut m = MsgData::default();
+                while let Some(k) = json::key(&mut map)? {
+                    match &*k {
+                        "timestamp" => m.timestamp = Some(map.next_value()?),
+                        "peer" => m.peer = Some(map.next_value()?),
+                        "peer_asn" => m.peer_asn = Some(map.next_value()?),
+                        "host" => m.host = Some(map.next_value()?),
+                        "type" => m.kind = Some(map.next_value()?),
+                        "state" => m.state = Some(map.next_value()?),
+                        "path" => m.path = Some(map.next_value()?),
+                        "community" => m.community = Some(map.next_value()?),
+                        "announcements" => m.announcements = Some(map.next_value()?),
+                        "withdrawals" => m.withdrawals = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(MaybeMsg(Some(m)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeMsg(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeMsg(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(MaybeMsg(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeMsg(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeMsg(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeMsg(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeMsg(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The fields every `ris_message` carries.
@@ -114,149 +400,377 @@ struct Header {
     kind: String,
 }
 
-fn header(d: &Map<String, Value>, feed: &Arc<str>) -> Result<Header, Invalid> {
-    let timestamp = match d.get("timestamp") {
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|t| t.is_finite() && *t >= 0.0)
-            .map(Timestamp::from_secs_f64)
-            .ok_or_else(|| Invalid::new("schema", "`timestamp` out of range"))?,
-        _ => return Err(Invalid::new("schema", "no numeric `timestamp`")),
-    };
-    let peer = d
-        .get("peer")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Invalid::new("schema", "no string `peer`"))?;
-    let peer_ip: IpAddr = peer
-        .parse()
-        .map_err(|_| Invalid::new("invalid_address", format!("peer `{peer}`")))?;
-    // Real frames carry `peer_asn` as a string; a number is accepted too.
-    let peer_asn = match d.get("peer_asn") {
-        Some(Value::String(s)) => super::bgproutes_parse::parse_asn(s)?,
-        Some(v @ Value::Number(_)) => asn_value(v)?,
-        _ => return Err(Invalid::new("schema", "no `peer_asn`")),
-    };
-    let host = d.get("host").and_then(Value::as_str).unwrap_or("");
-    let collector = host.strip_suffix(".ripe.net").unwrap_or(host);
-    let kind = d
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Invalid::new("schema", "`ris_message` without a string `type`"))?
-        .to_ascii_lowercase();
-    Ok(Header {
-        timestamp,
-        vp: Arc::new(VantagePoint {
-            feed: feed.clone(),
-            collector: collector.into(),
-            peer_asn,
-            peer_ip,
-            exporter: None,
-        }),
-        kind,
-    })
+fn asn_scalar(v: &Scalar) -> Result<u32, Invalid> {
+    match *v {
+        Scalar::U64(a) => u32::try_from(a).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| Invalid::new("invalid_asn", format!("`{v}` is not an ASN")))
 }
 
-fn parse_message(data: Value, feed: &Arc<str>) -> Result<Parsed, Invalid> {
-    let Value::Object(d) = data else {
-        return Err(Invalid::new(
-            "schema",
-            "`ris_message` data is not an object",
-        ));
-    };
-    let h = header(&d, feed)?;
-    let mut invalid = Vec::new();
-    let events = match h.kind.as_str() {
-        "update" => update_events(&d, &h, &mut invalid)?,
-        "state" | "ris_peer_state" => match d.get("state").and_then(Value::as_str) {
-            Some("down") => vec![FeedEvent::PeerDown {
-                timestamp: h.timestamp,
-                vp: h.vp.clone(),
-            }],
-            _ => Vec::new(),
-        },
-        // KEEPALIVE, OPEN, NOTIFICATION and anything else carry no routes.
-        _ => Vec::new(),
-    };
-    Ok(Parsed {
-        frame: RisFrame::Message {
-            kind: h.kind,
-            events,
-        },
-        invalid,
-    })
+/// A RIS path (integers, with an AS_SET as a nested list), checked as it is read; what is
+/// wrong with it matters only if the message announces something.
+struct RisPath(Result<AsPath, Invalid>);
+
+/// One element of a RIS path.
+enum PathItem {
+    Asn(Result<u32, Invalid>),
+    /// An AS_SET: its members (at most one over the path limit are kept) and how many it had.
+    Set(Vec<Result<u32, Invalid>>, usize),
 }
 
-fn asn_value(v: &Value) -> Result<u32, Invalid> {
-    v.as_u64()
-        .and_then(|a| u32::try_from(a).ok())
-        .ok_or_else(|| Invalid::new("invalid_asn", format!("`{v}` is not an ASN")))
-}
-
-/// A RIS path: integers, with an AS_SET as a nested list.
-fn path(v: Option<&Value>) -> Result<AsPath, Invalid> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(AsPath::default()),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(Invalid::new("schema", "`path` is not a list")),
-    };
-    let mut elems = Vec::with_capacity(items.len().min(super::bgproutes_parse::MAX_AS_PATH_LEN));
-    let mut asns = 0usize;
-    for item in items {
-        check_path_len(asns)?;
-        match item {
-            Value::Array(set) => {
-                asns += set.len();
-                check_path_len(asns)?;
-                let members = set.iter().map(asn_value).collect::<Result<Vec<_>, _>>()?;
-                if members.is_empty() {
-                    return Err(Invalid::new("schema", "empty AS_SET in `path`"));
+impl<'de> Deserialize<'de> for PathItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PathItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an ASN or a list of ASNs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                let mut count = 0usize;
+                while let Some(m) = seq.next_element::<Scalar>()? {
+                    count += 1;
+                    if members.len() <= super::bgproutes_parse::MAX_AS_PATH_LEN {
+                        members.push(asn_scalar(&m));
+                    }
                 }
-                elems.push(PathElem::Set(members.into()));
+                Ok(PathItem::Set(members, count))
             }
-            other => {
-                elems.push(PathElem::Asn(asn_value(other)?));
-                asns += 1;
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(PathItem::Asn(asn_scalar(&Scalar::U64(v))))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(PathItem::Asn(asn_scalar(&Scalar::I64(v))))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(PathItem::Asn(asn_scalar(&Scalar::F64(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(PathItem::Asn(asn_scalar(&Scalar::Str(v.into()))))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(PathItem::Asn(asn_scalar(&Scalar::Bool(v))))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(PathItem::Asn(asn_scalar(&Scalar::Null)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(PathItem::Asn(asn_scalar(&Scalar::Object)))
             }
         }
+        d.deserialize_any(V)
     }
-    check_path_len(asns)?;
-    Ok(AsPath(elems))
 }
 
-fn communities(v: Option<&Value>, invalid: &mut Vec<Invalid>) -> Vec<Community> {
-    let Some(Value::Array(items)) = v else {
-        return Vec::new();
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let nums: Option<Vec<u64>> = item
-            .as_array()
-            .map(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
-            .unwrap_or(None);
-        let c = match nums.as_deref() {
-            Some([a, b]) => match (u16::try_from(*a), u16::try_from(*b)) {
-                (Ok(a), Ok(b)) => Some(Community::Standard(a, b)),
-                _ => None,
-            },
-            Some([a, b, c]) => match (u32::try_from(*a), u32::try_from(*b), u32::try_from(*c)) {
-                (Ok(a), Ok(b), Ok(c)) => Some(Community::Large(a, b, c)),
-                _ => None,
-            },
-            _ => None,
-        };
-        match c {
-            Some(c) => out.push(c),
-            None => invalid.push(Invalid::new(
-                "invalid_community",
-                format!("`{item}` is not a community"),
-            )),
+impl<'de> Deserialize<'de> for RisPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RisPath;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an AS path")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RisPath(Ok(AsPath::default())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut elems = Vec::with_capacity(seq.size_hint().unwrap_or(8).min(64));
+                let mut asns = 0usize;
+                let mut failed: Option<Invalid> = None;
+                // The rest of a bad path is still read (the frame must stay parsable), not kept.
+                while let Some(item) = seq.next_element::<PathItem>()? {
+                    if failed.is_some() {
+                        continue;
+                    }
+                    if let Err(e) = check_path_len(asns) {
+                        failed = Some(e);
+                        continue;
+                    }
+                    match item {
+                        PathItem::Asn(Ok(a)) => {
+                            elems.push(PathElem::Asn(a));
+                            asns += 1;
+                        }
+                        PathItem::Asn(Err(e)) => failed = Some(e),
+                        PathItem::Set(members, count) => {
+                            asns += count;
+                            let set = check_path_len(asns).and_then(|()| {
+                                members.into_iter().collect::<Result<Vec<u32>, _>>()
+                            });
+                            match set {
+                                Ok(m) if m.is_empty() => {
+                                    failed = Some(Invalid::new("schema", "empty AS_SET in `path`"))
+                                }
+                                Ok(m) => elems.push(PathElem::Set(m.into())),
+                                Err(e) => failed = Some(e),
+                            }
+                        }
+                    }
+                }
+                Ok(RisPath(match failed {
+                    Some(e) => Err(e),
+                    None => check_path_len(asns).map(|()| AsPath(elems)),
+                }))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(not_a_list())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(not_a_list())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(not_a_list())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(not_a_list())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(not_a_list())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(not_a_list())
+            }
         }
+        fn not_a_list() -> RisPath {
+            RisPath(Err(Invalid::new("schema", "`path` is not a list")))
+        }
+        d.deserialize_any(V)
     }
-    out
+}
+
+/// Communities as `[a, b]` (standard) or `[a, b, c]` (large) lists; the ones that are neither
+/// are kept as text for the report.
+#[derive(Default)]
+struct RisCommunities {
+    list: Vec<Community>,
+    invalid: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for RisCommunities {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Item(Result<Community, String>);
+        impl<'de> Deserialize<'de> for Item {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Item;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("a community")
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut nums: Vec<Scalar> = Vec::with_capacity(3);
+                        let mut count = 0usize;
+                        while let Some(n) = seq.next_element::<Scalar>()? {
+                            count += 1;
+                            if nums.len() < 4 {
+                                nums.push(n);
+                            }
+                        }
+                        let u = |s: &Scalar| match *s {
+                            Scalar::U64(n) => Some(n),
+                            _ => None,
+                        };
+                        let c = match (count, nums.as_slice()) {
+                            (2, [a, b]) => u(a)
+                                .zip(u(b))
+                                .and_then(|(a, b)| {
+                                    Some((u16::try_from(a).ok()?, u16::try_from(b).ok()?))
+                                })
+                                .map(|(a, b)| Community::Standard(a, b)),
+                            (3, [a, b, c]) => (|| {
+                                Some(Community::Large(
+                                    u32::try_from(u(a)?).ok()?,
+                                    u32::try_from(u(b)?).ok()?,
+                                    u32::try_from(u(c)?).ok()?,
+                                ))
+                            })(),
+                            _ => None,
+                        };
+                        Ok(Item(c.ok_or_else(|| {
+                            let shown: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
+                            let more = if count > nums.len() { ",…" } else { "" };
+                            format!("[{}{more}]", shown.join(","))
+                        })))
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                        Ok(Item(Err(Scalar::Str(v.into()).to_string())))
+                    }
+                    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                        Ok(Item(Err(v.to_string())))
+                    }
+                    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                        Ok(Item(Err(v.to_string())))
+                    }
+                    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                        Ok(Item(Err(v.to_string())))
+                    }
+                    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                        Ok(Item(Err(v.to_string())))
+                    }
+                    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                        Ok(Item(Err("null".into())))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        Ok(Item(Err("{…}".into())))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RisCommunities;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of communities")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = RisCommunities::default();
+                while let Some(Item(c)) = seq.next_element()? {
+                    match c {
+                        Ok(c) => out.list.push(c),
+                        Err(text) => out.invalid.push(text),
+                    }
+                }
+                Ok(out)
+            }
+            // Anything but a list means no communities.
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(RisCommunities::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(RisCommunities::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(RisCommunities::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(RisCommunities::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(RisCommunities::default())
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RisCommunities::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RisCommunities::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `announcements`: `Err` when it is neither a list nor `null`.
+struct Announcements<'a>(Result<Vec<Announcement<'a>>, ()>);
+
+/// One announcement: `None` when it is not an object.
+struct Announcement<'a>(Option<(Option<Scalar<'a>>, StrList<'a>)>);
+
+impl<'de> Deserialize<'de> for Announcement<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Announcement<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an announcement")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut next_hop = None;
+                let mut prefixes = StrList::default();
+                while let Some(k) = json::key(&mut map)? {
+                    match &*k {
+                        "next_hop" => next_hop = Some(map.next_value()?),
+                        "prefixes" => prefixes = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Announcement(Some((next_hop, prefixes))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Announcement(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Announcement(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Announcement(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Announcement(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Announcement(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Announcement(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Announcement(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Announcements<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Announcements<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of announcements")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Announcements(Ok(Vec::new())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                while let Some(a) = seq.next_element()? {
+                    out.push(a);
+                }
+                Ok(Announcements(Ok(out)))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Announcements(Err(())))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Announcements(Err(())))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Announcements(Err(())))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Announcements(Err(())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Announcements(Err(())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Announcements(Err(())))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The first address of a next hop that may be a comma-joined global,link-local pair.
-fn next_hop(v: Option<&Value>, invalid: &mut Vec<Invalid>) -> Option<IpAddr> {
+fn next_hop(v: Option<&Scalar>, invalid: &mut Vec<Invalid>) -> Option<IpAddr> {
     let s = v?.as_str()?;
     let first = s.split(',').next().unwrap_or("").trim();
     match first.parse() {
@@ -268,53 +782,82 @@ fn next_hop(v: Option<&Value>, invalid: &mut Vec<Invalid>) -> Option<IpAddr> {
     }
 }
 
-fn string_list<'a>(v: &'a Value, what: &str) -> Result<Vec<&'a str>, Invalid> {
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .ok_or_else(|| Invalid::new("schema", format!("`{what}` holds a non-string")))
-            })
-            .collect(),
-        Value::Null => Ok(Vec::new()),
-        _ => Err(Invalid::new("schema", format!("`{what}` is not a list"))),
+/// The strings of a list, or the `schema` error of the field `what`.
+fn strings<'a, 'l>(list: &'l StrList<'a>, what: &str) -> Result<&'l [Cow<'a, str>], Invalid> {
+    match list.error {
+        None => Ok(&list.items),
+        Some(ListError::NotList) => Err(Invalid::new("schema", format!("`{what}` is not a list"))),
+        Some(ListError::NonString) => Err(Invalid::new(
+            "schema",
+            format!("`{what}` holds a non-string"),
+        )),
     }
 }
 
 fn update_events(
-    d: &Map<String, Value>,
+    d: MsgData,
     h: &Header,
     invalid: &mut Vec<Invalid>,
 ) -> Result<Vec<FeedEvent>, Invalid> {
-    let mut events = Vec::new();
-    let announcements = match d.get("announcements") {
-        None | Some(Value::Null) => &[][..],
-        Some(Value::Array(a)) => a.as_slice(),
-        Some(_) => return Err(Invalid::new("schema", "`announcements` is not a list")),
+    let announcements = match &d.announcements {
+        None => &[][..],
+        Some(Announcements(Ok(a))) => a.as_slice(),
+        Some(Announcements(Err(()))) => {
+            return Err(Invalid::new("schema", "`announcements` is not a list"));
+        }
     };
-    let withdrawals = string_list(d.get("withdrawals").unwrap_or(&Value::Null), "withdrawals")?;
+    let no_withdrawals = StrList::default();
+    let withdrawals = strings(
+        d.withdrawals.as_ref().unwrap_or(&no_withdrawals),
+        "withdrawals",
+    )?;
     let mut listed = withdrawals.len();
     for ann in announcements {
-        if let Some(Value::Array(p)) = ann.get("prefixes") {
-            listed = listed.saturating_add(p.len());
+        if let Some((_, p)) = &ann.0 {
+            listed = listed.saturating_add(p.len);
         }
     }
     check_prefix_count(listed)?;
+    let mut events = Vec::with_capacity(listed);
     if !announcements.is_empty() {
-        let path = path(d.get("path"))?;
-        let comms = communities(d.get("community"), invalid);
+        let path = match d.path {
+            None => AsPath::default(),
+            Some(RisPath(p)) => p?,
+        };
+        let comms = match d.community {
+            Some(c) => {
+                for text in c.invalid {
+                    invalid.push(Invalid::new(
+                        "invalid_community",
+                        format!("`{text}` is not a community"),
+                    ));
+                }
+                c.list
+            }
+            None => Vec::new(),
+        };
+        let single = announcements.len() == 1;
+        let mut path = Some(path);
+        let mut comms = Some(comms);
         for ann in announcements {
-            let Value::Object(ann) = ann else {
+            let Some((hop, prefixes)) = &ann.0 else {
                 return Err(Invalid::new("schema", "an announcement is not an object"));
             };
             let attrs = Arc::new(RouteAttrs {
-                path: path.clone(),
-                communities: comms.clone(),
-                next_hop: next_hop(ann.get("next_hop"), invalid),
+                // The usual single announcement takes the path and communities as they are.
+                path: if single {
+                    path.take().unwrap_or_default()
+                } else {
+                    path.clone().unwrap_or_default()
+                },
+                communities: if single {
+                    comms.take().unwrap_or_default()
+                } else {
+                    comms.clone().unwrap_or_default()
+                },
+                next_hop: next_hop(hop.as_ref(), invalid),
             });
-            let prefixes = string_list(ann.get("prefixes").unwrap_or(&Value::Null), "prefixes")?;
-            for p in prefixes {
+            for p in strings(prefixes, "prefixes")? {
                 match parse_prefix(p) {
                     Ok(prefix) => events.push(FeedEvent::Route(RouteEvent {
                         timestamp: h.timestamp,
@@ -459,6 +1002,45 @@ mod tests {
         assert_eq!(a.communities.len(), 2);
         let reasons: Vec<_> = inv.iter().map(|i| i.reason).collect();
         assert_eq!(reasons, ["invalid_community", "invalid_prefix"]);
+    }
+
+    #[test]
+    fn key_order_escapes_and_repeated_keys() {
+        let update = r#"{"timestamp":1,"peer":"192.0.2.1","peer_asn":"64500","host":"rrc00.ripe.net","type":"UPDATE","path":[1,2],"announcements":[{"next_hop":"192.0.2.1","prefixes":["10.\u0030.0.0/8"]}]}"#;
+        // `data` before `type`, as a JSON encoder that sorts keys writes it.
+        let sorted = format!(r#"{{"data":{update},"type":"ris_message"}}"#);
+        let natural = format!(r#"{{"type":"ris_message","data":{update}}}"#);
+        let (_, a, _) = events(&sorted);
+        let (_, b, _) = events(&natural);
+        assert_eq!(a, b);
+        let FeedEvent::Route(r) = &a[0] else { panic!() };
+        assert_eq!(r.prefix.to_string(), "10.0.0.0/8");
+        // A repeated key counts once, the last one (as a JSON object would keep it).
+        let twice = natural.replace(r#""path":[1,2]"#, r#""path":[9],"path":[1,2]"#);
+        assert_eq!(events(&twice).1, b);
+    }
+
+    #[test]
+    fn a_parser_shares_one_vantage_point_per_peer() {
+        let mut p = Parser::new(feed());
+        let frame = |peer: &str, host: &str| {
+            format!(
+                r#"{{"type":"ris_message","data":{{"timestamp":1,"peer":"{peer}","peer_asn":"1","host":"{host}","type":"UPDATE","withdrawals":["10.0.0.0/8"]}}}}"#
+            )
+        };
+        let vp = |p: &mut Parser, text: &str| match p.parse(text).unwrap().frame {
+            RisFrame::Message { events, .. } => match &events[0] {
+                FeedEvent::Route(r) => r.vp.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        let a = vp(&mut p, &frame("192.0.2.1", "rrc00.ripe.net"));
+        let b = vp(&mut p, &frame("192.0.2.1", "rrc00.ripe.net"));
+        let c = vp(&mut p, &frame("192.0.2.1", "rrc01.ripe.net"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(&*c.collector, "rrc01");
     }
 
     #[test]

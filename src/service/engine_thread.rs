@@ -62,6 +62,9 @@ impl PrefixGauges {
     }
 }
 
+/// Longest time the per-prefix gauges and views lag behind the engine while batches queue up.
+const REFRESH_EVERY: Duration = Duration::from_millis(100);
+
 /// What the engine thread works with besides the engine.
 pub(super) struct EngineThread {
     /// Batches from the feeds (and empty ticks, so idle state is still saved).
@@ -91,6 +94,7 @@ impl EngineThread {
         let commit_every =
             Duration::from_secs(self.config.borrow().store.commit_interval_seconds.max(1));
         let mut last_commit = Instant::now();
+        let mut last_refresh = Instant::now();
         while let Some(batch) = self.events.blocking_recv() {
             // What is still queued behind this batch: a full queue means the feeds are waiting.
             m.engine_queue_batches.set(self.events.len() as i64);
@@ -130,17 +134,23 @@ impl EngineThread {
                     .with_label_values(&[feed])
                     .inc_by(after.matched - before.matched);
             }
-            for prefix in engine
-                .take_touched()
-                .into_iter()
-                .chain(gauges.take_pending())
-            {
-                refresh_prefix_gauges(&engine, &m, &mut gauges, prefix);
+            // Gauges and views of changed prefixes are refreshed once the queue is drained, or
+            // at least every REFRESH_EVERY while it is not: under load, a prefix that changes
+            // in every batch is then refreshed a few times a second instead of every batch.
+            if self.events.is_empty() || last_refresh.elapsed() >= REFRESH_EVERY {
+                for prefix in engine
+                    .take_touched()
+                    .into_iter()
+                    .chain(gauges.take_pending())
+                {
+                    refresh_prefix_gauges(&engine, &m, &mut gauges, prefix);
+                }
+                m.vantage_points.set(engine.vantage_point_count() as i64);
+                m.routes.set(engine.route_count() as i64);
+                self.views
+                    .update(engine.take_changed_states(), engine.vantage_point_count());
+                last_refresh = Instant::now();
             }
-            m.vantage_points.set(engine.vantage_point_count() as i64);
-            m.routes.set(engine.route_count() as i64);
-            self.views
-                .update(engine.take_changed_states(), engine.vantage_point_count());
             // Alert transitions are saved at once, with the routes behind them; other route
             // changes at least every commit interval.
             let due = last_commit.elapsed() >= commit_every && engine.has_changes();
