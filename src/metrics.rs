@@ -209,7 +209,7 @@ impl Metrics {
             )?,
             config_errors: IntCounter::new(
                 "bgpsentry_config_reload_errors_total",
-                "Config reloads rejected because the new config is invalid.",
+                "Config reloads rejected because the new config is invalid or cannot be applied.",
             )?,
             config_reloads: IntCounterVec::new(
                 Opts::new(

@@ -3,7 +3,7 @@
 //! Browsers cannot send a bearer token from the address bar, so HTTP Basic with the token as the
 //! password (any user name) is accepted too, and a 401 asks for it.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -16,38 +16,56 @@ use subtle::ConstantTimeEq;
 use crate::config::Secret;
 
 /// The accepted tokens, kept only as SHA-256 digests so comparisons take the same time
-/// whatever the length or content of the guess.
+/// whatever the length or content of the guess. Clones share one set, which a config reload
+/// replaces ([`Tokens::replace`]) under the running server.
 #[derive(Clone, Default)]
-pub struct Tokens(Arc<Vec<[u8; 32]>>);
+pub struct Tokens(Arc<RwLock<Arc<Vec<[u8; 32]>>>>);
+
+fn digests(secrets: &[Secret]) -> Arc<Vec<[u8; 32]>> {
+    Arc::new(
+        secrets
+            .iter()
+            .map(|s| digest(s.expose().as_bytes()))
+            .collect(),
+    )
+}
 
 impl Tokens {
     /// Tokens from secrets.
     pub fn new(secrets: &[Secret]) -> Self {
-        Tokens(Arc::new(
-            secrets
-                .iter()
-                .map(|s| digest(s.expose().as_bytes()))
-                .collect(),
-        ))
+        Tokens(Arc::new(RwLock::new(digests(secrets))))
+    }
+
+    /// Replaces the accepted tokens, for every clone; requests checked from now on see them.
+    pub fn replace(&self, secrets: &[Secret]) {
+        let new = digests(secrets);
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = new;
+    }
+
+    fn current(&self) -> Arc<Vec<[u8; 32]>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// True when no token is configured (authentication off).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.current().is_empty()
     }
 
     /// True when the Authorization header carries one of the tokens.
     pub fn accepts(&self, authorization: Option<&HeaderValue>) -> bool {
-        let Some(candidate) = authorization.and_then(presented_token) else {
-            return false;
-        };
-        let d = digest(&candidate);
-        // Check every token, so the time does not tell which one matched.
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&d))
-            .into()
+        accepts_in(&self.current(), authorization)
     }
+}
+
+fn accepts_in(set: &[[u8; 32]], authorization: Option<&HeaderValue>) -> bool {
+    let Some(candidate) = authorization.and_then(presented_token) else {
+        return false;
+    };
+    let d = digest(&candidate);
+    // Check every token, so the time does not tell which one matched.
+    set.iter()
+        .fold(subtle::Choice::from(0), |acc, t| acc | t.ct_eq(&d))
+        .into()
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -74,7 +92,9 @@ fn presented_token(value: &HeaderValue) -> Option<Vec<u8>> {
 
 /// Middleware: 401 unless a token is presented (when tokens are configured).
 pub async fn require_token(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
-    if tokens.is_empty() || tokens.accepts(req.headers().get(header::AUTHORIZATION)) {
+    // One look at the set, so a reload between the two checks cannot mix old and new.
+    let set = tokens.current();
+    if set.is_empty() || accepts_in(&set, req.headers().get(header::AUTHORIZATION)) {
         return next.run(req).await;
     }
     let mut challenges = axum::http::HeaderMap::new();
@@ -119,5 +139,16 @@ mod tests {
         assert!(!t.accepts(Some(&hv(&format!("Basic {wrong}")))));
         assert!(!t.accepts(Some(&hv("Basic !!notbase64"))));
         assert!(!t.accepts(Some(&hv("Token alpha"))));
+    }
+
+    #[test]
+    fn replaced_tokens_apply_to_every_clone() {
+        let t = Tokens::new(&[Secret::new("alpha")]);
+        let served = t.clone();
+        t.replace(&[Secret::new("gamma")]);
+        assert!(!served.accepts(Some(&hv("Bearer alpha"))));
+        assert!(served.accepts(Some(&hv("Bearer gamma"))));
+        t.replace(&[]);
+        assert!(served.is_empty());
     }
 }

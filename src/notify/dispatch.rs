@@ -72,6 +72,20 @@ pub struct Worker {
     pub repush: Option<mpsc::Receiver<Vec<NotifyEvent>>>,
     /// Alerts whose resolution this worker has seen queued or sent, and when.
     pub resolved: HashMap<String, std::time::Instant>,
+    /// A new version of the channel and retry timing after a config reload; taken between
+    /// attempts, so that the worker (and its queue position) carries on.
+    pub updates: Option<watch::Receiver<(Arc<Channel>, RetryPolicy)>>,
+}
+
+async fn next_update(rx: &mut Option<watch::Receiver<(Arc<Channel>, RetryPolicy)>>) {
+    match rx {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_repush(rx: &mut Option<mpsc::Receiver<Vec<NotifyEvent>>>) -> Vec<NotifyEvent> {
@@ -93,6 +107,11 @@ impl Worker {
     pub async fn run(mut self) {
         let name = self.channel.name.clone();
         loop {
+            if let Some(rx) = &mut self.updates {
+                let (channel, policy) = rx.borrow_and_update().clone();
+                self.channel = channel;
+                self.policy = policy;
+            }
             let next = match self.round().await {
                 Ok(next) => next,
                 Err(e) => {
@@ -111,6 +130,7 @@ impl Worker {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
                 events = next_repush(&mut self.repush) => self.repush(events).await,
+                _ = next_update(&mut self.updates) => {}
                 _ = self.shutdown.changed() => return,
             }
         }

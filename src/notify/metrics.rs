@@ -89,4 +89,16 @@ impl NotifyMetrics {
         self.queue_depth.with_label_values(l);
         self.delivery_seconds.with_label_values(l);
     }
+
+    /// Drops the channel's series (a channel removed by a reload), as a restart would.
+    pub fn remove_channel(&self, channel: &str) {
+        let l = &[channel];
+        // A series that was never created is not an error worth reporting.
+        let _ = self.sent.remove_label_values(l);
+        let _ = self.failed_attempts.remove_label_values(l);
+        let _ = self.retries.remove_label_values(l);
+        let _ = self.dead.remove_label_values(l);
+        let _ = self.queue_depth.remove_label_values(l);
+        let _ = self.delivery_seconds.remove_label_values(l);
+    }
 }

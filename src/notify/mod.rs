@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::alerts::{Alert, AlertSink, AlertTransition, Rule, Severity, TransitionKind};
-use crate::config::{ChannelConfig, Config, NotifyConfig};
+use crate::config::{ChannelConfig, ChannelKind, Config, NotifyConfig};
 use channel::{Channel, Sender};
 use dispatch::{RetryPolicy, Worker};
 use metrics::NotifyMetrics;
@@ -78,7 +78,7 @@ pub fn new_delivery_id() -> String {
 }
 
 /// Which alerts a channel takes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Routing {
     /// Any of these groups (empty = all).
     pub groups: Vec<String>,
@@ -116,8 +116,28 @@ impl Routing {
 enum Input {
     Transition(Box<AlertTransition>),
     Flush(oneshot::Sender<()>),
+    /// Alerts already firing when the notifier starts or takes over; with `tell`, channels
+    /// that take them are told now (see [`NotifierSink::already_firing`]).
+    Firing {
+        alerts: Vec<Alert>,
+        tell: bool,
+    },
+    /// A new channel set (config reload); acknowledged once windows of removed channels are
+    /// in the outbox.
+    Reconfigure {
+        window: Duration,
+        slots: Vec<Slot>,
+        ack: oneshot::Sender<()>,
+    },
     /// Flush and end, even if sinks are still around.
     Stop,
+}
+
+/// A channel as the router sees it: where to wake its worker and send its re-pushes.
+struct Slot {
+    ch: Arc<Channel>,
+    wake: Arc<Notify>,
+    repush: Option<mpsc::Sender<Vec<NotifyEvent>>>,
 }
 
 /// The [`AlertSink`] that hands transitions to the notifier.
@@ -132,12 +152,55 @@ impl AlertSink for NotifierSink {
     }
 }
 
+impl NotifierSink {
+    /// Tells the notifier which alerts are firing already, before any transition that
+    /// follows. With `tell` (the first channels, added by a reload) every channel that takes
+    /// one of them gets a `reminder` now: the alert is still firing, it did not just fire.
+    /// Without (alerts restored at start) the channels that take them are taken to have been
+    /// told before the restart. Either way reminders, Alertmanager re-pushes and resolutions
+    /// follow for them, and channels added later learn about them.
+    pub fn already_firing(&self, alerts: Vec<Alert>, tell: bool) {
+        let _ = self.tx.send(Input::Firing { alerts, tell });
+    }
+}
+
+/// The running side of one channel's delivery worker.
+struct WorkerHandle {
+    kind: ChannelKind,
+    wake: Arc<Notify>,
+    repush: Option<mpsc::Sender<Vec<NotifyEvent>>>,
+    /// Hands the worker a rebuilt channel and retry timing after a reload.
+    update: watch::Sender<(Arc<Channel>, RetryPolicy)>,
+    stop: watch::Sender<bool>,
+    /// None until spawned (a worker replacing one of the same name waits for it to stop).
+    join: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Stops the worker; one in the middle of an attempt gets the attempt's timeout to
+    /// finish it (what it does not finish stays in the outbox).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(w) = self.join {
+            let abort = w.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(15), w)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
 /// A handle on the running notifier.
 pub struct Notifier {
     tx: Option<mpsc::UnboundedSender<Input>>,
     router: JoinHandle<()>,
-    workers: Vec<JoinHandle<()>>,
-    shutdown: watch::Sender<bool>,
+    /// Workers by channel name.
+    workers: HashMap<String, WorkerHandle>,
+    metrics: NotifyMetrics,
+    outbox: Arc<dyn Outbox>,
 }
 
 /// The base of links to alerts: `http.external_url`, else the listen address.
@@ -148,6 +211,31 @@ pub fn base_url(cfg: &Config) -> String {
     }
 }
 
+/// Builds the configured channels, reading their secrets. The error names the channel and
+/// what failed (a variable or file), never a secret's value.
+pub fn build_channels(cfg: &Config) -> Result<Vec<Channel>, String> {
+    let base = base_url(cfg);
+    cfg.notify
+        .channels
+        .iter()
+        .map(|c| Channel::build(c, &cfg.notify, &base))
+        .collect()
+}
+
+/// Opens the durable outbox in the store's file (`store.path`).
+pub fn open_outbox(cfg: &Config) -> anyhow::Result<Arc<dyn Outbox>> {
+    let outbox = outbox_sqlite::SqliteOutbox::open(&cfg.resolve_path(&cfg.store.path), now_ms())?;
+    Ok(Arc::new(outbox))
+}
+
+fn retry_policy(cfg: &NotifyConfig) -> RetryPolicy {
+    RetryPolicy {
+        initial: Duration::from_secs_f64(cfg.retry_initial_seconds),
+        max: Duration::from_secs_f64(cfg.retry_max_seconds),
+        max_age: Duration::from_secs(cfg.max_age_seconds),
+    }
+}
+
 impl Notifier {
     /// Starts the notifier if any channel is configured: opens the outbox at `store.path`,
     /// builds the channels (reading their secrets) and starts their workers.
@@ -155,106 +243,174 @@ impl Notifier {
         if cfg.notify.channels.is_empty() {
             return Ok(None);
         }
-        let outbox =
-            outbox_sqlite::SqliteOutbox::open(&cfg.resolve_path(&cfg.store.path), now_ms())?;
-        Self::start_with(cfg, registry, Arc::new(outbox)).map(Some)
+        Self::start_with(cfg, registry, open_outbox(cfg)?).map(Some)
     }
 
-    /// Starts the notifier on a given outbox.
+    /// Starts the notifier on a given outbox, registering its metrics on `registry`.
     pub fn start_with(
         cfg: &Config,
         registry: &prometheus::Registry,
         outbox: Arc<dyn Outbox>,
     ) -> anyhow::Result<Self> {
         let metrics = NotifyMetrics::new(registry)?;
-        let base = base_url(cfg);
-        let mut channels = Vec::new();
-        for c in &cfg.notify.channels {
-            let ch = Channel::build(c, &cfg.notify, &base).map_err(|e| anyhow::anyhow!("{e}"))?;
-            metrics.init_channel(&ch.name);
-            channels.push(Arc::new(ch));
-        }
-        match outbox.pending_by_channel() {
-            Ok(list) => {
-                for (name, n) in list {
-                    if channels.iter().any(|c| c.name == name) {
-                        info!(channel = %name, "{n} notifications waiting in the outbox from before; delivering them");
-                    } else {
-                        warn!(channel = %name, "{n} notifications in the outbox are for a channel that is no longer configured; they stay there");
-                    }
-                }
+        let channels = build_channels(cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Self::launch(cfg, metrics, channels, outbox)
+    }
+
+    /// Starts the notifier with channels already built, on metrics registered already (the
+    /// service registers them once and keeps them across reloads and restarts of the
+    /// notifier). Zero channels is allowed: alert events are then handed over at once.
+    pub fn launch(
+        cfg: &Config,
+        metrics: NotifyMetrics,
+        channels: Vec<Channel>,
+        outbox: Arc<dyn Outbox>,
+    ) -> anyhow::Result<Self> {
+        let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
+        let waiting = outbox
+            .pending_by_channel()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (name, n) in waiting {
+            if names.contains(&name) {
+                info!(channel = %name, "{n} notifications waiting in the outbox from before; delivering them");
+            } else {
+                warn!(channel = %name, "{n} notifications in the outbox are for a channel that is no longer configured; they stay there");
             }
-            Err(e) => return Err(anyhow::anyhow!("{e}")),
         }
-        let policy = RetryPolicy {
-            initial: Duration::from_secs_f64(cfg.notify.retry_initial_seconds),
-            max: Duration::from_secs_f64(cfg.notify.retry_max_seconds),
-            max_age: Duration::from_secs(cfg.notify.max_age_seconds),
-        };
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut wakes = Vec::new();
-        let mut workers = Vec::new();
-        let mut repushers = Vec::new();
-        for ch in &channels {
-            let wake = Arc::new(Notify::new());
-            wakes.push(wake.clone());
-            // Re-pushes go through the channel's worker, so that they are ordered with its
-            // deliveries: a re-push never lands after the resolution of the same alert.
-            let (repush_tx, repush_rx) = match &ch.sender {
-                Sender::Alertmanager(_) => {
-                    let (tx, rx) = mpsc::channel(1);
-                    (Some(tx), Some(rx))
-                }
-                _ => (None, None),
-            };
-            repushers.push(repush_tx);
-            workers.push(tokio::spawn(
-                Worker {
-                    channel: ch.clone(),
-                    outbox: outbox.clone(),
-                    metrics: metrics.clone(),
-                    policy,
-                    wake,
-                    shutdown: shutdown_rx.clone(),
-                    repush: repush_rx,
-                    resolved: HashMap::new(),
-                }
-                .run(),
-            ));
+        let policy = retry_policy(&cfg.notify);
+        let mut workers = HashMap::new();
+        let mut slots = Vec::new();
+        for ch in channels {
+            let ch = Arc::new(ch);
+            let (handle, worker) = prepare_worker(&ch, policy, &outbox, &metrics);
+            slots.push(Slot {
+                ch: ch.clone(),
+                wake: handle.wake.clone(),
+                repush: handle.repush.clone(),
+            });
+            workers.insert(ch.name.clone(), (handle, worker));
         }
+        let workers = workers
+            .into_iter()
+            .map(|(name, (mut handle, worker))| {
+                metrics.init_channel(&name);
+                handle.join = Some(tokio::spawn(worker.run()));
+                (name, handle)
+            })
+            .collect();
         let (tx, rx) = mpsc::unbounded_channel();
-        let router = Router {
+        let mut router = Router {
             window: Duration::from_secs_f64(cfg.notify.group_window_seconds),
-            channels: channels
-                .into_iter()
-                .zip(wakes)
-                .zip(repushers)
-                .map(|((ch, wake), repush)| RouteState {
-                    repush,
-                    next_repush: match &ch.sender {
-                        Sender::Alertmanager(am) => Some(Instant::now() + am.repush),
-                        _ => None,
-                    },
-                    ch,
-                    wake,
-                    group: Vec::new(),
-                    deadline: None,
-                    last_told: HashMap::new(),
-                    am_first_push: HashMap::new(),
-                })
-                .collect(),
+            channels: Vec::new(),
             firing: HashMap::new(),
-            outbox,
+            outbox: outbox.clone(),
             inflight: HashMap::new(),
             handed: Vec::new(),
         };
+        router.switch(router.window, slots);
         let router = tokio::spawn(router.run(rx));
         Ok(Notifier {
             tx: Some(tx),
             router,
             workers,
-            shutdown,
+            metrics,
+            outbox,
         })
+    }
+
+    /// Switches to a new channel set (after a config reload) without losing anything:
+    ///
+    /// - a channel that stays (same name and kind) keeps its worker, its queue in the outbox,
+    ///   its open grouping window and what it was told (re-notify, Alertmanager re-push), and
+    ///   takes its new settings from its next attempt on;
+    /// - a removed channel's grouping window goes to the outbox as on a stop, its worker
+    ///   stops, its undelivered notifications stay in the outbox, and its metric series go;
+    /// - a new channel (or one whose routing now takes more alerts) is told about the alerts
+    ///   already firing that it takes, with a `reminder`, then follows them like the others.
+    pub async fn reconfigure(&mut self, cfg: &Config, channels: Vec<Channel>) {
+        let policy = retry_policy(&cfg.notify);
+        let mut old = std::mem::take(&mut self.workers);
+        let mut slots = Vec::new();
+        let mut fresh = Vec::new();
+        let mut removed = Vec::new();
+        let mut kept = Vec::new();
+        for ch in channels {
+            let ch = Arc::new(ch);
+            let name = ch.name.clone();
+            let handle = match old.remove(&name) {
+                Some(h) if h.kind == ch.kind => {
+                    h.update.send_replace((ch.clone(), policy));
+                    kept.push(name.clone());
+                    h
+                }
+                other => {
+                    // Same name, other kind: a different channel; the old worker goes first.
+                    removed.extend(other.map(|h| (name.clone(), h)));
+                    let (h, worker) = prepare_worker(&ch, policy, &self.outbox, &self.metrics);
+                    fresh.push((name.clone(), worker));
+                    h
+                }
+            };
+            slots.push(Slot {
+                ch,
+                wake: handle.wake.clone(),
+                repush: handle.repush.clone(),
+            });
+            self.workers.insert(name, handle);
+        }
+        removed.extend(old);
+        if let Some(tx) = &self.tx {
+            let (ack, done) = oneshot::channel();
+            let window = Duration::from_secs_f64(cfg.notify.group_window_seconds);
+            if tx.send(Input::Reconfigure { window, slots, ack }).is_ok() {
+                let _ = done.await;
+            }
+        }
+        let mut gone = Vec::new();
+        for (name, handle) in removed {
+            handle.stop().await;
+            if !self.workers.contains_key(&name) {
+                self.metrics.remove_channel(&name);
+                gone.push(name);
+            }
+        }
+        let mut added = Vec::new();
+        for (name, worker) in fresh {
+            self.metrics.init_channel(&name);
+            if let Some(h) = self.workers.get_mut(&name) {
+                h.join = Some(tokio::spawn(worker.run()));
+            }
+            added.push(name);
+        }
+        let ob = self.outbox.clone();
+        if let Ok(Ok(waiting)) = tokio::task::spawn_blocking(move || ob.pending_by_channel()).await
+        {
+            for (name, n) in waiting {
+                if gone.contains(&name) {
+                    warn!(channel = %name, "{n} notifications in the outbox are for a channel that is no longer configured; they stay there");
+                } else if added.contains(&name) {
+                    info!(channel = %name, "{n} notifications waiting in the outbox from before; delivering them");
+                }
+            }
+        }
+        if added.is_empty() && gone.is_empty() {
+            debug!(
+                channels = kept.len(),
+                "notification channels reloaded, none added or removed"
+            );
+        } else {
+            info!(
+                "notification channels reloaded: added [{}], removed [{}], kept [{}]",
+                added.join(", "),
+                gone.join(", "),
+                kept.join(", ")
+            );
+        }
+    }
+
+    /// The number of configured channels.
+    pub fn channel_count(&self) -> usize {
+        self.workers.len()
     }
 
     /// A sink to register with the service.
@@ -287,18 +443,54 @@ impl Notifier {
         if let Err(e) = (&mut self.router).await {
             error!("the notification router failed: {e}");
         }
-        let _ = self.shutdown.send(true);
-        for w in self.workers {
-            // A worker in the middle of an attempt gets the attempt's timeout to finish it.
-            let abort = w.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(15), w)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
+        for h in self.workers.values() {
+            let _ = h.stop.send(true);
+        }
+        for (_, h) in self.workers {
+            h.stop().await;
         }
     }
+}
+
+/// A worker for a channel, not yet spawned, and its handle.
+fn prepare_worker(
+    ch: &Arc<Channel>,
+    policy: RetryPolicy,
+    outbox: &Arc<dyn Outbox>,
+    metrics: &NotifyMetrics,
+) -> (WorkerHandle, Worker) {
+    let wake = Arc::new(Notify::new());
+    // Re-pushes go through the channel's worker, so that they are ordered with its
+    // deliveries: a re-push never lands after the resolution of the same alert.
+    let (repush_tx, repush_rx) = match &ch.sender {
+        Sender::Alertmanager(_) => {
+            let (tx, rx) = mpsc::channel(1);
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let (update, update_rx) = watch::channel((ch.clone(), policy));
+    let worker = Worker {
+        channel: ch.clone(),
+        outbox: outbox.clone(),
+        metrics: metrics.clone(),
+        policy,
+        wake: wake.clone(),
+        shutdown: stop_rx,
+        repush: repush_rx,
+        resolved: HashMap::new(),
+        updates: Some(update_rx),
+    };
+    let handle = WorkerHandle {
+        kind: ch.kind,
+        wake,
+        repush: repush_tx,
+        update,
+        stop,
+        join: None,
+    };
+    (handle, worker)
 }
 
 struct RouteState {
@@ -314,6 +506,27 @@ struct RouteState {
     next_repush: Option<Instant>,
     /// Hands re-pushes to the channel's worker (Alertmanager only).
     repush: Option<mpsc::Sender<Vec<NotifyEvent>>>,
+    /// Removed by a reload: takes nothing new, and goes once its window is in the outbox.
+    retired: bool,
+}
+
+impl RouteState {
+    fn new(s: Slot) -> Self {
+        RouteState {
+            next_repush: match &s.ch.sender {
+                Sender::Alertmanager(am) => Some(Instant::now() + am.repush),
+                _ => None,
+            },
+            ch: s.ch,
+            wake: s.wake,
+            repush: s.repush,
+            group: Vec::new(),
+            deadline: None,
+            last_told: HashMap::new(),
+            am_first_push: HashMap::new(),
+            retired: false,
+        }
+    }
 }
 
 struct Router {
@@ -350,6 +563,13 @@ impl Router {
                         self.flush(true).await;
                         let _ = ack.send(());
                     }
+                    Some(Input::Firing { alerts, tell }) => self.already_firing(alerts, tell),
+                    Some(Input::Reconfigure { window, slots, ack }) => {
+                        self.switch(window, slots);
+                        // Windows of removed channels are due now.
+                        self.flush(false).await;
+                        let _ = ack.send(());
+                    }
                     Some(Input::Stop) | None => {
                         self.flush(true).await;
                         return;
@@ -384,7 +604,7 @@ impl Router {
                 let now = Instant::now();
                 let mut taken = 0;
                 for i in 0..self.channels.len() {
-                    if self.channels[i].ch.routing.accepts(&a) {
+                    if !self.channels[i].retired && self.channels[i].ch.routing.accepts(&a) {
                         taken += 1;
                         self.channels[i].last_told.insert(a.id.clone(), now);
                         self.add(
@@ -420,6 +640,113 @@ impl Router {
                     }
                 }
                 self.track(&a.id, "resolved", taken);
+            }
+        }
+    }
+
+    /// Takes a new channel set: channels that stay (same name and kind) keep their window
+    /// and what they were told; removed ones retire once their window is in the outbox.
+    fn switch(&mut self, window: Duration, slots: Vec<Slot>) {
+        self.window = window;
+        let now = Instant::now();
+        let mut old = std::mem::take(&mut self.channels);
+        let mut rerouted = Vec::new();
+        for s in slots {
+            let same = old
+                .iter()
+                .position(|c| !c.retired && c.ch.name == s.ch.name && c.ch.kind == s.ch.kind);
+            let state = match same {
+                Some(p) => {
+                    let mut st = old.remove(p);
+                    rerouted.push(st.ch.routing != s.ch.routing);
+                    st.ch = s.ch;
+                    st.wake = s.wake;
+                    st.repush = s.repush;
+                    st
+                }
+                None => {
+                    rerouted.push(true);
+                    RouteState::new(s)
+                }
+            };
+            self.channels.push(state);
+        }
+        for mut st in old {
+            // What a removed channel's window holds was routed to it and goes to the outbox,
+            // as on a stop; it is told nothing more.
+            if st.group.is_empty() {
+                continue;
+            }
+            st.retired = true;
+            st.deadline = Some(st.deadline.map_or(now, |d| d.min(now)));
+            st.last_told.clear();
+            st.am_first_push.clear();
+            st.next_repush = None;
+            st.repush = None;
+            self.channels.push(st);
+        }
+        for (i, changed) in rerouted.into_iter().enumerate() {
+            if changed {
+                self.reroute(i);
+            }
+        }
+    }
+
+    /// After a channel's routing changed (or it is new): it forgets alerts it no longer
+    /// takes (no reminders, re-pushes or resolutions for them) and is told, with a
+    /// `reminder`, about firing alerts it now takes and was not told about.
+    fn reroute(&mut self, i: usize) {
+        let now = Instant::now();
+        let firing = &self.firing;
+        let c = &mut self.channels[i];
+        let routing = &c.ch.routing;
+        let dropped: Vec<String> = c
+            .last_told
+            .keys()
+            .filter(|id| firing.get(*id).is_some_and(|a| !routing.accepts(a)))
+            .cloned()
+            .collect();
+        for id in &dropped {
+            c.last_told.remove(id);
+            c.am_first_push.remove(id);
+        }
+        let mut missing: Vec<Alert> = firing
+            .values()
+            .filter(|a| routing.accepts(a) && !c.last_told.contains_key(&a.id))
+            .cloned()
+            .collect();
+        missing.sort_by(|a, b| a.fired_at.cmp(&b.fired_at).then_with(|| a.id.cmp(&b.id)));
+        for a in missing {
+            self.channels[i].last_told.insert(a.id.clone(), now);
+            self.add(
+                i,
+                NotifyEvent {
+                    event: EventKind::Reminder,
+                    alert: a,
+                },
+            );
+        }
+    }
+
+    /// Learns alerts that were firing before this notifier saw them; with `tell`, channels
+    /// that take them hear about them now, else they are taken to have heard before.
+    fn already_firing(&mut self, alerts: Vec<Alert>, tell: bool) {
+        let now = Instant::now();
+        for a in alerts {
+            if !tell {
+                for c in self.channels.iter_mut().filter(|c| !c.retired) {
+                    if c.ch.routing.accepts(&a) {
+                        c.last_told.entry(a.id.clone()).or_insert(now);
+                    }
+                }
+            }
+            self.firing.insert(a.id.clone(), a);
+        }
+        if tell {
+            for i in 0..self.channels.len() {
+                if !self.channels[i].retired {
+                    self.reroute(i);
+                }
             }
         }
     }
@@ -623,6 +950,7 @@ impl Router {
                 self.handed = handed;
             }
         }
+        self.channels.retain(|c| !(c.retired && c.group.is_empty()));
     }
 }
 

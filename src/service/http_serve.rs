@@ -7,17 +7,23 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::config::{Config, TlsConfig};
+use crate::config::{Config, Secret, TlsConfig};
 use crate::http::{Guard, Tokens};
 
-/// Reads the API tokens and limits from the config; a missing token secret stops start-up.
-pub(super) fn guard(cfg: &Config) -> anyhow::Result<Guard> {
+/// Reads the API tokens' secrets; the error names the variable or file, never a value.
+pub(super) fn read_tokens(cfg: &Config) -> anyhow::Result<Vec<Secret>> {
     let mut secrets = Vec::new();
     for token in &cfg.http.auth.tokens {
         secrets.push(token.value.read().map_err(|e| {
             anyhow::anyhow!("http.auth.tokens (line {}): {e}", token.referenced.line())
         })?);
     }
+    Ok(secrets)
+}
+
+/// Reads the API tokens and limits from the config; a missing token secret stops start-up.
+pub(super) fn guard(cfg: &Config) -> anyhow::Result<Guard> {
+    let secrets = read_tokens(cfg)?;
     Ok(Guard {
         tokens: Tokens::new(&secrets),
         protect_metrics: cfg.http.auth.protect_metrics,

@@ -4,11 +4,13 @@
 mod engine_thread;
 mod feeds_supervisor;
 mod http_serve;
+mod notify_switch;
 mod reload;
 mod store_thread;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 pub use crate::alerts::AlertSink;
-use crate::alerts::{AlertBook, AlertTransition, TransitionKind};
+use crate::alerts::{AlertBook, AlertFilter, AlertState, AlertTransition, TransitionKind};
 use crate::config::Config;
 use crate::engine::{Engine, PrefixStore};
 use crate::event::Timestamp;
@@ -134,8 +136,21 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         let stats = crate::replay::load_rib(&mut engine, rib)?;
         info!(rib = %rib.display(), "loaded {} routes from the table dump", stats.announcements);
     }
+    // Registered once: a notifier started or switched by a reload uses the same families.
+    let notify_metrics = crate::notify::metrics::NotifyMetrics::new(&metrics.registry)?;
+    let channels = crate::notify::build_channels(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Read before the restore's own transitions are saved: those are delivered below.
-    let notifier = crate::notify::Notifier::start(&cfg, &metrics.registry)?;
+    let notifier = if channels.is_empty() {
+        None
+    } else {
+        let outbox = crate::notify::open_outbox(&cfg)?;
+        Some(crate::notify::Notifier::launch(
+            &cfg,
+            notify_metrics.clone(),
+            channels,
+            outbox,
+        )?)
+    };
     let pending = if notifier.is_some() {
         store.pending_events()?
     } else {
@@ -172,9 +187,20 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 
     let retention = cfg.store.retention_days;
     let store_metrics = metrics.clone();
+    let notifier_running = Arc::new(AtomicBool::new(notifier.is_some()));
+    let running = notifier_running.clone();
     let store_thread = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || store_thread::run(store, commits_rx, alerts_tx, store_metrics, retention))?;
+        .spawn(move || {
+            store_thread::run(
+                store,
+                commits_rx,
+                alerts_tx,
+                store_metrics,
+                retention,
+                running,
+            )
+        })?;
 
     let (config_tx, config_rx) = watch::channel(Arc::new(cfg.clone()));
     let engine_thread = {
@@ -191,33 +217,71 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             .spawn(move || worker.run(engine))?
     };
 
-    let mut sinks: Vec<Box<dyn AlertSink>> = vec![Box::new(BookSink {
+    let mut book_sink = BookSink {
         book: book.clone(),
         metrics: metrics.clone(),
-    })];
-    if let Some(n) = &notifier {
-        let mut sink = n.sink();
+    };
+    let mut notifier_sink = notifier.as_ref().map(|n| n.sink());
+    if let Some(sink) = &mut notifier_sink {
+        // Alerts restored as firing: the channels were told before the restart, so their
+        // reminders, re-pushes and resolutions carry on; channels added later learn of them.
+        sink.already_firing(was_firing.clone(), false);
         // Alert events that never reached the outbox (a crash inside a grouping window) go
         // first, in their order.
         for p in &pending {
             sink.deliver(&p.transition);
         }
-        sinks.push(Box::new(sink));
     }
     // What the restore itself decided (alerts that ended with a config change, conditions now
     // over a threshold) goes out first.
     for t in &initial {
-        for sink in sinks.iter_mut() {
+        book_sink.deliver(t);
+        if let Some(sink) = &mut notifier_sink {
             sink.deliver(t);
         }
     }
+    let (install_tx, mut install_rx) = mpsc::unbounded_channel::<notify_switch::Install>();
+    let sink_book = book.clone();
     let sink_task = tokio::spawn(async move {
-        while let Some(t) = alerts_rx.recv().await {
-            for sink in sinks.iter_mut() {
-                sink.deliver(&t);
+        loop {
+            tokio::select! {
+                t = alerts_rx.recv() => {
+                    let Some(t) = t else { break };
+                    book_sink.deliver(&t);
+                    if let Some(sink) = &mut notifier_sink {
+                        sink.deliver(&t);
+                    }
+                }
+                Some(install) = install_rx.recv() => {
+                    // Here, between two transitions, the book holds exactly the alerts firing
+                    // so far: the new notifier starts from them.
+                    let firing: Vec<_> = sink_book
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .list(&AlertFilter {
+                            state: Some(AlertState::Firing),
+                            ..AlertFilter::default()
+                        })
+                        .into_iter()
+                        .cloned()
+                        .collect();
+                    install.sink.already_firing(firing, true);
+                    notifier_sink = Some(install.sink);
+                    let _ = install.done.send(());
+                }
             }
         }
     });
+    let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+    let switch = tokio::spawn(
+        notify_switch::Switch {
+            notifier,
+            metrics: notify_metrics,
+            install: install_tx,
+            notifier_running,
+        }
+        .run(notify_rx),
+    );
 
     let tick = tokio::spawn(tick(events_tx.clone(), shutdown_rx.clone()));
     let base = FeedContext {
@@ -228,13 +292,21 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         prefixes: Vec::new(),
     };
     let feeds = tokio::spawn(feeds_supervisor::run(config_rx, base));
+    let guard = http_serve::guard(&cfg)?;
     if cfg.source.exists() {
         tokio::spawn(reload::watch_config(
             cfg.source.clone(),
             config_tx,
+            reload::Live {
+                tokens: guard.tokens.clone(),
+                notify: notify_tx,
+            },
             metrics.clone(),
             shutdown_rx.clone(),
         ));
+    } else {
+        // Nothing reloads: the notifier switch ends at once and hands its notifier back.
+        drop(notify_tx);
     }
 
     let listen = opts.listen.unwrap_or(cfg.http.listen);
@@ -245,7 +317,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             health,
             prefixes: views,
         },
-        http_serve::guard(&cfg)?,
+        guard,
     );
     let server = http_serve::serve(app, listen, cfg.http.tls.as_ref(), shutdown_rx.clone()).await?;
 
@@ -268,8 +340,11 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         error!("the store thread panicked");
     }
     let _ = sink_task.await;
-    if let Some(n) = notifier {
-        n.shutdown().await;
+    // The reload watcher has stopped (shutdown), so the switch ends with the notifier.
+    match switch.await {
+        Ok(Some(n)) => n.shutdown().await,
+        Ok(None) => {}
+        Err(e) => error!("the notifier switch failed: {e}"),
     }
     info!("stopped");
     Ok(())

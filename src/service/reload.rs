@@ -1,16 +1,28 @@
 //! Hot reload: on SIGHUP, and when the config file changes, the file is read and validated
-//! again; a valid config replaces the running one, an invalid one is logged and counted while
-//! the old one keeps running.
+//! again, and the secrets it names (API tokens, channel secrets) are read; a config that passes
+//! replaces the running one (watch list, thresholds, notification channels, API tokens), one
+//! that does not is logged and counted while the old one keeps running.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
+use super::http_serve::read_tokens;
+use super::notify_switch::NotifyUpdate;
 use crate::config::Config;
+use crate::http::Tokens;
 use crate::metrics::Metrics;
+
+/// What a reload changes besides the config itself.
+pub(super) struct Live {
+    /// The API tokens the HTTP server checks.
+    pub tokens: Tokens,
+    /// The notifier's switch.
+    pub notify: mpsc::UnboundedSender<NotifyUpdate>,
+}
 
 /// How often the file's modification time is looked at.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -19,6 +31,7 @@ pub const POLL: Duration = Duration::from_secs(1);
 pub(super) async fn watch_config(
     path: PathBuf,
     config: watch::Sender<Arc<Config>>,
+    live: Live,
     metrics: Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -51,29 +64,68 @@ pub(super) async fn watch_config(
         reload(
             &path,
             &config,
+            &live,
             &metrics,
             if by_signal { "SIGHUP" } else { "file change" },
-        );
+        )
+        .await;
     }
 }
 
-fn reload(path: &Path, config: &watch::Sender<Arc<Config>>, metrics: &Metrics, why: &str) {
-    match Config::load(path) {
-        Ok(new) => {
-            metrics.config_reloads.with_label_values(&["ok"]).inc();
-            info!(
-                "config reloaded ({why}): {} watched prefixes, {} feeds",
-                new.prefixes.len(),
-                new.feeds.len()
-            );
-            config.send_replace(Arc::new(new));
-        }
+async fn reload(
+    path: &Path,
+    config: &watch::Sender<Arc<Config>>,
+    live: &Live,
+    metrics: &Metrics,
+    why: &str,
+) {
+    let new = match Config::load(path) {
+        Ok(new) => Arc::new(new),
         Err(errors) => {
-            metrics.config_reloads.with_label_values(&["error"]).inc();
-            metrics.config_errors.inc();
+            count_rejected(metrics);
             for e in &errors.0 {
                 error!("config reload rejected ({why}), the running config stays: {e}");
             }
+            return;
         }
+    };
+    // Everything that can fail comes before anything is applied: a reload is taken whole or
+    // not at all.
+    let tokens = match read_tokens(&new) {
+        Ok(t) => t,
+        Err(e) => return reject(metrics, why, &e.to_string()),
+    };
+    let (verdict, answer) = oneshot::channel();
+    let update = NotifyUpdate {
+        cfg: new.clone(),
+        verdict,
+    };
+    if live.notify.send(update).is_err() {
+        return reject(metrics, why, "the notifier is not running");
     }
+    match answer.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return reject(metrics, why, &e),
+        Err(_) => return reject(metrics, why, "the notifier is not running"),
+    }
+    live.tokens.replace(&tokens);
+    metrics.config_reloads.with_label_values(&["ok"]).inc();
+    info!(
+        "config reloaded ({why}): {} watched prefixes, {} feeds, {} notification channels",
+        new.prefixes.len(),
+        new.feeds.len(),
+        new.notify.channels.len()
+    );
+    config.send_replace(new);
+}
+
+fn count_rejected(metrics: &Metrics) {
+    metrics.config_reloads.with_label_values(&["error"]).inc();
+    metrics.config_errors.inc();
+}
+
+/// A config that is valid but cannot be applied (a secret that cannot be read, say).
+fn reject(metrics: &Metrics, why: &str, e: &str) {
+    count_rejected(metrics);
+    error!("config reload rejected ({why}), the running config stays: {e}");
 }

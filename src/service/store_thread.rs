@@ -1,6 +1,8 @@
 //! The store thread: the one writer of the store. Each commit is written in one transaction;
 //! only then are its alert transitions passed on to the alert book, metrics and notifier.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -21,9 +23,17 @@ pub(super) fn run(
     alerts: UnboundedSender<AlertTransition>,
     metrics: Metrics,
     retention_days: u64,
+    notifier_running: Arc<AtomicBool>,
 ) {
     let mut last_prune: Option<Instant> = None;
+    let mut events_wanted = notifier_running.load(Ordering::Acquire);
     for commit in commits {
+        // A reload started the notifier: its sink is in place, so from this commit on the
+        // alert events wait for its hand-over (a crash inside its window then loses nothing).
+        if !events_wanted && notifier_running.load(Ordering::Acquire) {
+            store.notifier_started();
+            events_wanted = true;
+        }
         let mut delay = Duration::from_millis(100);
         // A failed write is retried until it works: dropping it would lose alerts. While it
         // fails the engine's queue fills and the feeds slow down; the errors say why.

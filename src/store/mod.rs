@@ -479,6 +479,11 @@ impl Store {
         self.mark_notified(i64::MAX)
     }
 
+    /// A notifier takes the alert events from now on (one started by a config reload).
+    pub fn notifier_started(&mut self) {
+        self.events_wanted = true;
+    }
+
     /// Marks alert events as handed to the notifier.
     pub fn mark_notified(&mut self, up_to_seq: i64) -> Result<(), StoreError> {
         self.conn
