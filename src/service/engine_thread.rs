@@ -62,7 +62,9 @@ impl PrefixGauges {
     }
 }
 
-/// Longest time the per-prefix gauges and views lag behind the engine while batches queue up.
+/// Longest time the per-prefix gauges and views lag behind the engine. Refreshing them after
+/// every batch cost more than the routing itself under a fast feed; scrapes and the status
+/// page are far coarser than this.
 const REFRESH_EVERY: Duration = Duration::from_millis(100);
 
 /// What the engine thread works with besides the engine.
@@ -79,6 +81,8 @@ pub(super) struct EngineThread {
     pub metrics: Metrics,
     /// Per-prefix views for the HTTP API.
     pub views: PrefixStore,
+    /// The service's runtime, for waiting on the queue with a deadline.
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl EngineThread {
@@ -95,7 +99,35 @@ impl EngineThread {
             Duration::from_secs(self.config.borrow().store.commit_interval_seconds.max(1));
         let mut last_commit = Instant::now();
         let mut last_refresh = Instant::now();
-        while let Some(batch) = self.events.blocking_recv() {
+        // Changes since the gauges and views were last refreshed.
+        let mut unrefreshed = true;
+        loop {
+            // With changes not yet in the gauges and views, wait no longer than until they are
+            // due; otherwise sleep until the next batch.
+            let batch = if unrefreshed {
+                let wait = REFRESH_EVERY.saturating_sub(last_refresh.elapsed());
+                let events = &mut self.events;
+                // The timer must be made inside the runtime's context.
+                match self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(wait, events.recv()).await })
+                {
+                    Ok(Some(b)) => Some(b),
+                    Ok(None) => break,
+                    Err(_) => None,
+                }
+            } else {
+                match self.events.blocking_recv() {
+                    Some(b) => Some(b),
+                    None => break,
+                }
+            };
+            if unrefreshed && last_refresh.elapsed() >= REFRESH_EVERY {
+                self.refresh(&mut engine, &mut gauges);
+                unrefreshed = false;
+                last_refresh = Instant::now();
+            }
+            let Some(batch) = batch else { continue };
             // What is still queued behind this batch: a full queue means the feeds are waiting.
             m.engine_queue_batches.set(self.events.len() as i64);
             if self.config.has_changed().unwrap_or(false) {
@@ -134,23 +166,7 @@ impl EngineThread {
                     .with_label_values(&[feed])
                     .inc_by(after.matched - before.matched);
             }
-            // Gauges and views of changed prefixes are refreshed once the queue is drained, or
-            // at least every REFRESH_EVERY while it is not: under load, a prefix that changes
-            // in every batch is then refreshed a few times a second instead of every batch.
-            if self.events.is_empty() || last_refresh.elapsed() >= REFRESH_EVERY {
-                for prefix in engine
-                    .take_touched()
-                    .into_iter()
-                    .chain(gauges.take_pending())
-                {
-                    refresh_prefix_gauges(&engine, &m, &mut gauges, prefix);
-                }
-                m.vantage_points.set(engine.vantage_point_count() as i64);
-                m.routes.set(engine.route_count() as i64);
-                self.views
-                    .update(engine.take_changed_states(), engine.vantage_point_count());
-                last_refresh = Instant::now();
-            }
+            unrefreshed = true;
             // Alert transitions are saved at once, with the routes behind them; other route
             // changes at least every commit interval.
             let due = last_commit.elapsed() >= commit_every && engine.has_changes();
@@ -176,6 +192,22 @@ impl EngineThread {
                 changes: engine.take_changes(),
             });
         }
+    }
+
+    /// Brings the per-prefix gauges and the HTTP views up to date with the engine.
+    fn refresh(&mut self, engine: &mut Engine, gauges: &mut PrefixGauges) {
+        let m = &self.metrics;
+        for prefix in engine
+            .take_touched()
+            .into_iter()
+            .chain(gauges.take_pending())
+        {
+            refresh_prefix_gauges(engine, m, gauges, prefix);
+        }
+        m.vantage_points.set(engine.vantage_point_count() as i64);
+        m.routes.set(engine.route_count() as i64);
+        self.views
+            .update(engine.take_changed_states(), engine.vantage_point_count());
     }
 }
 

@@ -211,6 +211,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             commits: commits_tx,
             metrics: metrics.clone(),
             views: views.clone(),
+            runtime: tokio::runtime::Handle::current(),
         };
         std::thread::Builder::new()
             .name("engine".into())

@@ -283,6 +283,12 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        // A failing test shows what the service logged.
+        if std::thread::panicking() {
+            for line in self.log.lock().map(|l| l.clone()).unwrap_or_default() {
+                eprintln!("service: {line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
