@@ -189,9 +189,14 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let store_metrics = metrics.clone();
     let notifier_running = Arc::new(AtomicBool::new(notifier.is_some()));
     let running = notifier_running.clone();
+    // Each worker thread drops its sender when it ends: before shutdown that means it died,
+    // and a service that no longer routes or stores must not look healthy.
+    let (store_alive, store_ended) = tokio::sync::oneshot::channel::<()>();
+    let (engine_alive, engine_ended) = tokio::sync::oneshot::channel::<()>();
     let store_thread = std::thread::Builder::new()
         .name("store".into())
         .spawn(move || {
+            let _alive = store_alive;
             store_thread::run(
                 store,
                 commits_rx,
@@ -215,7 +220,10 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         };
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || worker.run(engine))?
+            .spawn(move || {
+                let _alive = engine_alive;
+                worker.run(engine)
+            })?
     };
 
     let mut book_sink = BookSink {
@@ -322,8 +330,18 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     );
     let server = http_serve::serve(app, listen, cfg.http.tls.as_ref(), shutdown_rx.clone()).await?;
 
-    wait_for_signal().await;
-    info!("shutting down");
+    let died = tokio::select! {
+        _ = wait_for_signal() => None,
+        _ = engine_ended => Some("engine"),
+        _ = store_ended => Some("store"),
+    };
+    match died {
+        Some(which) => error!(
+            "the {which} thread stopped unexpectedly (see the error above); shutting down so \
+             that the service can be restarted"
+        ),
+        None => info!("shutting down"),
+    }
     let _ = shutdown_tx.send(true);
     let _ = feeds.await;
     let _ = tick.await;
@@ -346,6 +364,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         Ok(Some(n)) => n.shutdown().await,
         Ok(None) => {}
         Err(e) => error!("the notifier switch failed: {e}"),
+    }
+    if let Some(which) = died {
+        anyhow::bail!("the {which} thread stopped unexpectedly");
     }
     info!("stopped");
     Ok(())
