@@ -396,9 +396,15 @@ pub fn live_metrics() -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     let text = loop {
         if let Some((200, body)) = http_get(&url) {
+            // Per-prefix gauges follow the engine within a refresh interval: wait for every
+            // core family of the catalogue, not only for the alerts.
             if body.contains("bgpsentry_alerts_resolved_total{")
                 && body.contains("bgpsentry_invalid_input_total{")
                 && body.contains("bgpsentry_feed_connected{feed=\"replay\"} 1")
+                && catalogue()
+                    .values()
+                    .filter(|e| e.exported_by == "core")
+                    .all(|e| body.contains(&format!("# TYPE {} ", e.name)))
             {
                 break body;
             }
