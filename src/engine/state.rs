@@ -190,11 +190,16 @@ impl Engine {
             .into_iter()
             .map(|vp| e.vps.intern(&Arc::new(vp)))
             .collect();
+        // Sized up front: growing maps of millions of routes rehashes each of them repeatedly.
+        e.routes.reserve(state.routes.len());
         for pr in state.routes {
             if e.watch.cover(&pr.prefix).next().is_none() || pr.routes.is_empty() {
                 continue;
             }
-            let by_vp = e.routes.entry(pr.prefix).or_default();
+            let by_vp = e
+                .routes
+                .entry(pr.prefix)
+                .or_insert_with(|| HashMap::with_capacity(pr.routes.len()));
             for (vp, attrs, since) in pr.routes {
                 let Some(&id) = ids.get(vp as usize) else {
                     continue;
