@@ -97,6 +97,9 @@ pub struct Loaded {
     pub resolved: Vec<Alert>,
     /// Wall-clock time of the last commit, if any.
     pub saved_at: Option<Timestamp>,
+    /// Some rows could not be read or are in an older format: save the state whole
+    /// ([`Store::replace_state`]) rather than only what changed.
+    pub rewrite: bool,
 }
 
 /// An alert event waiting for the notifier.
@@ -196,11 +199,17 @@ impl Store {
             match codec::decode_vp(&data) {
                 // VP ids are dense from 0: a gap would shift every later index.
                 Ok(vp) if id as usize == state.vps.len() => state.vps.push(vp),
-                Ok(_) => tracing::warn!(
-                    id,
-                    "store: vantage point ids are not dense; later ones skipped"
-                ),
-                Err(e) => tracing::warn!(id, "store: unreadable vantage point skipped: {e}"),
+                Ok(_) => {
+                    loaded.rewrite = true;
+                    tracing::warn!(
+                        id,
+                        "store: vantage point ids are not dense; later ones skipped"
+                    )
+                }
+                Err(e) => {
+                    loaded.rewrite = true;
+                    tracing::warn!(id, "store: unreadable vantage point skipped: {e}")
+                }
             }
         }
 
@@ -216,6 +225,7 @@ impl Store {
             let text = column(0)?.as_str().unwrap_or("");
             let format = column(1)?.as_i64().unwrap_or(0);
             let data = column(2)?.as_blob().unwrap_or(&[]);
+            loaded.rewrite |= format != ROUTES_FORMAT;
             let routes = match format {
                 1 => codec::decode_routes_v1(data).map_err(|e| e.to_string()),
                 ROUTES_FORMAT => decoder.decode(data).map_err(|e| e.to_string()),
@@ -224,12 +234,16 @@ impl Store {
             match (text.parse::<IpNet>(), routes) {
                 (Ok(prefix), Ok(routes)) => state.routes.push(PrefixRoutes { prefix, routes }),
                 (_, Err(e)) => {
+                    loaded.rewrite = true;
                     tracing::warn!(prefix = text, "store: unreadable routes skipped: {e}")
                 }
-                (Err(_), _) => tracing::warn!(
-                    prefix = text,
-                    "store: routes of an unreadable prefix skipped"
-                ),
+                (Err(_), _) => {
+                    loaded.rewrite = true;
+                    tracing::warn!(
+                        prefix = text,
+                        "store: routes of an unreadable prefix skipped"
+                    )
+                }
             }
         }
         state.routes.sort_by_key(|r| r.prefix);
@@ -429,6 +443,30 @@ impl Store {
                 .map_err(err)?;
         }
         Ok(())
+    }
+
+    /// Saves what a restore changed (see [`crate::engine::Engine::restored`]): `changes` from
+    /// `take_changes` right after it, with `meta_changed` telling whether they carry the
+    /// baselines and visibility flags, which then replace the saved ones even when empty.
+    pub fn save_restored(
+        &mut self,
+        transitions: &[AlertTransition],
+        changes: EngineState,
+        meta_changed: bool,
+    ) -> Result<(), StoreError> {
+        let begin = if meta_changed {
+            "BEGIN; DELETE FROM baselines; DELETE FROM visibility;"
+        } else {
+            "BEGIN;"
+        };
+        self.conn.execute_batch(begin).map_err(|e| self.err(e))?;
+        let result = self.commit_in_open_transaction(&Commit {
+            transitions: transitions.to_vec(),
+            changes,
+        });
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(|e| self.err(e))?;
+        result
     }
 
     /// Replaces the whole route state with `state` and records `transitions`, in one

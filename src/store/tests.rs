@@ -284,6 +284,7 @@ fn a_store_of_the_first_schema_still_loads() {
     }
     let mut s = Store::open(&path).unwrap();
     let loaded = s.load(10).unwrap();
+    assert!(loaded.rewrite, "old rows are rewritten at start");
     assert_eq!(loaded.state.routes, state.routes);
     assert_eq!(loaded.state.vps, state.vps);
     // Rewritten in the current format, it reads back the same.
@@ -319,5 +320,55 @@ fn an_unknown_route_format_is_skipped() {
             [],
         )
         .unwrap();
-    assert_eq!(s.load(10).unwrap().state.routes.len(), 1);
+    let loaded = s.load(10).unwrap();
+    assert_eq!(loaded.state.routes.len(), 1);
+    assert!(loaded.rewrite);
+}
+
+#[test]
+fn after_a_restore_only_what_changed_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (prefixes, mut e, transitions) = engine_with_hijack();
+    let mut s = Store::open(&path).unwrap();
+    s.commit(&Commit {
+        transitions,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    let loaded = s.load(10).unwrap();
+    assert!(!loaded.rewrite);
+    let mut same = Engine::restore(&prefixes, loaded.state);
+    assert!(!same.meta_changed());
+    let changes = same.take_changes();
+    assert!(changes.routes.is_empty() && changes.vps.is_empty());
+
+    // 10.9.0.0/16 is no longer watched: its routes go, and so does its learned baseline.
+    let fewer = &prefixes[..1];
+    let mut r = Engine::restore(fewer, s.load(10).unwrap().state);
+    assert!(r.meta_changed());
+    let transitions: Vec<_> = r.drain_transitions().collect();
+    let meta = r.meta_changed();
+    s.save_restored(&transitions, r.take_changes(), meta)
+        .unwrap();
+    let again = s.load(10).unwrap();
+    let kept: Vec<String> = again
+        .state
+        .routes
+        .iter()
+        .map(|p| p.prefix.to_string())
+        .collect();
+    assert_eq!(kept, vec!["10.0.0.0/16"]);
+    assert!(
+        again
+            .state
+            .baselines
+            .iter()
+            .all(|b| b.prefix.to_string() != "10.9.0.0/16")
+    );
+    assert_eq!(
+        again.state.routes,
+        r.export_state().routes,
+        "the store holds what the engine holds"
+    );
 }
