@@ -6,13 +6,48 @@ use serde_saphyr::Spanned;
 use super::Located;
 
 /// An ASN as written; checked by [`AsnValue::resolve`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum AsnValue {
     /// A number.
     Number(i64),
     /// A string such as `AS18196`.
     Text(String),
+}
+
+// By hand rather than `#[serde(untagged)]`, which buffers every value and tries each variant
+// in turn: a watch list has one or more ASNs per prefix, so that cost shows at start-up.
+impl<'de> Deserialize<'de> for AsnValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = AsnValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an ASN, a number like 64496 or a string like \"AS64496\"")
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AsnValue, E> {
+                Ok(AsnValue::Number(v))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AsnValue, E> {
+                i64::try_from(v).map(AsnValue::Number).map_err(|_| {
+                    E::custom(format!(
+                        "ASN {v} is out of range; ASNs are 1 to 4294967295 (0 is reserved)"
+                    ))
+                })
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AsnValue, E> {
+                Ok(AsnValue::Text(v.to_string()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<AsnValue, E> {
+                Ok(AsnValue::Text(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl AsnValue {

@@ -188,7 +188,7 @@ pub(super) fn validate_prefixes(
     raw: Vec<RawPrefix>,
     errors: &mut Vec<Located>,
 ) -> Vec<WatchedPrefix> {
-    let mut seen: HashMap<IpNet, u64> = HashMap::new();
+    let mut seen: HashMap<IpNet, u64> = HashMap::with_capacity(raw.len());
     let mut out = Vec::with_capacity(raw.len());
     for entry in raw {
         let prefix = parse_prefix(&entry.prefix, errors);

@@ -81,6 +81,25 @@ impl Engine {
         }
     }
 
+    /// True when the next [`Engine::take_changes`] includes baselines and visibility flags,
+    /// which then replace the saved ones whole (even when there are none).
+    pub fn meta_changed(&self) -> bool {
+        self.meta_dirty
+    }
+
+    /// Number of alerts firing now.
+    pub fn firing_count(&self) -> usize {
+        self.conditions
+            .values()
+            .filter(|c| c.firing.is_some())
+            .count()
+            + self
+                .visibility
+                .values()
+                .filter(|v| v.firing.is_some())
+                .count()
+    }
+
     /// True when [`Engine::take_changes`] has something to hand out.
     pub fn has_changes(&self) -> bool {
         !self.dirty.is_empty() || self.meta_dirty || self.exported_vps < self.vps.len() as u32
@@ -180,23 +199,37 @@ impl Engine {
     /// Fills a freshly configured engine (monitored ASNs, community labels and RPKI data
     /// already set, no events yet) with saved state; see [`Engine::restore`]. Alerts of the
     /// monitored-ASN rules are not carried over: they end here and fire again on the next
-    /// route that shows them.
+    /// route that shows them. Afterwards [`Engine::take_changes`] hands out what differs from
+    /// `state`.
     pub fn restored(self, state: EngineState) -> Engine {
         let mut e = self;
         let now = state.taken_at;
         e.now = now;
+        // What is kept as it was given needs no saving again; see `dirty` below.
+        let mut given_meta = (state.baselines.clone(), state.visibility_reached.clone());
+        given_meta.0.sort_by_key(|b| b.prefix);
+        given_meta.1.sort_unstable();
+        let mut changed: HashSet<IpNet> = HashSet::new();
         let ids: Vec<u32> = state
             .vps
             .into_iter()
             .map(|vp| e.vps.intern(&Arc::new(vp)))
             .collect();
+        let same_ids = ids.iter().enumerate().all(|(i, id)| i == *id as usize);
+        // Sized up front: growing maps of millions of routes rehashes each of them repeatedly.
+        e.routes.reserve(state.routes.len());
         for pr in state.routes {
             if e.watch.cover(&pr.prefix).next().is_none() || pr.routes.is_empty() {
+                changed.insert(pr.prefix);
                 continue;
             }
-            let by_vp = e.routes.entry(pr.prefix).or_default();
+            let by_vp = e
+                .routes
+                .entry(pr.prefix)
+                .or_insert_with(|| HashMap::with_capacity(pr.routes.len()));
             for (vp, attrs, since) in pr.routes {
                 let Some(&id) = ids.get(vp as usize) else {
+                    changed.insert(pr.prefix);
                     continue;
                 };
                 if by_vp.insert(id, Route { attrs, since }).is_none() {
@@ -305,9 +338,22 @@ impl Engine {
         }
         // Only fired and resolved matter after a restore; updates were already known.
         e.transitions.retain(|t| t.event != TransitionKind::Updated);
-        e.dirty.clear();
-        e.meta_dirty = false;
-        e.exported_vps = e.vps.len() as u32;
+        // Changes from the state given: prefixes dropped or cut, everything when VPs were
+        // renumbered, baselines and visibility when they differ. Saving after a restart with
+        // the same config then writes next to nothing.
+        if same_ids {
+            e.dirty = changed;
+            e.exported_vps = e.vps.len() as u32;
+        } else {
+            e.dirty = changed
+                .into_iter()
+                .chain(e.routes.keys().copied())
+                .collect();
+            e.exported_vps = 0;
+        }
+        let mut baselines = e.baselines();
+        baselines.sort_by_key(|b| b.prefix);
+        e.meta_dirty = baselines != given_meta.0 || e.reached() != given_meta.1;
         e
     }
 

@@ -129,7 +129,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         info!(
             store = %store_path.display(),
             "restored {restored_routes} routes and {} firing alerts saved {age:.0} s ago",
-            engine.export_state().firing.len()
+            engine.firing_count()
         );
     }
     if let Some(rib) = &opts.rib {
@@ -164,9 +164,14 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         );
     }
     let initial: Vec<AlertTransition> = engine.drain_transitions().collect();
-    // The restored engine may differ from the store (config changed, RIB loaded): save it whole.
-    let full = engine.export_state();
-    store.replace_state(&initial, &full)?;
+    // The restored engine may differ from the store (config changed, RIB loaded): save what
+    // differs, or everything when the file had rows it could not use.
+    if loaded.rewrite {
+        store.replace_state(&initial, &engine.export_state())?;
+    } else {
+        let meta = engine.meta_changed();
+        store.save_restored(&initial, engine.take_changes(), meta)?;
+    }
     {
         let mut b = book.write().unwrap_or_else(|p| p.into_inner());
         b.restore(&loaded.resolved, &was_firing);
@@ -207,7 +212,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             )
         })?;
 
-    let (config_tx, config_rx) = watch::channel(Arc::new(cfg.clone()));
+    // Shared rather than copied: a watch list of 100,000 prefixes takes a while to clone.
+    let cfg = Arc::new(cfg);
+    let (config_tx, config_rx) = watch::channel(cfg.clone());
     let engine_thread = {
         let worker = engine_thread::EngineThread {
             events: events_rx,

@@ -47,7 +47,12 @@ const MIGRATIONS: &[&str] = &[
         learn_until INTEGER);
      CREATE TABLE visibility (watched TEXT NOT NULL, prefix TEXT NOT NULL,
         PRIMARY KEY (watched, prefix));",
+    // 2: route blobs say their encoding (see `codec`); rows written before are format 1.
+    "ALTER TABLE routes ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
 ];
+
+/// Encoding of the route blobs written now (`routes.format`).
+const ROUTES_FORMAT: i64 = 2;
 
 /// A store error, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +97,9 @@ pub struct Loaded {
     pub resolved: Vec<Alert>,
     /// Wall-clock time of the last commit, if any.
     pub saved_at: Option<Timestamp>,
+    /// Some rows could not be read or are in an older format: save the state whole
+    /// ([`Store::replace_state`]) rather than only what changed.
+    pub rewrite: bool,
 }
 
 /// An alert event waiting for the notifier.
@@ -191,31 +199,52 @@ impl Store {
             match codec::decode_vp(&data) {
                 // VP ids are dense from 0: a gap would shift every later index.
                 Ok(vp) if id as usize == state.vps.len() => state.vps.push(vp),
-                Ok(_) => tracing::warn!(
-                    id,
-                    "store: vantage point ids are not dense; later ones skipped"
-                ),
-                Err(e) => tracing::warn!(id, "store: unreadable vantage point skipped: {e}"),
+                Ok(_) => {
+                    loaded.rewrite = true;
+                    tracing::warn!(
+                        id,
+                        "store: vantage point ids are not dense; later ones skipped"
+                    )
+                }
+                Err(e) => {
+                    loaded.rewrite = true;
+                    tracing::warn!(id, "store: unreadable vantage point skipped: {e}")
+                }
             }
         }
 
+        // Borrowed column values: no copy of the blobs, which make up most of the file.
         let mut stmt = self
             .conn
-            .prepare("SELECT prefix, data FROM routes")
+            .prepare("SELECT prefix, format, data FROM routes")
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (prefix, data) = row.map_err(|e| self.err(e))?;
-            let (Ok(prefix), Ok(routes)) = (prefix.parse::<IpNet>(), codec::decode_routes(&data))
-            else {
-                tracing::warn!(%prefix, "store: unreadable routes skipped");
-                continue;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut decoder = codec::RoutesDecoder::default();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let column = |i| row.get_ref(i).map_err(|e| self.err(e));
+            let text = column(0)?.as_str().unwrap_or("");
+            let format = column(1)?.as_i64().unwrap_or(0);
+            let data = column(2)?.as_blob().unwrap_or(&[]);
+            loaded.rewrite |= format != ROUTES_FORMAT;
+            let routes = match format {
+                1 => codec::decode_routes_v1(data).map_err(|e| e.to_string()),
+                ROUTES_FORMAT => decoder.decode(data).map_err(|e| e.to_string()),
+                other => Err(format!("unknown format {other}")),
             };
-            state.routes.push(PrefixRoutes { prefix, routes });
+            match (text.parse::<IpNet>(), routes) {
+                (Ok(prefix), Ok(routes)) => state.routes.push(PrefixRoutes { prefix, routes }),
+                (_, Err(e)) => {
+                    loaded.rewrite = true;
+                    tracing::warn!(prefix = text, "store: unreadable routes skipped: {e}")
+                }
+                (Err(_), _) => {
+                    loaded.rewrite = true;
+                    tracing::warn!(
+                        prefix = text,
+                        "store: routes of an unreadable prefix skipped"
+                    )
+                }
+            }
         }
         state.routes.sort_by_key(|r| r.prefix);
 
@@ -360,8 +389,11 @@ impl Store {
                     .map_err(err)?;
             }
             let mut put = tx
-                .prepare_cached("INSERT OR REPLACE INTO routes (prefix, data) VALUES (?1, ?2)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO routes (prefix, format, data) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(err)?;
+            let mut encoder = codec::RoutesEncoder::default();
             let mut del = tx
                 .prepare_cached("DELETE FROM routes WHERE prefix = ?1")
                 .map_err(err)?;
@@ -371,7 +403,8 @@ impl Store {
                 } else {
                     put.execute(params![
                         pr.prefix.to_string(),
-                        codec::encode_routes(&pr.routes)
+                        ROUTES_FORMAT,
+                        encoder.encode(&pr.routes)
                     ])
                     .map_err(err)?;
                 }
@@ -410,6 +443,30 @@ impl Store {
                 .map_err(err)?;
         }
         Ok(())
+    }
+
+    /// Saves what a restore changed (see [`crate::engine::Engine::restored`]): `changes` from
+    /// `take_changes` right after it, with `meta_changed` telling whether they carry the
+    /// baselines and visibility flags, which then replace the saved ones even when empty.
+    pub fn save_restored(
+        &mut self,
+        transitions: &[AlertTransition],
+        changes: EngineState,
+        meta_changed: bool,
+    ) -> Result<(), StoreError> {
+        let begin = if meta_changed {
+            "BEGIN; DELETE FROM baselines; DELETE FROM visibility;"
+        } else {
+            "BEGIN;"
+        };
+        self.conn.execute_batch(begin).map_err(|e| self.err(e))?;
+        let result = self.commit_in_open_transaction(&Commit {
+            transitions: transitions.to_vec(),
+            changes,
+        });
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(|e| self.err(e))?;
+        result
     }
 
     /// Replaces the whole route state with `state` and records `transitions`, in one

@@ -190,3 +190,185 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
     let err = Store::open(&path).err().unwrap().to_string();
     assert!(err.contains("s.db"), "{err}");
 }
+
+fn sample_routes() -> Vec<(u32, Arc<RouteAttrs>, Timestamp)> {
+    use crate::event::{Community, PathElem};
+    let shared = Arc::new(RouteAttrs {
+        path: AsPath(vec![
+            PathElem::Asn(3356),
+            PathElem::Asn(u32::MAX),
+            PathElem::Set(vec![64500, 4_200_000_000].into()),
+        ]),
+        communities: vec![
+            Community::Standard(65535, 0),
+            Community::Large(u32::MAX, 0, 7),
+        ],
+        next_hop: Some("2001:db8::1".parse().unwrap()),
+    });
+    let other = Arc::new(RouteAttrs {
+        path: AsPath::default(),
+        communities: Vec::new(),
+        next_hop: Some([192, 0, 2, 1].into()),
+    });
+    let bare = Arc::new(RouteAttrs::default());
+    vec![
+        (0, shared.clone(), Timestamp(1_700_000_000_000_000)),
+        (3, other, Timestamp(-5)),
+        (2, shared, Timestamp(i64::MAX)),
+        (u32::MAX, bare, Timestamp(i64::MIN)),
+    ]
+}
+
+#[test]
+fn route_blobs_round_trip_and_share_attributes() {
+    let routes = sample_routes();
+    let mut enc = codec::RoutesEncoder::default();
+    let mut dec = codec::RoutesDecoder::default();
+    let bytes = enc.encode(&routes).to_vec();
+    let back = dec.decode(&bytes).unwrap();
+    assert_eq!(back, routes);
+    assert!(Arc::ptr_eq(&back[0].1, &back[2].1));
+    // Another prefix with the same attributes gets the same allocation.
+    let again = dec.decode(enc.encode(&routes[..1])).unwrap();
+    assert!(Arc::ptr_eq(&again[0].1, &back[0].1));
+    assert_eq!(dec.decode(enc.encode(&[])).unwrap(), Vec::new());
+}
+
+#[test]
+fn damaged_route_blobs_are_errors_not_panics() {
+    let mut enc = codec::RoutesEncoder::default();
+    let bytes = enc.encode(&sample_routes()).to_vec();
+    for cut in 0..bytes.len() {
+        let mut dec = codec::RoutesDecoder::default();
+        assert!(dec.decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(codec::RoutesDecoder::default().decode(&longer).is_err());
+    for i in 0..bytes.len() {
+        for flip in [0x01, 0x80, 0xff] {
+            let mut b = bytes.clone();
+            b[i] ^= flip;
+            let _ = codec::RoutesDecoder::default().decode(&b);
+        }
+    }
+    let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+    assert!(codec::RoutesDecoder::default().decode(&huge).is_err());
+}
+
+#[test]
+fn a_store_of_the_first_schema_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (prefixes, e, _) = engine_with_hijack();
+    let state = e.export_state();
+    {
+        // As written before route blobs had a format: schema 1, postcard records.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        for (i, vp) in state.vps.iter().enumerate() {
+            c.execute(
+                "INSERT INTO vps (id, data) VALUES (?1, ?2)",
+                params![i as i64, codec::encode_vp(vp)],
+            )
+            .unwrap();
+        }
+        for pr in &state.routes {
+            c.execute(
+                "INSERT INTO routes (prefix, data) VALUES (?1, ?2)",
+                params![pr.prefix.to_string(), codec::encode_routes_v1(&pr.routes)],
+            )
+            .unwrap();
+        }
+    }
+    let mut s = Store::open(&path).unwrap();
+    let loaded = s.load(10).unwrap();
+    assert!(loaded.rewrite, "old rows are rewritten at start");
+    assert_eq!(loaded.state.routes, state.routes);
+    assert_eq!(loaded.state.vps, state.vps);
+    // Rewritten in the current format, it reads back the same.
+    s.replace_state(&[], &state).unwrap();
+    let formats: Vec<i64> = s
+        .conn
+        .prepare("SELECT DISTINCT format FROM routes")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(formats, vec![ROUTES_FORMAT]);
+    let reloaded = s.load(10).unwrap();
+    assert_eq!(reloaded.state.routes, state.routes);
+    assert_eq!(Engine::restore(&prefixes, reloaded.state).route_count(), 4);
+}
+
+#[test]
+fn an_unknown_route_format_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (_, mut e, transitions) = engine_with_hijack();
+    let mut s = Store::open(&path).unwrap();
+    s.commit(&Commit {
+        transitions,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    s.conn
+        .execute(
+            "UPDATE routes SET format = 9 WHERE prefix = '10.9.0.0/16'",
+            [],
+        )
+        .unwrap();
+    let loaded = s.load(10).unwrap();
+    assert_eq!(loaded.state.routes.len(), 1);
+    assert!(loaded.rewrite);
+}
+
+#[test]
+fn after_a_restore_only_what_changed_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let (prefixes, mut e, transitions) = engine_with_hijack();
+    let mut s = Store::open(&path).unwrap();
+    s.commit(&Commit {
+        transitions,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    let loaded = s.load(10).unwrap();
+    assert!(!loaded.rewrite);
+    let mut same = Engine::restore(&prefixes, loaded.state);
+    assert!(!same.meta_changed());
+    let changes = same.take_changes();
+    assert!(changes.routes.is_empty() && changes.vps.is_empty());
+
+    // 10.9.0.0/16 is no longer watched: its routes go, and so does its learned baseline.
+    let fewer = &prefixes[..1];
+    let mut r = Engine::restore(fewer, s.load(10).unwrap().state);
+    assert!(r.meta_changed());
+    let transitions: Vec<_> = r.drain_transitions().collect();
+    let meta = r.meta_changed();
+    s.save_restored(&transitions, r.take_changes(), meta)
+        .unwrap();
+    let again = s.load(10).unwrap();
+    let kept: Vec<String> = again
+        .state
+        .routes
+        .iter()
+        .map(|p| p.prefix.to_string())
+        .collect();
+    assert_eq!(kept, vec!["10.0.0.0/16"]);
+    assert!(
+        again
+            .state
+            .baselines
+            .iter()
+            .all(|b| b.prefix.to_string() != "10.9.0.0/16")
+    );
+    assert_eq!(
+        again.state.routes,
+        r.export_state().routes,
+        "the store holds what the engine holds"
+    );
+}
