@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::baseline::Baseline;
+use super::routes::VpRoutes;
 use super::{Condition, Engine, Route, detect, key};
 use crate::alerts::{Alert, AlertTransition, Rule, TransitionKind};
 use crate::config::{Config, WatchedPrefix};
@@ -159,7 +160,11 @@ impl Engine {
             .conditions
             .values()
             .filter_map(|c| c.firing.clone())
-            .chain(self.visibility.values().filter_map(|v| v.firing.clone()))
+            .chain(
+                self.visibility
+                    .values()
+                    .filter_map(|v| v.firing.as_deref().cloned()),
+            )
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
@@ -246,7 +251,7 @@ impl Engine {
             for (_, &i) in e.watch.cover(prefix) {
                 let w = &e.watched[i];
                 let net = w.cfg.prefix;
-                for (vp, route) in by_vp {
+                for (vp, route) in by_vp.iter() {
                     for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
                         let c =
                             e.conditions
@@ -257,7 +262,7 @@ impl Engine {
                                     peak: 0,
                                     firing: None,
                                 });
-                        c.vps.insert(*vp);
+                        c.vps.insert(vp);
                         c.peak = c.peak.max(c.vps.len() as u32);
                     }
                 }
@@ -274,7 +279,7 @@ impl Engine {
             if alert.rule == Rule::VisibilityLoss {
                 let v = e.visibility.entry((w, alert.prefix)).or_default();
                 v.reached = true;
-                v.firing = Some(alert);
+                v.firing = Some(Box::new(alert));
                 continue;
             }
             let c = e.conditions.entry(k).or_insert_with(|| Condition {
@@ -331,10 +336,10 @@ impl Engine {
 
 type AlertKeyAt = (usize, crate::alerts::AlertKey);
 
-fn prefix_routes(prefix: IpNet, by_vp: &HashMap<u32, Route>) -> PrefixRoutes {
+fn prefix_routes(prefix: IpNet, by_vp: &VpRoutes) -> PrefixRoutes {
     let mut routes: Vec<(u32, Arc<RouteAttrs>, Timestamp)> = by_vp
         .iter()
-        .map(|(vp, r)| (*vp, r.attrs.clone(), r.since))
+        .map(|(vp, r)| (vp, r.attrs.clone(), r.since))
         .collect();
     routes.sort_unstable_by_key(|r| r.0);
     PrefixRoutes { prefix, routes }
