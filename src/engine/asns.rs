@@ -12,8 +12,9 @@ use ipnet::IpNet;
 
 use super::baseline::Baseline;
 use super::detect::{self, Context};
+use super::routes::VpRoutes;
 use super::vps::{VpId, VpTable};
-use super::{EngineStats, Route, SAMPLE_SIZE, sample_of};
+use super::{EngineStats, FastMap, Route, SAMPLE_SIZE, sample_of};
 use crate::alerts::{
     Alert, AlertDetail, AlertKey, AlertState, AlertTransition, NeighborSide, Rule, Severity,
     TransitionKind, VpSample,
@@ -54,7 +55,7 @@ pub(super) struct AsnMonitor {
     sorted: Box<[u32]>,
     monitored: HashMap<u32, Monitored>,
     /// Routes of unwatched prefixes originated by a monitored ASN.
-    routes: HashMap<IpNet, HashMap<VpId, Route>>,
+    routes: FastMap<IpNet, VpRoutes>,
     conditions: HashMap<AlertKey, Condition>,
     neighbors: HashMap<(u32, u32, NeighborSide), NeighborSighting>,
     next_expiry: Option<Timestamp>,
@@ -369,7 +370,7 @@ impl AsnMonitor {
     pub fn rebuild(&mut self, ts: Timestamp, out: &mut Out<'_>) {
         let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
         for (prefix, by_vp) in &self.routes {
-            for (vp, r) in by_vp {
+            for (vp, r) in by_vp.iter() {
                 for f in self.findings(out.ctx, prefix, &r.attrs) {
                     let k = AlertKey {
                         rule: f.rule,
@@ -377,7 +378,7 @@ impl AsnMonitor {
                         prefix: *prefix,
                         asn: f.asn,
                     };
-                    fresh.entry(k).or_default().insert(*vp);
+                    fresh.entry(k).or_default().insert(vp);
                 }
             }
         }

@@ -7,11 +7,14 @@
 mod asns;
 mod baseline;
 mod detect;
+mod routes;
 mod state;
 mod view;
 mod vps;
 
 use std::collections::{HashMap, HashSet};
+
+use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -27,6 +30,7 @@ use crate::rpki::RpkiSnapshot;
 
 use baseline::Baseline;
 pub use detect::{Finding, path_length};
+use routes::VpRoutes;
 pub use state::{EngineState, LearnedBaseline, PrefixRoutes};
 pub use view::{AsnCount, MoreSpecificState, PrefixState, PrefixStore};
 use vps::{VpId, VpTable};
@@ -81,7 +85,8 @@ struct Condition {
 #[derive(Debug, Default)]
 struct Visibility {
     reached: bool,
-    firing: Option<Alert>,
+    /// Boxed: every routed prefix has an entry, and few have a firing alert.
+    firing: Option<Box<Alert>>,
 }
 
 /// Counters the engine keeps for reports and metrics.
@@ -105,20 +110,27 @@ pub struct EngineStats {
 /// [`Engine::drain_transitions`].
 pub struct Engine {
     watch: JointPrefixMap<IpNet, usize>,
+    /// Per watched prefix `w`: the watched prefixes that cover it (itself included), shortest
+    /// first, at `chains[chain_at[w]..chain_at[w + 1]]`. An event then needs one longest-match
+    /// lookup instead of a cover walk, which allocates.
+    chains: Vec<usize>,
+    chain_at: Vec<usize>,
     watched: Vec<Watched>,
-    routes: HashMap<IpNet, HashMap<VpId, Route>>,
+    // Maps on the per-event path use foldhash: several times faster than SipHash for these
+    // small keys, and still seeded per process, since prefixes come from outside.
+    routes: FastMap<IpNet, VpRoutes>,
     route_count: usize,
     vps: VpTable,
     conditions: HashMap<AlertKey, Condition>,
-    visibility: HashMap<(usize, IpNet), Visibility>,
+    visibility: FastMap<(usize, IpNet), Visibility>,
     transitions: Vec<AlertTransition>,
     stats: EngineStats,
     /// While loading a table dump: learn every origin and upstream, raise nothing yet.
     loading_rib: bool,
     /// Watched prefixes whose own routes changed since [`Engine::take_touched`].
-    touched: HashSet<IpNet>,
+    touched: FastSet<IpNet>,
     /// Prefixes whose routes changed since [`Engine::take_changes`].
-    dirty: HashSet<IpNet>,
+    dirty: FastSet<IpNet>,
     /// VPs already handed out by [`Engine::take_changes`].
     exported_vps: u32,
     /// Baselines or visibility flags changed since [`Engine::take_changes`].
@@ -128,7 +140,7 @@ pub struct Engine {
     /// Per watched prefix (by index): event time of the last route change under it.
     last_change: Vec<Option<Timestamp>>,
     /// Watched prefixes (by index) whose state changed since [`Engine::take_changed_states`].
-    state_dirty: HashSet<usize>,
+    state_dirty: FastSet<usize>,
     /// Per watched prefix (by index): its more-specifics that some VP routes now.
     more_specifics: Vec<std::collections::BTreeSet<IpNet>>,
     /// RPKI data and community labels the detectors use.
@@ -157,24 +169,33 @@ impl Engine {
                 cfg: cfg.clone(),
             });
         }
+        let mut chains = Vec::new();
+        let mut chain_at = Vec::with_capacity(prefixes.len() + 1);
+        for cfg in prefixes {
+            chain_at.push(chains.len());
+            chains.extend(watch.cover(&cfg.prefix).map(|(_, &i)| i));
+        }
+        chain_at.push(chains.len());
         Engine {
             watch,
+            chains,
+            chain_at,
             watched,
-            routes: HashMap::new(),
+            routes: FastMap::default(),
             route_count: 0,
             vps: VpTable::default(),
             conditions: HashMap::new(),
-            visibility: HashMap::new(),
+            visibility: FastMap::default(),
             transitions: Vec::new(),
             stats: EngineStats::default(),
             loading_rib: false,
-            touched: HashSet::new(),
-            dirty: HashSet::new(),
+            touched: FastSet::default(),
+            dirty: FastSet::default(),
             exported_vps: 0,
             meta_dirty: false,
             now: Timestamp::default(),
             last_change: vec![None; prefixes.len()],
-            state_dirty: HashSet::new(),
+            state_dirty: FastSet::default(),
             more_specifics: vec![Default::default(); prefixes.len()],
             ctx: detect::Context::default(),
             asns: asns::AsnMonitor::default(),
@@ -326,13 +347,9 @@ impl Engine {
             self.transitions.len() > before
         };
         let mut covering = [0usize; 8];
-        let mut n = 0;
-        for (_, &i) in self.watch.cover(&ev.prefix) {
-            if n < covering.len() {
-                covering[n] = i;
-                n += 1;
-            }
-        }
+        let chain = self.covering(&ev.prefix);
+        let n = chain.len().min(covering.len());
+        covering[..n].copy_from_slice(&chain[..n]);
         if n == 0 {
             return asn_alerts;
         }
@@ -343,12 +360,21 @@ impl Engine {
         true
     }
 
+    /// The watched prefixes (by index) that cover `prefix`, shortest first: the same as
+    /// `self.watch.cover(prefix)`.
+    fn covering(&self, prefix: &IpNet) -> &[usize] {
+        match self.watch.get_lpm(prefix) {
+            Some((_, &w)) => &self.chains[self.chain_at[w]..self.chain_at[w + 1]],
+            None => &[],
+        }
+    }
+
     /// The monitored-ASN detectors: neighbours in any path, and the routes of unwatched
     /// prefixes that a monitored ASN originates.
     fn monitored_asns(&mut self, ev: &RouteEvent) {
         // The cheap test first: most events concern no monitored origin.
-        let outside = self.asns.wants(&ev.prefix, &ev.change)
-            && self.watch.cover(&ev.prefix).next().is_none();
+        let outside =
+            self.asns.wants(&ev.prefix, &ev.change) && self.watch.get_lpm(&ev.prefix).is_none();
         let attrs = match &ev.change {
             RouteChange::Announce(a) => Some(a),
             RouteChange::Withdraw => None,
@@ -410,6 +436,7 @@ impl Engine {
         ts: Timestamp,
     ) {
         let by_vp = self.routes.entry(prefix).or_default();
+        // `new` borrows from the event: one reference-count increment per route, not two.
         let (old, new) = match change {
             RouteChange::Announce(attrs) => {
                 let old = by_vp.insert(
@@ -419,7 +446,7 @@ impl Engine {
                         since: ts,
                     },
                 );
-                (old.map(|r| r.attrs), Some(attrs.clone()))
+                (old.map(|r| r.attrs), Some(attrs))
             }
             RouteChange::Withdraw => (by_vp.remove(&vp).map(|r| r.attrs), None),
         };
@@ -464,7 +491,6 @@ impl Engine {
                     .map(|a| detect::findings(&self.ctx, watched, prefix, a))
                     .unwrap_or_default();
                 let after = new
-                    .as_deref()
                     .map(|a| detect::findings(&self.ctx, watched, prefix, a))
                     .unwrap_or_default();
                 for f in before.iter().filter(|f| !after.contains(f)) {
@@ -536,9 +562,9 @@ impl Engine {
             let Some(by_vp) = self.routes.get(prefix) else {
                 continue;
             };
-            for (vp, route) in by_vp {
+            for (vp, route) in by_vp.iter() {
                 for f in detect::findings(&self.ctx, watched, *prefix, &route.attrs) {
-                    fresh.entry(key(net, *prefix, f)).or_default().insert(*vp);
+                    fresh.entry(key(net, *prefix, f)).or_default().insert(vp);
                 }
             }
         }
@@ -713,7 +739,7 @@ impl Engine {
             self.meta_dirty |= !state.reached;
             state.reached = true;
             if let Some(alert) = state.firing.take() {
-                self.resolve(alert, ts);
+                self.resolve(*alert, ts);
             }
             return;
         }
@@ -726,7 +752,7 @@ impl Engine {
                 alert.vantage_points = visible as u32;
                 alert.last_seen = ts;
                 alert.sample = sample;
-                let alert = alert.clone();
+                let alert = (**alert).clone();
                 self.transitions.push(AlertTransition {
                     event: TransitionKind::Updated,
                     alert,
@@ -765,7 +791,7 @@ impl Engine {
                         ..AlertDetail::default()
                     },
                 };
-                state.firing = Some(alert.clone());
+                state.firing = Some(Box::new(alert.clone()));
                 self.stats.fired += 1;
                 self.transitions.push(AlertTransition {
                     event: TransitionKind::Fired,
@@ -817,7 +843,7 @@ fn severity(rule: Rule, cfg: &WatchedPrefix) -> Severity {
 
 /// The routes of the same VPs as [`sample_of`] picks, in the same order.
 fn sample_attrs(
-    routes: &HashMap<IpNet, HashMap<VpId, Route>>,
+    routes: &FastMap<IpNet, VpRoutes>,
     vps: &VpTable,
     prefix: IpNet,
     only: impl IntoIterator<Item = VpId>,
@@ -836,7 +862,7 @@ fn sample_attrs(
 /// Up to [`SAMPLE_SIZE`] VPs with their routes to `prefix`, in a stable order. With `only`,
 /// just those VPs; without, any VPs that carry the prefix.
 fn sample_of(
-    routes: &HashMap<IpNet, HashMap<VpId, Route>>,
+    routes: &FastMap<IpNet, VpRoutes>,
     vps: &VpTable,
     prefix: IpNet,
     only: impl IntoIterator<Item = VpId>,
@@ -846,7 +872,7 @@ fn sample_of(
     };
     let mut ids: Vec<VpId> = only.into_iter().collect();
     if ids.is_empty() {
-        ids = by_vp.keys().copied().collect();
+        ids = by_vp.keys().collect();
     }
     ids.sort_by(|a, b| vps.get_vp(*a).cmp(&vps.get_vp(*b)));
     ids.into_iter()

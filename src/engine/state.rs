@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::baseline::Baseline;
+use super::routes::VpRoutes;
 use super::{Condition, Engine, Route, detect, key};
 use crate::alerts::{Alert, AlertTransition, Rule, TransitionKind};
 use crate::config::{Config, WatchedPrefix};
@@ -178,7 +179,11 @@ impl Engine {
             .conditions
             .values()
             .filter_map(|c| c.firing.clone())
-            .chain(self.visibility.values().filter_map(|v| v.firing.clone()))
+            .chain(
+                self.visibility
+                    .values()
+                    .filter_map(|v| v.firing.as_deref().cloned()),
+            )
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
@@ -209,7 +214,7 @@ impl Engine {
         let mut given_meta = (state.baselines.clone(), state.visibility_reached.clone());
         given_meta.0.sort_by_key(|b| b.prefix);
         given_meta.1.sort_unstable();
-        let mut changed: HashSet<IpNet> = HashSet::new();
+        let mut changed: super::FastSet<IpNet> = super::FastSet::default();
         let ids: Vec<u32> = state
             .vps
             .into_iter()
@@ -223,10 +228,7 @@ impl Engine {
                 changed.insert(pr.prefix);
                 continue;
             }
-            let by_vp = e
-                .routes
-                .entry(pr.prefix)
-                .or_insert_with(|| HashMap::with_capacity(pr.routes.len()));
+            let by_vp = e.routes.entry(pr.prefix).or_default();
             for (vp, attrs, since) in pr.routes {
                 let Some(&id) = ids.get(vp as usize) else {
                     changed.insert(pr.prefix);
@@ -279,7 +281,7 @@ impl Engine {
             for (_, &i) in e.watch.cover(prefix) {
                 let w = &e.watched[i];
                 let net = w.cfg.prefix;
-                for (vp, route) in by_vp {
+                for (vp, route) in by_vp.iter() {
                     for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
                         let c =
                             e.conditions
@@ -290,7 +292,7 @@ impl Engine {
                                     peak: 0,
                                     firing: None,
                                 });
-                        c.vps.insert(*vp);
+                        c.vps.insert(vp);
                         c.peak = c.peak.max(c.vps.len() as u32);
                     }
                 }
@@ -307,7 +309,7 @@ impl Engine {
             if alert.rule == Rule::VisibilityLoss {
                 let v = e.visibility.entry((w, alert.prefix)).or_default();
                 v.reached = true;
-                v.firing = Some(alert);
+                v.firing = Some(Box::new(alert));
                 continue;
             }
             let c = e.conditions.entry(k).or_insert_with(|| Condition {
@@ -377,10 +379,10 @@ impl Engine {
 
 type AlertKeyAt = (usize, crate::alerts::AlertKey);
 
-fn prefix_routes(prefix: IpNet, by_vp: &HashMap<u32, Route>) -> PrefixRoutes {
+fn prefix_routes(prefix: IpNet, by_vp: &VpRoutes) -> PrefixRoutes {
     let mut routes: Vec<(u32, Arc<RouteAttrs>, Timestamp)> = by_vp
         .iter()
-        .map(|(vp, r)| (*vp, r.attrs.clone(), r.since))
+        .map(|(vp, r)| (vp, r.attrs.clone(), r.since))
         .collect();
     routes.sort_unstable_by_key(|r| r.0);
     PrefixRoutes { prefix, routes }

@@ -1,7 +1,7 @@
 //! Read-only views of what the engine knows per watched prefix, for the prefix API and the
 //! status page, and the store the engine thread publishes them to.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
@@ -77,12 +77,12 @@ impl Engine {
     /// The state of one watched prefix (exact match); `None` when it is not watched.
     pub fn prefix_state(&self, prefix: &IpNet) -> Option<PrefixState> {
         let i = *self.watch.get(prefix)?;
-        self.states_of(&HashSet::from([i])).pop()
+        self.states_of([i]).pop()
     }
 
     /// The state of every watched prefix, in config order.
     pub fn prefix_states(&self) -> Vec<PrefixState> {
-        self.states_of(&(0..self.watched.len()).collect())
+        self.states_of(0..self.watched.len())
     }
 
     /// The states of the watched prefixes whose routes changed since the last call.
@@ -91,11 +91,11 @@ impl Engine {
             return Vec::new();
         }
         let dirty = std::mem::take(&mut self.state_dirty);
-        self.states_of(&dirty)
+        self.states_of(dirty)
     }
 
-    fn states_of(&self, which: &HashSet<usize>) -> Vec<PrefixState> {
-        let mut ids: Vec<usize> = which.iter().copied().collect();
+    fn states_of(&self, which: impl IntoIterator<Item = usize>) -> Vec<PrefixState> {
+        let mut ids: Vec<usize> = which.into_iter().collect();
         ids.sort_unstable();
         ids.into_iter()
             .filter_map(|w| {

@@ -1,7 +1,8 @@
 //! Vantage points interned to small ids, so route state keys are cheap.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 use crate::event::VantagePoint;
 
@@ -11,6 +12,7 @@ pub type VpId = u32;
 /// Every VP seen, by id.
 #[derive(Debug, Default)]
 pub struct VpTable {
+    /// foldhash: a VP is hashed once per route event (two strings, an ASN and an address).
     ids: HashMap<Arc<VantagePoint>, VpId>,
     vps: Vec<Arc<VantagePoint>>,
 }
