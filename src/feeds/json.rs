@@ -146,6 +146,53 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
     }
 }
 
+/// Implements the `visit_*` methods of a [`Visitor`] for the kinds of JSON value listed
+/// (`scalars`, `null`, `array`, `object`), each giving `$value`: the parsers read any shape and
+/// record what they saw instead of failing, and most shapes mean the same thing to them.
+macro_rules! other_json_is {
+    ($value:expr; $($kind:ident),+) => {
+        $( $crate::feeds::json::other_json_is!(@one $kind, $value); )+
+    };
+    (@one scalars, $value:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    (@one null, $value:expr) => {
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    (@one array, $value:expr) => {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok($value)
+        }
+    };
+    (@one object, $value:expr) => {
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok($value)
+        }
+    };
+}
+pub(crate) use other_json_is;
+
 /// What was wrong with a list of strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListError {

@@ -366,28 +366,7 @@ impl<'de> Deserialize<'de> for MaybeMsg<'de> {
                 }
                 Ok(MaybeMsg(Some(m)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(MaybeMsg(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(MaybeMsg(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(MaybeMsg(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(MaybeMsg(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(MaybeMsg(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(MaybeMsg(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(MaybeMsg(None))
-            }
+            json::other_json_is!(MaybeMsg(None); scalars, null, array);
         }
         d.deserialize_any(V)
     }
@@ -515,25 +494,7 @@ impl<'de> Deserialize<'de> for RisPath {
                     None => check_path_len(asns).map(|()| AsPath(elems)),
                 }))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(not_a_list())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(not_a_list())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(not_a_list())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(not_a_list())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(not_a_list())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(not_a_list())
-            }
+            json::other_json_is!(not_a_list(); scalars, object);
         }
         fn not_a_list() -> RisPath {
             RisPath(Err(Invalid::new("schema", "`path` is not a list")))
@@ -645,28 +606,7 @@ impl<'de> Deserialize<'de> for RisCommunities {
                 Ok(out)
             }
             // Anything but a list means no communities.
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(RisCommunities::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(RisCommunities::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(RisCommunities::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(RisCommunities::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(RisCommunities::default())
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(RisCommunities::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(RisCommunities::default())
-            }
+            json::other_json_is!(RisCommunities::default(); scalars, null, object);
         }
         d.deserialize_any(V)
     }
@@ -700,28 +640,7 @@ impl<'de> Deserialize<'de> for Announcement<'de> {
                 }
                 Ok(Announcement(Some((next_hop, prefixes))))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Announcement(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Announcement(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Announcement(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Announcement(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Announcement(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Announcement(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Announcement(None))
-            }
+            json::other_json_is!(Announcement(None); scalars, null, array);
         }
         d.deserialize_any(V)
     }
@@ -745,25 +664,7 @@ impl<'de> Deserialize<'de> for Announcements<'de> {
                 }
                 Ok(Announcements(Ok(out)))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Announcements(Err(())))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Announcements(Err(())))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Announcements(Err(())))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Announcements(Err(())))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Announcements(Err(())))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Announcements(Err(())))
-            }
+            json::other_json_is!(Announcements(Err(())); scalars, object);
         }
         d.deserialize_any(V)
     }
