@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde::Serialize;
 
-use super::channel::{SendError, channel_url, check_response, http_client};
+use super::channel::{SendError, channel_headers, channel_url, check_response, http_client};
 use super::template::alert_link;
 use super::{EventKind, NotifyEvent};
 use crate::alerts::Alert;
@@ -59,16 +59,7 @@ impl AlertmanagerChannel {
                 base.path().trim_end_matches('/')
             ))
             .map_err(|e| format!("cannot build the Alertmanager URL: {e}"))?;
-        let mut headers = HeaderMap::new();
-        if let Some(h) = &cfg.headers {
-            for (k, v) in &h.value {
-                let name = HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|_| format!("header name `{k}` is not valid"))?;
-                let value = HeaderValue::from_str(v)
-                    .map_err(|_| format!("the value of header `{k}` is not valid"))?;
-                headers.insert(name, value);
-            }
-        }
+        let headers = channel_headers(cfg)?;
         Ok(AlertmanagerChannel {
             client: http_client(timeout)?,
             endpoint,

@@ -190,6 +190,22 @@ fn redact_url_str(s: &str) -> String {
         .unwrap_or_else(|_| "(unparsable)".into())
 }
 
+/// The extra HTTP headers of a webhook or Alertmanager channel (`headers:`).
+pub fn channel_headers(cfg: &ChannelConfig) -> Result<reqwest::header::HeaderMap, String> {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    let mut headers = HeaderMap::new();
+    if let Some(h) = &cfg.headers {
+        for (k, v) in &h.value {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("header name `{k}` is not valid"))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| format!("the value of header `{k}` is not valid"))?;
+            headers.insert(name, value);
+        }
+    }
+    Ok(headers)
+}
+
 /// An HTTP client with the channel's timeout.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()

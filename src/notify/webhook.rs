@@ -8,12 +8,14 @@
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::Serialize;
 use sha2::Sha256;
 
 use super::NotifyEvent;
-use super::channel::{SendError, channel_url, check_response, http_client, read_secret};
+use super::channel::{
+    SendError, channel_headers, channel_url, check_response, http_client, read_secret,
+};
 use crate::alerts::Alert;
 use crate::config::ChannelConfig;
 
@@ -66,16 +68,7 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 impl WebhookChannel {
     /// Builds from config, reading the secret.
     pub fn new(cfg: &ChannelConfig, timeout: Duration) -> Result<Self, String> {
-        let mut headers = HeaderMap::new();
-        if let Some(h) = &cfg.headers {
-            for (k, v) in &h.value {
-                let name = HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|_| format!("header name `{k}` is not valid"))?;
-                let value = HeaderValue::from_str(v)
-                    .map_err(|_| format!("the value of header `{k}` is not valid"))?;
-                headers.insert(name, value);
-            }
-        }
+        let headers = channel_headers(cfg)?;
         Ok(WebhookChannel {
             client: http_client(timeout)?,
             url: channel_url(cfg)?,

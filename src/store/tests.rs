@@ -6,6 +6,18 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::event::{AsPath, FeedEvent, RouteAttrs, RouteChange, RouteEvent, VantagePoint};
 
+/// A store at `path` holding the hijack scenario, committed; the engine goes on from there.
+fn store_with_hijack(path: &std::path::Path) -> (Vec<crate::config::WatchedPrefix>, Engine, Store) {
+    let (prefixes, mut e, transitions) = engine_with_hijack();
+    let mut s = Store::open(path).unwrap();
+    s.commit(&Commit {
+        transitions,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    (prefixes, e, s)
+}
+
 fn engine_with_hijack() -> (
     Vec<crate::config::WatchedPrefix>,
     Engine,
@@ -95,13 +107,7 @@ fn a_commit_survives_reopening_and_restores_the_engine() {
 #[test]
 fn withdrawn_prefixes_are_deleted_and_resolved_alerts_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Store::open(&dir.path().join("s.db")).unwrap();
-    let (_, mut e, transitions) = engine_with_hijack();
-    s.commit(&Commit {
-        transitions,
-        changes: e.take_changes(),
-    })
-    .unwrap();
+    let (_, mut e, mut s) = store_with_hijack(&dir.path().join("s.db"));
     let mut ts = Vec::new();
     for vp in 1..=3u8 {
         e.process(&FeedEvent::PeerDown {
@@ -153,14 +159,7 @@ fn a_newer_schema_is_refused_with_advice() {
 #[test]
 fn unreadable_rows_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let (_, mut e, transitions) = engine_with_hijack();
-    let mut s = Store::open(&path).unwrap();
-    s.commit(&Commit {
-        transitions,
-        changes: e.take_changes(),
-    })
-    .unwrap();
+    let (_, _, s) = store_with_hijack(&dir.path().join("s.db"));
     s.conn
         .execute(
             "UPDATE routes SET data = x'ffffffff' WHERE prefix = '10.9.0.0/16'",
@@ -306,14 +305,7 @@ fn a_store_of_the_first_schema_still_loads() {
 #[test]
 fn an_unknown_route_format_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    let (_, mut e, transitions) = engine_with_hijack();
-    let mut s = Store::open(&path).unwrap();
-    s.commit(&Commit {
-        transitions,
-        changes: e.take_changes(),
-    })
-    .unwrap();
+    let (_, _, s) = store_with_hijack(&dir.path().join("s.db"));
     s.conn
         .execute(
             "UPDATE routes SET format = 9 WHERE prefix = '10.9.0.0/16'",
@@ -329,13 +321,7 @@ fn an_unknown_route_format_is_skipped() {
 fn after_a_restore_only_what_changed_is_saved() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let (prefixes, mut e, transitions) = engine_with_hijack();
-    let mut s = Store::open(&path).unwrap();
-    s.commit(&Commit {
-        transitions,
-        changes: e.take_changes(),
-    })
-    .unwrap();
+    let (prefixes, _, mut s) = store_with_hijack(&path);
     let loaded = s.load(10).unwrap();
     assert!(!loaded.rewrite);
     let mut same = Engine::restore(&prefixes, loaded.state);
