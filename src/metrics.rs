@@ -97,6 +97,10 @@ pub struct Metrics {
     pub config_errors: IntCounter,
     /// Config reloads by result (`ok`, `error`).
     pub config_reloads: IntCounterVec,
+    /// 1 if the last reload was applied (or none was tried since start), 0 if it was refused.
+    pub config_last_reload_successful: IntGauge,
+    /// Unix time at which the running config was taken into use (at start or by a reload).
+    pub config_last_reload_success_timestamp: prometheus::Gauge,
     /// Store transactions committed.
     pub store_commits: IntCounter,
     /// Store writes that failed (and were retried).
@@ -218,6 +222,14 @@ impl Metrics {
                 ),
                 &["result"],
             )?,
+            config_last_reload_successful: IntGauge::new(
+                "bgpsentry_config_last_reload_successful",
+                "1 if the last config reload was applied (or none was tried since start), 0 if it was refused.",
+            )?,
+            config_last_reload_success_timestamp: prometheus::Gauge::new(
+                "bgpsentry_config_last_reload_success_timestamp_seconds",
+                "Unix time at which the running config was taken into use, at start or by a reload.",
+            )?,
             store_commits: IntCounter::new(
                 "bgpsentry_store_commits_total",
                 "Transactions written to the embedded store.",
@@ -268,6 +280,8 @@ impl Metrics {
         // Both results exist from the start, so rate() and alerts see a 0 before the first reload.
         m.config_reloads.with_label_values(&["ok"]);
         m.config_reloads.with_label_values(&["error"]);
+        r.register(Box::new(m.config_last_reload_successful.clone()))?;
+        r.register(Box::new(m.config_last_reload_success_timestamp.clone()))?;
         r.register(Box::new(m.store_commits.clone()))?;
         r.register(Box::new(m.store_errors.clone()))?;
         r.register(Box::new(m.restored_state_age.clone()))?;

@@ -522,27 +522,7 @@ impl Config {
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            ConfigErrors::single(
-                path,
-                Located::nowhere(format!("cannot read the config file: {e}")),
-            )
-        })?;
-        if bytes.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigErrors::single(
-                path,
-                Located::nowhere(format!(
-                    "the config file is {} bytes; the limit is {MAX_CONFIG_BYTES}",
-                    bytes.len()
-                )),
-            ));
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            ConfigErrors::single(
-                path,
-                Located::nowhere(format!("the config file is not UTF-8: {e}")),
-            )
-        })?;
+        let text = read_config_file(path)?;
         Config::parse(&text, path)
     }
 
@@ -604,6 +584,36 @@ impl Config {
             Err(ConfigErrors::new(source, errors))
         }
     }
+}
+
+/// Reads a config file whole, refusing one over [`MAX_CONFIG_BYTES`] before reading it (by its
+/// size on disk) and while reading it (a file that grows, or a device that never ends), so an
+/// oversized file costs neither the time nor the memory to read it.
+fn read_config_file(path: &Path) -> Result<String, ConfigErrors> {
+    use std::io::Read;
+    let fail = |message: String| ConfigErrors::single(path, Located::nowhere(message));
+    let cannot_read = |e: std::io::Error| fail(format!("cannot read the config file: {e}"));
+    let limit = format!("the limit of {MAX_CONFIG_BYTES} bytes (8 MiB)");
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let size = file.metadata().map_err(cannot_read)?.len();
+    if size > MAX_CONFIG_BYTES as u64 {
+        return Err(fail(format!(
+            "the config file is {size} bytes, over {limit}; it was not read. Check that the path \
+             names the config file"
+        )));
+    }
+    // One byte more than the limit tells a file at the limit from one over it.
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "the config file grew past {limit} while it was read (or it is not a regular \
+             file); it was not used. Check that the path names the config file"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| fail(format!("the config file is not UTF-8: {e}")))
 }
 
 #[cfg(test)]

@@ -139,7 +139,41 @@ fn oversized_file_is_refused_before_parsing() {
     }
     std::fs::write(&path, text).unwrap();
     let errs = Config::load(&path).unwrap_err();
-    assert!(errs.to_string().contains("the limit is"), "{errs}");
+    assert!(
+        errs.to_string().contains("over the limit of 8388608 bytes"),
+        "{errs}"
+    );
+}
+
+#[test]
+fn oversized_file_is_refused_by_its_size_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.yml");
+    // Sparse: a terabyte on paper, nothing on disk; reading it would not fit in memory.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(1 << 40).unwrap();
+    let errs = Config::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        errs,
+        format!(
+            "{}: the config file is 1099511627776 bytes, over the limit of 8388608 bytes (8 MiB); \
+             it was not read. Check that the path names the config file",
+            path.display()
+        )
+    );
+}
+
+/// A file whose size says nothing (a device, a file still growing) is read only up to the limit.
+#[cfg(unix)]
+#[test]
+fn endless_file_is_read_only_up_to_the_limit() {
+    let errs = Config::load(Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errs.starts_with("/dev/zero: the config file grew past the limit of 8388608 bytes"),
+        "{errs}"
+    );
 }
 
 #[test]

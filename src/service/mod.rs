@@ -96,6 +96,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
+    reload::mark_loaded(&metrics);
     let health = Health::with_metrics(metrics.feed.clone());
     let book = Arc::new(RwLock::new(AlertBook::new(RESOLVED_HISTORY)));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -244,6 +244,18 @@ impl Service {
         (status, r.text().await.unwrap())
     }
 
+    /// GET a path with `Authorization: Bearer TOKEN`; status and body.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
     /// GET a JSON document.
     pub async fn json(&self, path: &str) -> serde_json::Value {
         serde_json::from_str(&self.get(path).await.1).unwrap()
