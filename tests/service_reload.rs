@@ -374,3 +374,43 @@ async fn an_oversized_config_is_refused_at_start_and_on_reload_without_being_rea
     assert_eq!(svc.metric("bgpsentry_watched_prefixes").await, Some(1.0));
     assert!(ws.try_accept().is_none(), "the feed was restarted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_counters_keep_counting_after_a_reload_restarts_the_feed() {
+    let mut ws = WsServer::start().await;
+    let svc = Service::start(&config(&ws.addr, &["10.1.0.0/16"]), &[]).await;
+    let updates = "bgpsentry_feed_messages_total{feed=\"ris_live\",type=\"update\"}";
+    let mut conn = ws.accept(30).await;
+    subscriptions(&mut conn, 1).await;
+    conn.send(&ris_announce(
+        "192.0.2.1",
+        64501,
+        &[64501, 100],
+        "10.1.0.0/16",
+        1.0,
+    ));
+    svc.wait_metric(updates, 1.0).await;
+
+    // A new watch list restarts the live feed: its next connection counts in the same series.
+    std::fs::write(
+        svc.config_path(),
+        config(&ws.addr, &["10.1.0.0/16", "10.2.0.0/16"]),
+    )
+    .unwrap();
+    svc.signal("HUP");
+    let mut conn = ws.accept(30).await;
+    subscriptions(&mut conn, 2).await;
+    conn.send(&ris_announce(
+        "192.0.2.1",
+        64501,
+        &[64501, 100],
+        "10.2.0.0/16",
+        2.0,
+    ));
+    svc.wait_metric(updates, 2.0).await;
+    assert!(
+        !svc.log_text().contains("feed metrics not registered"),
+        "{}",
+        svc.log_text()
+    );
+}
