@@ -78,9 +78,27 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let t = chrono::DateTime::parse_from_rfc3339(&s)
-            .map_err(|e| serde::de::Error::custom(format!("`{s}` is not an RFC 3339 time: {e}")))?;
-        Ok(Timestamp(t.timestamp_micros()))
+        Timestamp::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an RFC 3339 time")))
+    }
+}
+
+impl Timestamp {
+    /// Reads back whatever [`Timestamp::to_rfc3339`] wrote, for any value: RFC 3339, years
+    /// beyond 9999 with their sign (`+11476-…`), and plain seconds for times chrono cannot
+    /// represent. A time that slipped past the feeds' checks must never make an alert
+    /// unreadable in the store or the outbox.
+    pub fn parse(s: &str) -> Option<Timestamp> {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Some(Timestamp(t.timestamp_micros()));
+        }
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.fZ") {
+            return Some(Timestamp(t.and_utc().timestamp_micros()));
+        }
+        s.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Timestamp::from_secs_f64)
     }
 }
 
@@ -288,6 +306,34 @@ mod tests {
         assert_eq!(p.origins(), &[2, 3]);
         assert_eq!(p.origin_neighbor(), Some(1));
         assert_eq!(p.to_string(), "1 {2,3}");
+    }
+
+    #[test]
+    fn every_timestamp_reads_back_as_written() {
+        let cases = [
+            Timestamp::from_secs_f64(3e11), // year 11476
+            Timestamp::from_parts(1470931200, 5),
+            Timestamp::from_parts(-1, 0),
+            Timestamp::from_parts(-70_000_000_000, 0), // before year 0
+            Timestamp(i64::MAX),
+            Timestamp(i64::MIN),
+            Timestamp(0),
+        ];
+        for t in cases {
+            let json = serde_json::to_string(&t).unwrap();
+            let back: Timestamp = serde_json::from_str(&json)
+                .unwrap_or_else(|e| panic!("{json} does not read back: {e}"));
+            // Beyond chrono's range the text is seconds as a float: close, not exact.
+            let tolerance = if chrono::DateTime::from_timestamp(t.secs(), 0).is_some() {
+                0
+            } else {
+                t.0.unsigned_abs() / 1_000_000_000
+            };
+            assert!(
+                back.0.abs_diff(t.0) <= tolerance,
+                "{json}: {t:?} vs {back:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod feeds_common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bgpsentry::event::{FeedEvent, PathElem, RouteChange};
+use bgpsentry::event::{FeedEvent, PathElem, RouteChange, Timestamp};
 use bgpsentry::feeds::ris_live_parse::{self, RisFrame};
 use feeds_common::{Cmd, Service, WsServer, poll, ris_announce};
 
@@ -471,4 +471,105 @@ async fn measure_reconnect_time() {
         times[times.len() - 1],
         times.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_times_outside_the_sane_window_are_counted_not_used() {
+    let mut server = WsServer::start().await;
+    let svc = Service::start(&config(server.addr.port(), ""), &[]).await;
+    let mut conn = server.accept(20).await;
+    subscribe(&mut conn).await;
+    // Year 11476, 1970 and two days ahead: each would fire the hijack with an absurd time.
+    let ahead = Timestamp::now().as_secs_f64() + 2.0 * 86_400.0;
+    for ts in [3e11, 1.0, ahead] {
+        conn.send(&ris_announce(
+            "198.51.100.7",
+            64507,
+            &[64507, 64666],
+            "192.0.2.0/24",
+            ts,
+        ));
+    }
+    for f in hijack_frames() {
+        conn.send(&f);
+    }
+    let alerts = poll("the hijack alert", 20, || async {
+        let a = svc.alerts().await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    let series =
+        r#"bgpsentry_invalid_input_total{feed="ris_live",reason="timestamp_out_of_range"}"#;
+    assert_eq!(svc.metric(series).await, Some(3.0), "{series}");
+    assert_eq!(alerts.len(), 1);
+    let fired_at = alerts[0]["fired_at"].as_str().unwrap();
+    assert!(fired_at.starts_with("2023-11-14T22:13:2"), "{fired_at}");
+    assert!(
+        !alerts[0].to_string().contains("198.51.100.7"),
+        "a rejected event reached the engine: {}",
+        alerts[0]
+    );
+}
+
+/// Resident memory of a process, in KiB.
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_hosts_from_one_peer_do_not_grow_memory() {
+    // 1,500 frames of one peer, each with a different 200 KB host: 300 MB of names that the
+    // service used to keep for good.
+    const FRAMES: usize = 1_500;
+    const HOST_BYTES: usize = 200 * 1024;
+    const BOUND_KIB: u64 = 150 * 1024;
+    let mut server = WsServer::start().await;
+    let svc = Service::start(&config(server.addr.port(), ""), &[]).await;
+    let mut conn = server.accept(20).await;
+    subscribe(&mut conn).await;
+    let filler = "h".repeat(HOST_BYTES);
+    let handled = || async {
+        let mut n = 0.0;
+        for ty in ["invalid", "update"] {
+            let series = format!(r#"bgpsentry_feed_messages_total{{feed="ris_live",type="{ty}"}}"#);
+            n += svc.metric(&series).await.unwrap_or(0.0);
+        }
+        n
+    };
+    let mut sent = 0;
+    while sent < FRAMES {
+        // In steps, as a server would stream them, so the fixture never holds them all.
+        for _ in 0..100 {
+            let frame = ris_announce(
+                "198.51.100.9",
+                64509,
+                &[64509, 64510],
+                "198.18.0.0/15",
+                1_700_000_000.0 + sent as f64,
+            )
+            .replace("rrc00.ripe.net", &format!("rrc{sent}.{filler}"));
+            conn.send(&frame);
+            sent += 1;
+        }
+        poll("the service to read the frames", 60, || async {
+            (handled().await >= sent as f64).then_some(())
+        })
+        .await;
+    }
+    let rss = vm_rss_kib(svc.pid());
+    eprintln!("RSS after the huge hosts: {} MiB", rss / 1024);
+    assert!(
+        rss < BOUND_KIB,
+        "resident memory {} MiB after {FRAMES} huge hosts; the bound is {} MiB",
+        rss / 1024,
+        BOUND_KIB / 1024
+    );
+    let series = r#"bgpsentry_invalid_input_total{feed="ris_live",reason="oversized_field"}"#;
+    assert_eq!(svc.metric(series).await, Some(FRAMES as f64), "{series}");
 }

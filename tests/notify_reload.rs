@@ -58,14 +58,29 @@ async fn feed(ws: &mut WsServer) -> feeds_common::Conn {
     conn
 }
 
+/// Event times are seconds after this (November 2023): feeds reject times before 1990.
+const T0: f64 = 1_700_000_000.0;
+
 /// A hijack of `prefix` (origin AS666) seen by one peer.
 fn hijack(conn: &feeds_common::Conn, prefix: &str, ts: f64) {
-    conn.send(&ris_announce("192.0.2.1", 64501, &[64501, 666], prefix, ts));
+    conn.send(&ris_announce(
+        "192.0.2.1",
+        64501,
+        &[64501, 666],
+        prefix,
+        T0 + ts,
+    ));
 }
 
 /// The same peer goes back to the legitimate origin: the hijack ends.
 fn repair(conn: &feeds_common::Conn, prefix: &str, ts: f64) {
-    conn.send(&ris_announce("192.0.2.1", 64501, &[64501, 100], prefix, ts));
+    conn.send(&ris_announce(
+        "192.0.2.1",
+        64501,
+        &[64501, 100],
+        prefix,
+        T0 + ts,
+    ));
 }
 
 /// (event, alert prefix, alert id) of every webhook POST so far.

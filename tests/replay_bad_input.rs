@@ -204,3 +204,38 @@ fn garbage_empty_and_missing_files() {
         "{err}"
     );
 }
+
+#[test]
+fn records_with_absurd_or_far_off_times_are_skipped_with_their_offsets() {
+    let mut data = decompressed_2016();
+    let offsets = record_offsets(&data, 2000);
+    let set_time = |data: &mut Vec<u8>, at: usize, secs: u32| {
+        data[at..at + 4].copy_from_slice(&secs.to_be_bytes());
+    };
+    // Year 2106 (far beyond now), 1970, and a year after the rest of the file.
+    let (future, epoch, later) = (offsets[500], offsets[1000], offsets[1500]);
+    set_time(&mut data, future, u32::MAX);
+    set_time(&mut data, epoch, 0);
+    set_time(&mut data, later, 1_470_931_200 + 365 * 86_400);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("times.mrt");
+    std::fs::write(&path, &data).unwrap();
+    let r = replay(WATCH_ALL, &[&path], &[]);
+    assert!(r.success, "{}", r.stderr);
+    for at in [future, epoch, later] {
+        assert!(
+            r.stderr
+                .contains(&format!("MRT record at byte offset {at}: "))
+                && r.stderr.contains("skipped it and went on"),
+            "offset {at}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(count(&r.stderr, "bad records skipped"), 3);
+    // Nothing of 2016 got a time outside the file's day.
+    for l in &r.lines {
+        for t in [&l.fired_at, &l.first_seen] {
+            assert!(t.starts_with("2016-08-11"), "{t}: {:?}", l.json);
+        }
+    }
+}

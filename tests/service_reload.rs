@@ -53,7 +53,7 @@ async fn added_prefixes_are_subscribed_and_monitored_broken_configs_refused() {
         64501,
         &[64501, 666],
         "10.1.0.0/16",
-        1.0,
+        1_700_000_001.0,
     ));
     poll("the first hijack", 20, || async {
         (firing_prefixes(&svc.alerts().await) == vec!["10.1.0.0/16"]).then_some(())
@@ -74,7 +74,7 @@ async fn added_prefixes_are_subscribed_and_monitored_broken_configs_refused() {
         64501,
         &[64501, 777],
         "10.2.0.0/16",
-        2.0,
+        1_700_000_002.0,
     ));
     let after = poll("the hijack of the added prefix", 20, || async {
         let a = svc.alerts().await;
@@ -110,7 +110,7 @@ async fn added_prefixes_are_subscribed_and_monitored_broken_configs_refused() {
         64502,
         &[64502, 666],
         "10.1.0.0/16",
-        3.0,
+        1_700_000_003.0,
     ));
     svc.wait_metric(
         "bgpsentry_route_events_matched_total{feed=\"ris_live\"}",

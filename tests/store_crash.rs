@@ -115,9 +115,12 @@ async fn connect(ws: &mut WsServer) -> Conn {
     conn
 }
 
+/// Event times are seconds after this (November 2023): feeds reject times before 1990.
+const T0: f64 = 1_700_000_000.0;
+
 fn hijack(conn: &Conn, i: usize, ts: f64) {
     for (peer, asn) in [("192.0.2.1", 64501), ("192.0.2.2", 64502)] {
-        conn.send(&ris_announce(peer, asn, &[asn, 666], &prefix(i), ts));
+        conn.send(&ris_announce(peer, asn, &[asn, 666], &prefix(i), T0 + ts));
     }
 }
 

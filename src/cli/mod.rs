@@ -12,6 +12,8 @@ mod stream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
+
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigErrors};
@@ -121,4 +123,15 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Notify(args) => notify::notify(args),
     }
+}
+
+/// A filter every log subscriber adds on top of the user's (`RUST_LOG`, `-vvv`): the WebSocket
+/// library logs each handshake request at trace level, and for bgproutes.io that request line
+/// carries the API key in its query. No log level may show a secret, so those targets stop at
+/// debug whatever the user asks for.
+pub fn secret_safe_targets() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("tungstenite", LevelFilter::DEBUG)
+        .with_target("tokio_tungstenite", LevelFilter::DEBUG)
 }

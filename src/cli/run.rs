@@ -59,16 +59,19 @@ pub fn run(args: RunArgs) -> ExitCode {
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
 pub fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
+    let safe = super::secret_safe_targets();
     if json {
-        let _ = builder.json().try_init();
+        let _ = builder.json().finish().with(safe).try_init();
     } else {
-        let _ = builder.try_init();
+        let _ = builder.finish().with(safe).try_init();
     }
 }

@@ -59,6 +59,8 @@ pub struct StreamArgs {
 
 fn init_logging(verbose: u8, file: Option<&PathBuf>) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // The reference client's levels: nothing, essential, exhaustive, too much.
     let filter = match verbose {
         0 => "off",
@@ -77,10 +79,16 @@ fn init_logging(verbose: u8, file: Option<&PathBuf>) -> Result<(), String> {
             let _ = builder
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(f))
+                .finish()
+                .with(super::secret_safe_targets())
                 .try_init();
         }
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let _ = builder
+                .with_writer(std::io::stderr)
+                .finish()
+                .with(super::secret_safe_targets())
+                .try_init();
         }
     }
     Ok(())

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, warn};
 
+use super::admit::Admission;
 use super::bgproutes_parse::Invalid;
 use super::{Batch, FeedContext};
 use crate::config::FeedConfig;
@@ -91,7 +92,12 @@ pub struct FeedHandle {
     counters: Arc<Mutex<Vec<(&'static str, IntCounter)>>>,
     /// When the last message was written to health (µs since the epoch).
     health_written: Arc<AtomicI64>,
+    /// Event times and vantage points this connection's events must pass.
+    admission: Arc<Mutex<Admission>>,
 }
+
+/// Bytes of an invalid input's detail written to the debug log.
+const MAX_LOGGED_DETAIL: usize = 256;
 
 /// Health learns of messages at most this often (µs): per message it would cost a lock and
 /// several label lookups, and a last-message time this fine is all anyone reads.
@@ -113,6 +119,7 @@ impl FeedHandle {
             acks,
             counters: Arc::default(),
             health_written: Arc::new(AtomicI64::new(i64::MIN)),
+            admission: Arc::default(),
         }
     }
 
@@ -174,7 +181,12 @@ impl FeedHandle {
             .invalid_input
             .with_label_values(&[&self.name, bad.reason])
             .inc();
-        debug!(feed = %self.name, reason = bad.reason, "invalid input: {}", bad.detail);
+        // The detail may quote a huge field from the wire: the start of it says enough.
+        let mut end = bad.detail.len().min(MAX_LOGGED_DETAIL);
+        while !bad.detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        debug!(feed = %self.name, reason = bad.reason, "invalid input: {}", &bad.detail[..end]);
     }
 
     /// A connection-level failure; `message` must already be free of secrets.
@@ -197,8 +209,21 @@ impl FeedHandle {
         self.ctx.health.update(&self.name, |h| h.reconnects += 1);
     }
 
-    /// Hands events to the engine; false when the engine is gone.
-    pub async fn send(&self, events: Vec<FeedEvent>) -> bool {
+    /// Hands events to the engine, less those with an event time outside the sane window or
+    /// from a vantage point beyond the limit (counted as invalid input); false when the engine
+    /// is gone.
+    pub async fn send(&self, mut events: Vec<FeedEvent>) -> bool {
+        if events.is_empty() {
+            return true;
+        }
+        let rejected = self
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .filter(&mut events, Timestamp::now());
+        for bad in &rejected {
+            self.invalid(bad);
+        }
         if events.is_empty() {
             return true;
         }

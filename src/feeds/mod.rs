@@ -1,6 +1,7 @@
 //! Feeds: sources of BGP data, each turning its own format into [`FeedEvent`]s and handing
 //! them to the engine in batches.
 
+pub mod admit;
 pub mod bgproutes;
 pub mod bgproutes_parse;
 pub mod json;

@@ -19,6 +19,7 @@ use bgpkit_parser::models::{Community as BgpCommunity, MrtRecord};
 use bgpkit_parser::parser::iters::record_validation_warnings;
 use bgpkit_parser::{Elementor, chunk_mrt_record, error::ParserError};
 
+use super::admit::{Admission, FileClock, check_time};
 use crate::event::{
     AsPath, Community, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp,
     VantagePoint,
@@ -55,6 +56,8 @@ pub struct BadRecord {
     pub recoverable: bool,
     /// The record parsed with problems and its valid parts were used (not skipped).
     pub used_in_part: bool,
+    /// The `reason` label it is counted under in `bgpsentry_invalid_input_total`.
+    pub reason: &'static str,
 }
 
 impl BadRecord {
@@ -147,6 +150,12 @@ pub struct MrtReader {
     last_attrs: Option<Arc<RouteAttrs>>,
     stats: MrtStats,
     done: bool,
+    /// This host's clock when the file was opened: no event may be more than a day ahead of it.
+    opened_at: Timestamp,
+    /// Record times of the file so far, to reject one far from the others.
+    clock: FileClock,
+    /// Event times and vantage points the file's events must pass.
+    admission: Admission,
 }
 
 /// The collector name a RIS or RouteViews file name implies (`rrc00-updates…` → `rrc00`).
@@ -181,6 +190,9 @@ impl MrtReader {
             last_attrs: None,
             stats: MrtStats::default(),
             done: false,
+            opened_at: Timestamp::now(),
+            clock: FileClock::default(),
+            admission: Admission::default(),
         })
     }
 
@@ -205,6 +217,9 @@ impl MrtReader {
             last_attrs: None,
             stats: MrtStats::default(),
             done: false,
+            opened_at: Timestamp::now(),
+            clock: FileClock::default(),
+            admission: Admission::default(),
         }
     }
 
@@ -248,20 +263,50 @@ impl MrtReader {
                 return Some(Err(self.bad(offset, e.to_string(), true)));
             }
         };
+        // A record whose time is absurd or far from the file's other records is skipped whole:
+        // its events would move the engine's clock (see `admit`).
+        let time = record_time(&record);
+        if let Err(bad) = check_time(time, self.opened_at).and_then(|()| self.clock.check(time)) {
+            self.stats.bad_records += 1;
+            let mut b = self.bad(offset, bad.detail, true);
+            b.reason = bad.reason;
+            return Some(Err(b));
+        }
         let warnings = record_validation_warnings(&record);
+        let start = out.len();
         self.convert(record, out);
-        if warnings.is_empty() {
+        // Each event on its own: a table dump's routes carry their own (originated) times, and
+        // every event must come from a vantage point within the limit.
+        let mut events = out.split_off(start);
+        let rejected = self.admission.filter(&mut events, self.opened_at);
+        let kept = !events.is_empty();
+        out.append(&mut events);
+        if warnings.is_empty() && rejected.is_empty() {
             return Some(Ok(()));
         }
-        self.stats.malformed_records += 1;
-        let list: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
-        Some(Err(self
-            .bad(
-                offset,
-                format!("malformed content ({})", list.join("; ")),
-                true,
-            )
-            .used_in_part()))
+        let mut problems: Vec<String> = Vec::new();
+        if !warnings.is_empty() {
+            self.stats.malformed_records += 1;
+            let list: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+            problems.push(format!("malformed content ({})", list.join("; ")));
+        }
+        if let Some(first) = rejected.first() {
+            problems.push(format!(
+                "{} events skipped ({})",
+                rejected.len(),
+                first.detail
+            ));
+        }
+        let mut b = self.bad(offset, problems.join("; "), true);
+        if let (true, Some(first)) = (warnings.is_empty(), rejected.first()) {
+            b.reason = first.reason;
+        }
+        if kept || !warnings.is_empty() {
+            b = b.used_in_part();
+        } else {
+            self.stats.bad_records += 1;
+        }
+        Some(Err(b))
     }
 
     fn bad(&self, offset: u64, message: String, recoverable: bool) -> BadRecord {
@@ -271,6 +316,7 @@ impl MrtReader {
             message,
             recoverable,
             used_in_part: false,
+            reason: "mrt_record",
         }
     }
 

@@ -37,7 +37,7 @@ pub fn spawn(name: String, files: Vec<PathBuf>, ctx: FeedContext) -> JoinHandle<
                     warn!(feed = %name, "{bad}");
                     ctx.metrics
                         .invalid_input
-                        .with_label_values(&[&name, "mrt_record"])
+                        .with_label_values(&[&name, bad.reason])
                         .inc();
                 }
                 if events.len() >= BATCH {

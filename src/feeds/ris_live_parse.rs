@@ -11,6 +11,7 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Vis
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::admit::check_name;
 use super::bgproutes_parse::{
     BgpLiveMsg, Invalid, MsgType, check_path_len, check_prefix_count, parse_prefix,
 };
@@ -87,11 +88,16 @@ pub fn parse(text: &str, feed: &Arc<str>) -> Result<Parsed, Invalid> {
 pub struct Parser {
     feed: Arc<str>,
     vps: HashMap<(IpAddr, u32), Vec<Arc<VantagePoint>>>,
+    /// Vantage points in `vps`, over all peers (one peer may be seen by several collectors).
+    cached: usize,
 }
 
 /// Vantage points remembered by a [`Parser`] before it starts over (a hostile stream of made-up
-/// peers cannot grow it without bound; RIS has about two thousand).
+/// peers or collectors cannot grow it without bound; RIS has about two thousand).
 const VP_CACHE_LIMIT: usize = 65_536;
+
+/// Collectors remembered per peer (RIS has about 25; a peer is rarely on more than a few).
+const COLLECTORS_PER_PEER: usize = 64;
 
 impl Parser {
     /// A parser for events of `feed`.
@@ -99,6 +105,7 @@ impl Parser {
         Parser {
             feed,
             vps: HashMap::new(),
+            cached: 0,
         }
     }
 
@@ -152,12 +159,18 @@ impl Parser {
         peer_asn: u32,
         collector: &str,
     ) -> Arc<VantagePoint> {
-        if self.vps.len() >= VP_CACHE_LIMIT {
+        if self.cached >= VP_CACHE_LIMIT {
             self.vps.clear();
+            self.cached = 0;
         }
         let known = self.vps.entry((peer_ip, peer_asn)).or_default();
         if let Some(vp) = known.iter().find(|v| &*v.collector == collector) {
             return vp.clone();
+        }
+        if known.len() >= COLLECTORS_PER_PEER {
+            // Made-up collector names: the list is searched per frame, so it stays short.
+            self.cached -= known.len();
+            known.clear();
         }
         let vp = Arc::new(VantagePoint {
             feed: self.feed.clone(),
@@ -167,6 +180,7 @@ impl Parser {
             exporter: None,
         });
         known.push(vp.clone());
+        self.cached += 1;
         vp
     }
 
@@ -194,6 +208,8 @@ impl Parser {
             _ => return Err(Invalid::new("schema", "no `peer_asn`")),
         };
         let host = d.host.as_ref().and_then(Scalar::as_str).unwrap_or("");
+        // The collector name is kept with every vantage point: a huge one would be kept too.
+        check_name("host", host)?;
         let collector = host.strip_suffix(".ripe.net").unwrap_or(host);
         let kind = d
             .kind
@@ -942,6 +958,25 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(&*c.collector, "rrc01");
+    }
+
+    #[test]
+    fn huge_hosts_are_refused_and_one_peers_collectors_cannot_grow_the_cache() {
+        let mut p = Parser::new(feed());
+        let frame = |host: &str| {
+            format!(
+                r#"{{"type":"ris_message","data":{{"timestamp":1,"peer":"192.0.2.1","peer_asn":"1","host":"{host}","type":"UPDATE","withdrawals":["10.0.0.0/8"]}}}}"#
+            )
+        };
+        let bad = p.parse(&frame(&"h".repeat(300))).unwrap_err();
+        assert_eq!(bad.reason, "oversized_field");
+        // One peer, ever new collector names: its list starts over at its limit.
+        for i in 0..10 * COLLECTORS_PER_PEER + 3 {
+            p.parse(&frame(&format!("rrc{i}"))).unwrap();
+        }
+        let held: Vec<usize> = p.vps.values().map(Vec::len).collect();
+        assert_eq!(held, [3]);
+        assert_eq!(p.cached, 3);
     }
 
     #[test]

@@ -49,6 +49,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (watched, prefix));",
     // 2: route blobs say their encoding (see `codec`); rows written before are format 1.
     "ALTER TABLE routes ADD COLUMN format INTEGER NOT NULL DEFAULT 1;",
+    // 3: when an alert's current state was written (wall clock, µs), so that retention counts
+    // from there and not from its event time (a replay or an MRT feed stores old event times).
+    // Rows written before count as stored now.
+    "ALTER TABLE alerts ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0;
+     UPDATE alerts SET stored_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
+     CREATE INDEX alerts_stored ON alerts (state, stored_at);",
 ];
 
 /// Encoding of the route blobs written now (`routes.format`).
@@ -64,6 +70,20 @@ pub enum StoreError {
         path: PathBuf,
         /// What SQLite said.
         source: rusqlite::Error,
+    },
+    /// The file exists but is damaged (integrity check failed, not a database, or empty).
+    #[error(
+        "the store {path} is damaged ({problem}); bgpsentry will not run on it. Either restore it \
+         from a backup, or move it aside to start with an empty store: stop bgpsentry, then \
+         `mv {path} {path}.damaged` (with its -wal and -shm files if present) and start again. \
+         Starting empty loses the alert history, the alert events not yet notified, learned \
+         baselines and the saved routes (the feeds bring the routes back)"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
     },
     /// The file was written by a newer bgpsentry.
     #[error(
@@ -120,25 +140,64 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store and brings its schema up to date.
+    /// Opens (or creates) the store, checks its integrity and brings its schema up to date. A
+    /// damaged store is refused ([`StoreError::Damaged`]): running on it would lose alerts
+    /// silently.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let err = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
+        let damaged = |problem: String| StoreError::Damaged {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let created = match std::fs::metadata(path) {
+            // SQLite would take an empty file for a new database, but a store file that exists
+            // and is empty was truncated (a full disk, a bad copy): its alerts are gone.
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                return Err(damaged(
+                    "the file is empty (0 bytes): it was most likely truncated".into(),
+                ));
+            }
+            Ok(_) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            // Connection::open below reports what is wrong with the path.
+            Err(_) => false,
+        };
         let mut conn = Connection::open(path).map_err(err)?;
+        let not_a_db = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                damaged(e.to_string())
+            }
+            _ => err(e),
+        };
         // WAL: readers never block the writer; FULL: a commit survives power loss too.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+            .map_err(not_a_db)?;
         conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(err)?;
+            .map_err(not_a_db)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        if !created {
+            // quick_check reads every page once (no index cross-checks): a fraction of a second
+            // for a store of watched prefixes, and it finds torn or overwritten pages.
+            let problems = quick_check(&conn).map_err(|e| match not_a_db(e) {
+                StoreError::Damaged { path, problem } => StoreError::Damaged {
+                    path,
+                    problem: format!("integrity check: {problem}"),
+                },
+                other => other,
+            })?;
+            if !problems.is_empty() {
+                return Err(damaged(format!("integrity check: {}", problems.join("; "))));
+            }
+        }
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
+            .map_err(not_a_db)?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -154,6 +213,9 @@ impl Store {
                 .map_err(err)?;
         }
         tx.commit().map_err(err)?;
+        if created {
+            tracing::info!(store = %path.display(), "created an empty store (the file did not exist)");
+        }
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -342,9 +404,9 @@ impl Store {
         {
             let mut upsert = tx
                 .prepare_cached(
-                    "INSERT INTO alerts (id, state, rule, watched_prefix, prefix, fired_at, resolved_at, json)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (id) DO UPDATE SET state = ?2, resolved_at = ?7, json = ?8",
+                    "INSERT INTO alerts (id, state, rule, watched_prefix, prefix, fired_at, resolved_at, json, stored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET state = ?2, resolved_at = ?7, json = ?8, stored_at = ?9",
                 )
                 .map_err(err)?;
             let mut event = tx
@@ -368,7 +430,8 @@ impl Store {
                         a.prefix.to_string(),
                         a.fired_at.0,
                         a.resolved_at.map(|t| t.0),
-                        json
+                        json,
+                        now.0
                     ])
                     .map_err(err)?;
                 let kind = match t.event {
@@ -552,13 +615,15 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Deletes resolved alerts and notified events older than `keep_days`.
+    /// Deletes resolved alerts stored, and notified events recorded, more than `keep_days`
+    /// ago by the wall clock. Event times play no part: a replay or an MRT feed stores alerts
+    /// of long ago that must stay as long as any other.
     pub fn prune(&mut self, keep_days: u64) -> Result<usize, StoreError> {
         let cutoff = Timestamp::now().0 - (keep_days as i64) * 86_400 * 1_000_000;
         let a = self
             .conn
             .execute(
-                "DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?1",
+                "DELETE FROM alerts WHERE state = 'resolved' AND stored_at < ?1",
                 [cutoff],
             )
             .map_err(|e| self.err(e))?;
@@ -570,6 +635,20 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok(a)
     }
+}
+
+/// The problems `PRAGMA quick_check` finds (none: the store is sound).
+fn quick_check(conn: &Connection) -> Result<Vec<String>, rusqlite::Error> {
+    let mut stmt = conn.prepare("PRAGMA quick_check(20)")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut problems = Vec::new();
+    for row in rows {
+        let line = row?;
+        if line != "ok" {
+            problems.push(line);
+        }
+    }
+    Ok(problems)
 }
 
 fn join(asns: &[u32]) -> String {

@@ -168,7 +168,8 @@ fn unreadable_rows_are_skipped() {
         .unwrap();
     s.conn
         .execute(
-            "INSERT INTO alerts VALUES ('x', 'firing', 'r', 'p', 'p', 0, NULL, '{')",
+            "INSERT INTO alerts (id, state, rule, watched_prefix, prefix, fired_at, resolved_at, json)
+             VALUES ('x', 'firing', 'r', 'p', 'p', 0, NULL, '{')",
             [],
         )
         .unwrap();
@@ -357,4 +358,131 @@ fn after_a_restore_only_what_changed_is_saved() {
         r.export_state().routes,
         "the store holds what the engine holds"
     );
+}
+
+/// The hijack scenario's store with every VP gone: the origin hijack is resolved, at event
+/// times of 1970.
+fn store_with_resolved_hijack(path: &Path) -> Store {
+    let (_, mut e, mut s) = store_with_hijack(path);
+    let mut ts = Vec::new();
+    for vp in 1..=3u8 {
+        e.process(&FeedEvent::PeerDown {
+            timestamp: Timestamp::from_parts(9, 0),
+            vp: Arc::new(VantagePoint {
+                feed: "f".into(),
+                collector: "c".into(),
+                peer_asn: 64500 + vp as u32,
+                peer_ip: [192, 0, 2, vp].into(),
+                exporter: None,
+            }),
+        });
+        ts.extend(e.drain_transitions());
+    }
+    s.commit(&Commit {
+        transitions: ts,
+        changes: e.take_changes(),
+    })
+    .unwrap();
+    s
+}
+
+fn resolved_rules(s: &Store) -> Vec<String> {
+    let loaded = s.load(100).unwrap();
+    loaded
+        .resolved
+        .iter()
+        .map(|a| a.rule.as_str().to_string())
+        .collect()
+}
+
+#[test]
+fn retention_counts_from_when_an_alert_was_stored_not_from_its_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = store_with_resolved_hijack(&dir.path().join("s.db"));
+    assert!(resolved_rules(&s).contains(&"origin_hijack".to_string()));
+    // Resolved at an event time of 1970, stored just now: 90 days of retention keep it.
+    assert_eq!(s.prune(90).unwrap(), 0);
+    assert!(resolved_rules(&s).contains(&"origin_hijack".to_string()));
+    // Stored 91 days ago by the wall clock: gone.
+    let long_ago = Timestamp::now().0 - 91 * 86_400 * 1_000_000;
+    s.conn
+        .execute("UPDATE alerts SET stored_at = ?1", [long_ago])
+        .unwrap();
+    assert!(s.prune(90).unwrap() >= 1);
+    assert!(resolved_rules(&s).is_empty());
+}
+
+#[test]
+fn alerts_stored_before_the_stored_at_column_count_as_stored_at_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(store_with_resolved_hijack(&path));
+    {
+        // Back to schema 2: no stored_at column.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP INDEX alerts_stored; ALTER TABLE alerts DROP COLUMN stored_at; PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let before = Timestamp::now().secs();
+    let mut s = Store::open(&path).unwrap();
+    let stored: Vec<i64> = s
+        .conn
+        .prepare("SELECT stored_at FROM alerts")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!stored.is_empty());
+    assert!(
+        stored.iter().all(|t| t / 1_000_000 >= before - 1),
+        "{stored:?} vs {before}"
+    );
+    assert_eq!(s.prune(90).unwrap(), 0);
+    assert!(resolved_rules(&s).contains(&"origin_hijack".to_string()));
+}
+
+#[test]
+fn an_alert_of_year_11476_is_stored_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, mut transitions) = engine_with_hijack();
+    let far = Timestamp::from_secs_f64(3e11);
+    for t in &mut transitions {
+        t.alert.first_seen = far;
+        t.alert.fired_at = far;
+        t.alert.last_seen = far;
+    }
+    let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+    s.commit(&Commit {
+        transitions: transitions.clone(),
+        changes: Default::default(),
+    })
+    .unwrap();
+    let firing = s.load(10).unwrap().state.firing;
+    assert!(!firing.is_empty());
+    assert!(firing.iter().all(|a| a.fired_at == far), "{firing:?}");
+    let pending = s.pending_events().unwrap();
+    assert_eq!(pending.len(), transitions.len());
+    assert!(pending.iter().all(|p| p.transition.alert.fired_at == far));
+}
+
+#[test]
+fn an_empty_store_file_is_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    std::fs::write(&path, b"").unwrap();
+    let err = Store::open(&path).err().unwrap().to_string();
+    for part in [
+        "s.db",
+        "empty (0 bytes)",
+        "backup",
+        ".damaged",
+        "loses the alert history",
+    ] {
+        assert!(err.contains(part), "{part} not in: {err}");
+    }
+    // Left as it was, for whoever looks at it.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
 }
