@@ -179,7 +179,7 @@ async fn hijacked(ws: &mut WsServer, yaml: &str) -> (Service, feeds_common::Conn
         64501,
         &[64501, 666],
         "10.1.0.0/16",
-        1.0,
+        1_700_000_001.0,
     ));
     poll("the hijack", 20, || async {
         (firing_with_token(&svc).await == vec!["10.1.0.0/16"]).then_some(())
@@ -387,7 +387,7 @@ async fn feed_counters_keep_counting_after_a_reload_restarts_the_feed() {
         64501,
         &[64501, 100],
         "10.1.0.0/16",
-        1.0,
+        1_700_000_001.0,
     ));
     svc.wait_metric(updates, 1.0).await;
 
@@ -405,7 +405,7 @@ async fn feed_counters_keep_counting_after_a_reload_restarts_the_feed() {
         64501,
         &[64501, 100],
         "10.2.0.0/16",
-        2.0,
+        1_700_000_002.0,
     ));
     svc.wait_metric(updates, 2.0).await;
     assert!(
