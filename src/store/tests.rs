@@ -24,17 +24,18 @@ fn engine_with_hijack() -> (
     Vec<AlertTransition>,
 ) {
     let cfg = Config::parse(
-        "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    visibility_min_vantage_points: 2\n  - prefix: 10.9.0.0/16\n",
+        "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    visibility_min_vantage_points: 2\n  - prefix: 10.9.0.0/16\n    learning_window_seconds: 0\n    min_vantage_points: 1\n",
         Path::new("t.yml"),
     )
     .unwrap();
     let mut e = Engine::new(&cfg.prefixes);
     let mut transitions = Vec::new();
+    // 10.9.0.0/16 learns AS42 in a window of one instant, closed by the next event.
     for (t, vp, prefix, path) in [
         (1, 1u8, "10.0.0.0/16", vec![1, 200, 100]),
         (2, 2, "10.0.0.0/16", vec![2, 666]),
+        (2, 3, "10.9.0.0/16", vec![3, 42]),
         (3, 3, "10.0.0.0/16", vec![3, 666]),
-        (3, 3, "10.9.0.0/16", vec![3, 42]),
     ] {
         e.process(&FeedEvent::Route(RouteEvent {
             timestamp: Timestamp::from_parts(t, 0),
