@@ -289,3 +289,17 @@ impl Engine {
         })
     }
 }
+
+/// A request to accept origins or upstreams into a baseline, sent to the thread that owns the
+/// engine; the answer comes back on `reply`.
+#[derive(Debug)]
+pub struct AcceptRequest {
+    /// The watched prefix (exact match).
+    pub prefix: IpNet,
+    /// Origins to accept.
+    pub origins: Vec<u32>,
+    /// Upstreams to accept.
+    pub upstreams: Vec<u32>,
+    /// Where the result goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<AcceptedBaseline, AcceptError>>,
+}

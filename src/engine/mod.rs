@@ -31,7 +31,7 @@ use crate::rpki::RpkiSnapshot;
 
 use baseline::Baseline;
 pub use detect::{Finding, path_length};
-pub use learning::{AcceptError, AcceptedBaseline};
+pub use learning::{AcceptError, AcceptRequest, AcceptedBaseline};
 use routes::VpRoutes;
 pub use state::{EngineState, LearnedBaseline, PrefixRoutes};
 pub use view::{AsnCount, MoreSpecificState, PrefixState, PrefixStore};
