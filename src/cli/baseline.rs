@@ -160,7 +160,9 @@ async fn call(
     if status.is_success() {
         return Ok(value);
     }
-    let msg = value["error"].as_str().map_or_else(|| value.to_string(), str::to_string);
+    let msg = value["error"]
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string);
     let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
         " (pass a token with BGPSENTRY_TOKEN or --token)"
     } else {
@@ -191,9 +193,14 @@ pub fn baseline(args: BaselineArgs) -> ExitCode {
                 upstreams,
             } => {
                 let net: ipnet::IpNet = prefix.trim().parse().map_err(|_| {
-                    format!("`{prefix}` is not a prefix; write it as in the config, like 192.0.2.0/24")
+                    format!(
+                        "`{prefix}` is not a prefix; write it as in the config, like 192.0.2.0/24"
+                    )
                 })?;
-                let origins = origins.iter().map(|s| parse_asn(s)).collect::<Result<Vec<_>, _>>()?;
+                let origins = origins
+                    .iter()
+                    .map(|s| parse_asn(s))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let upstreams = upstreams
                     .iter()
                     .map(|s| parse_asn(s))

@@ -75,7 +75,9 @@ pub(super) async fn list_baselines(State(state): State<AppState>) -> Response {
 /// An ASN as JSON: a number, or a string like `"AS65001"` or `"65001"`.
 fn parse_asn(v: &Value) -> Result<u32, String> {
     let bad = || {
-        format!("{v} is not an ASN; give a number from 1 to 4294967295 or a string like \"AS65001\"")
+        format!(
+            "{v} is not an ASN; give a number from 1 to 4294967295 or a string like \"AS65001\""
+        )
     };
     match v {
         Value::Number(n) => n
@@ -176,7 +178,10 @@ mod tests {
             Ok((vec![65001, 65002], vec![174]))
         );
         for (body, needle) in [
-            (&br#"{"origins":["ASX"]}"#[..], "`origins`: \"ASX\" is not an ASN"),
+            (
+                &br#"{"origins":["ASX"]}"#[..],
+                "`origins`: \"ASX\" is not an ASN",
+            ),
             (br#"{"origins":[4294967296]}"#, "is not an ASN"),
             (br#"{"origins":-1}"#, "must be a list"),
             (br#"{"origin":[1]}"#, "unknown key `origin`"),
