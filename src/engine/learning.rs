@@ -79,8 +79,15 @@ impl Engine {
             return false;
         }
         let changed = if watched.learn_until.is_none() {
-            if prefix != watched.cfg.prefix {
-                // A more-specific says nothing about who holds the prefix.
+            // A more-specific says nothing about who holds the prefix; with configured origins
+            // its upstreams in front of one of them still count.
+            let trusted = !watched.origins.is_learning()
+                && attrs
+                    .path
+                    .origins()
+                    .iter()
+                    .all(|o| watched.origins.contains(*o));
+            if prefix != watched.cfg.prefix && !trusted {
                 return false;
             }
             self.open_window(w, ts)

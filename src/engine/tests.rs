@@ -271,6 +271,38 @@ fn learning_mode_learns_what_most_vps_showed_over_the_window() {
 }
 
 #[test]
+fn a_table_dump_is_the_learned_baseline() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    upstreams: []\n    visibility_min_vantage_points: 0\n";
+    let mut e = engine(yaml);
+    e.begin_rib();
+    // Dump entries carry the times they were learned, in no order.
+    for ev in [
+        announce(50, 1, "10.0.0.0/16", &[1, 200, 100]),
+        announce(1, 2, "10.0.0.0/16", &[2, 200, 100]),
+        announce(900, 3, "10.0.0.0/16", &[3, 17, 666]),
+        announce(7, 4, "10.0.0.0/16", &[4, 200, 100]),
+    ] {
+        e.process(&ev);
+    }
+    e.finish_rib(Timestamp::from_parts(1000, 0));
+    assert_eq!(
+        e.baseline_origins(&"10.0.0.0/16".parse().unwrap()),
+        Some(vec![100])
+    );
+    let state = e.prefix_state(&"10.0.0.0/16".parse().unwrap()).unwrap();
+    assert_eq!(
+        state.learning_window_ends, None,
+        "the dump closed the window"
+    );
+    // The minority origin of the dump is judged at once: a second VP makes it fire.
+    let got = run(&mut e, &[announce(1001, 5, "10.0.0.0/16", &[5, 17, 666])]);
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::OriginChange, "10.0.0.0/16".into(), 666, 1001)]
+    );
+}
+
+#[test]
 fn a_learning_window_that_learned_no_origin_opens_again() {
     // Two VPs needed: a window in which one VP routed the prefix learns nothing, and the next
     // route to it opens a new window instead of judging against an empty baseline.
