@@ -1,6 +1,7 @@
 //! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`,
-//! `notify`.
+//! `notify`, `baseline`.
 
+mod baseline;
 mod check;
 mod generate;
 mod import_bgpalerter;
@@ -47,6 +48,9 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Notification tools: `notify test --channel NAME` sends a sample alert.
     Notify(notify::NotifyArgs),
+    /// Baselines of a running service: `baseline list`, `baseline accept PREFIX --origin ASN
+    /// | --upstream ASN` (through its HTTP API).
+    Baseline(baseline::BaselineArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -122,6 +126,7 @@ pub fn main() -> ExitCode {
         Command::ImportBgpalerter(args) => import_bgpalerter::import(args),
         Command::Generate(args) => generate::run(args),
         Command::Notify(args) => notify::notify(args),
+        Command::Baseline(args) => baseline::baseline(args),
     }
 }
 

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 pub use crate::alerts::AlertSink;
 use crate::alerts::{AlertBook, AlertFilter, AlertState, AlertTransition, TransitionKind};
 use crate::config::Config;
-use crate::engine::{Engine, PrefixStore};
+use crate::engine::{AcceptRequest, Engine, PrefixStore};
 use crate::event::Timestamp;
 use crate::feeds::{Batch, FeedContext};
 use crate::health::Health;
@@ -32,6 +32,9 @@ use crate::store::{Commit, Store};
 /// Batches of events waiting for the engine; bounded so that a slow engine slows the feeds
 /// down instead of growing memory.
 pub const ENGINE_QUEUE_BATCHES: usize = 1024;
+
+/// Operator requests waiting for the engine thread (they are rare and answered at once).
+const ENGINE_COMMANDS: usize = 16;
 
 /// Resolved alerts kept in memory for `/alerts?state=resolved`.
 pub const RESOLVED_HISTORY: usize = 10_000;
@@ -103,6 +106,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (events_tx, events_rx) = mpsc::channel::<Batch>(ENGINE_QUEUE_BATCHES);
     let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<AlertTransition>();
     let (commits_tx, commits_rx) = std::sync::mpsc::sync_channel::<Commit>(COMMIT_QUEUE);
+    // Operator requests (accepted baselines) for the engine thread, which owns the engine.
+    let (commands_tx, commands_rx) = mpsc::channel::<AcceptRequest>(ENGINE_COMMANDS);
 
     let rpki = match &cfg.rpki {
         Some(r) => {
@@ -219,6 +224,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let engine_thread = {
         let worker = engine_thread::EngineThread {
             events: events_rx,
+            commands: commands_rx,
             config: config_rx.clone(),
             rpki,
             commits: commits_tx,
@@ -333,6 +339,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             metrics,
             health,
             prefixes: views,
+            engine_commands: Some(commands_tx),
         },
         guard,
     );
