@@ -1,8 +1,9 @@
 //! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`,
-//! `notify`.
+//! `notify`, `healthcheck`.
 
 mod check;
 mod generate;
+mod healthcheck;
 mod import_bgpalerter;
 mod notify;
 mod replay;
@@ -45,6 +46,9 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Notification tools: `notify test --channel NAME` sends a sample alert.
     Notify(notify::NotifyArgs),
+    /// Probe a running service's /healthz (or /readyz with --ready): exit 0 when it answers
+    /// 200, else 1. For container health checks.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -120,5 +124,6 @@ pub fn main() -> ExitCode {
         Command::ImportBgpalerter(args) => import_bgpalerter::import(args),
         Command::Generate(args) => generate::run(args),
         Command::Notify(args) => notify::notify(args),
+        Command::Healthcheck(args) => healthcheck::healthcheck(args),
     }
 }

@@ -121,7 +121,6 @@ async fn reload(
 
 fn count_rejected(metrics: &Metrics) {
     metrics.config_reloads.with_label_values(&["error"]).inc();
-    metrics.config_errors.inc();
 }
 
 /// A config that is valid but cannot be applied (a secret that cannot be read, say).
