@@ -19,9 +19,12 @@ fn main() {
     let revision = from_env.or_else(|| {
         let rev = git(&["rev-parse", "--short=12", "HEAD"])?;
         // Rebuild when HEAD moves: HEAD itself, and the branch it points at.
-        for path in [Some("HEAD".to_string()), git(&["symbolic-ref", "-q", "HEAD"])]
-            .into_iter()
-            .flatten()
+        for path in [
+            Some("HEAD".to_string()),
+            git(&["symbolic-ref", "-q", "HEAD"]),
+        ]
+        .into_iter()
+        .flatten()
         {
             // A branch kept only in packed-refs has no file; watching a missing file would
             // rebuild every time.

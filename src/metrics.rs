@@ -307,9 +307,7 @@ impl Metrics {
     pub fn alert_fired(&self, alert: &Alert, restored: bool) {
         let (rule, severity) = (alert.rule.as_str(), alert.severity.as_str());
         if !restored {
-            self.alerts_fired
-                .with_label_values(&[rule, severity])
-                .inc();
+            self.alerts_fired.with_label_values(&[rule, severity]).inc();
         }
         self.alerts_firing
             .with_label_values(&[rule, severity, &alert_series_label(alert)])

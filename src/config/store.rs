@@ -95,7 +95,10 @@ pub fn check_store_writable(file: &Path) -> Result<(), String> {
     }
     let _ = std::fs::remove_file(&probe);
     if file.exists()
-        && let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(file)
+        && let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(file)
     {
         return Err(format!(
             "the store {} is not writable ({e}); {fix}",
@@ -114,9 +117,19 @@ mod tests {
         let missing = Path::new("/nonexistent-bgpsentry-dir/bgpsentry.db");
         let err = check_store_writable(missing).unwrap_err();
         assert!(err.contains("/nonexistent-bgpsentry-dir"), "{err}");
-        assert!(err.contains(STATE_DIRECTORY_ENV) && err.contains("store.path"), "{err}");
+        assert!(
+            err.contains(STATE_DIRECTORY_ENV) && err.contains("store.path"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(check_store_writable(&dir.path().join("bgpsentry.db")), Ok(()));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the probe is left");
+        assert_eq!(
+            check_store_writable(&dir.path().join("bgpsentry.db")),
+            Ok(())
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "the probe is left"
+        );
     }
 }

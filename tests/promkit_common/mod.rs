@@ -142,11 +142,21 @@ pub fn start_bgpsentry(config: &Path) -> Bgpsentry {
         .args(["--listen", "127.0.0.1:0"])
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info");
+    start_bgpsentry_with(cmd)
+}
+
+/// Starts a prepared `bgpsentry run ... --listen 127.0.0.1:0` command (text or JSON logs) and
+/// reads its address back from the log.
+pub fn start_bgpsentry_with(cmd: Command) -> Bgpsentry {
     let (tx, rx) = mpsc::channel::<SocketAddr>();
     let tx = Mutex::new(tx);
     let mut proc = spawn("bgpsentry", cmd, move |line| {
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+            // In a JSON log line the address ends at the closing quote.
+            let addr: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect();
             if let Ok(a) = addr.parse() {
                 let _ = tx.lock().unwrap().send(a);
             }
