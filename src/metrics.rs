@@ -303,6 +303,15 @@ impl Metrics {
         Ok(m)
     }
 
+    /// Creates a feed's route event counters at 0, so that rates and increase() see its first
+    /// events.
+    pub fn init_feed(&self, feed: &str) {
+        for kind in ["announce", "withdraw", "peer_down"] {
+            self.events.with_label_values(&[feed, kind]);
+        }
+        self.events_matched.with_label_values(&[feed]);
+    }
+
     /// Counts an alert that fired (or was restored firing at start-up).
     pub fn alert_fired(&self, alert: &Alert, restored: bool) {
         let (rule, severity) = (alert.rule.as_str(), alert.severity.as_str());

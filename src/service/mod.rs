@@ -159,6 +159,9 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         metrics.alert_fired(a, true);
     }
     metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
+    for feed in &cfg.feeds {
+        metrics.init_feed(&feed.name());
+    }
     let views = PrefixStore::default();
     views.set_all(engine.prefix_states());
 
