@@ -98,6 +98,9 @@ pub struct Metrics {
     pub alerts_resolved: IntCounterVec,
     /// VPs with a route to each watched prefix (exact prefix).
     pub prefix_vantage_points: IntGaugeVec,
+    /// Each watched prefix's `visibility_min_vantage_points` (0 = not checked), for the
+    /// threshold line of the dashboards.
+    pub prefix_visibility_threshold: IntGaugeVec,
     /// VPs per origin ASN of each watched prefix (exact prefix).
     pub prefix_origin_vantage_points: IntGaugeVec,
     /// VPs per upstream ASN of each watched prefix (exact prefix).
@@ -173,6 +176,13 @@ impl Metrics {
                 Opts::new(
                     "bgpsentry_prefix_vantage_points",
                     "Vantage points with a route to the watched prefix (exact match).",
+                ),
+                &["prefix"],
+            )?,
+            prefix_visibility_threshold: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_prefix_visibility_threshold",
+                    "The watched prefix's visibility_min_vantage_points: fewer vantage points than this, after at least this many, is a visibility loss (0 = not checked).",
                 ),
                 &["prefix"],
             )?,
@@ -284,6 +294,7 @@ impl Metrics {
             }
         }
         r.register(Box::new(m.prefix_vantage_points.clone()))?;
+        r.register(Box::new(m.prefix_visibility_threshold.clone()))?;
         r.register(Box::new(m.prefix_origin_vantage_points.clone()))?;
         r.register(Box::new(m.prefix_upstream_vantage_points.clone()))?;
         r.register(Box::new(m.prefix_rpki_vantage_points.clone()))?;
@@ -301,6 +312,19 @@ impl Metrics {
         r.register(Box::new(m.restored_state_age.clone()))?;
         r.register(Box::new(m.engine_queue_batches.clone()))?;
         Ok(m)
+    }
+
+    /// Sets the visibility threshold of every watched prefix, dropping those no longer watched.
+    pub fn set_visibility_thresholds<'a>(
+        &self,
+        prefixes: impl IntoIterator<Item = &'a crate::config::WatchedPrefix>,
+    ) {
+        self.prefix_visibility_threshold.reset();
+        for p in prefixes {
+            self.prefix_visibility_threshold
+                .with_label_values(&[&p.prefix.to_string()])
+                .set(i64::from(p.visibility_min_vantage_points));
+        }
     }
 
     /// Creates a feed's route event counters at 0, so that rates and increase() see its first
