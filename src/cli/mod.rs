@@ -1,9 +1,10 @@
 //! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`,
-//! `notify`, `baseline`.
+//! `notify`, `baseline`, `healthcheck`.
 
 mod baseline;
 mod check;
 mod generate;
+mod healthcheck;
 mod import_bgpalerter;
 mod notify;
 mod replay;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Baselines of a running service: `baseline list`, `baseline accept PREFIX --origin ASN
     /// | --upstream ASN` (through its HTTP API).
     Baseline(baseline::BaselineArgs),
+    /// Probe a running service's /healthz (or /readyz with --ready): exit 0 when it answers
+    /// 200, else 1. For container health checks.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -127,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Notify(args) => notify::notify(args),
         Command::Baseline(args) => baseline::baseline(args),
+        Command::Healthcheck(args) => healthcheck::healthcheck(args),
     }
 }
 

@@ -37,6 +37,7 @@ impl PrefixGauges {
 
     /// Removes the series of prefixes that are no longer watched.
     fn forget_unwatched(&mut self, m: &Metrics, cfg: &Config) {
+        m.set_visibility_thresholds(&cfg.prefixes);
         let watched: HashSet<IpNet> = cfg.prefixes.iter().map(|p| p.prefix).collect();
         let gone: Vec<IpNet> = self
             .origins
@@ -104,6 +105,7 @@ impl EngineThread {
     pub fn run(mut self, mut engine: Engine) {
         let mut gauges = PrefixGauges::default();
         let m = self.metrics.clone();
+        m.set_visibility_thresholds(engine.watched_prefixes());
         for p in engine.watched_prefixes() {
             m.prefix_vantage_points
                 .with_label_values(&[&p.prefix.to_string()])

@@ -51,31 +51,9 @@ impl AlertSink for BookSink {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .apply(t);
-        let a = &t.alert;
-        let rule = a.rule.as_str();
-        let sev = a.severity.as_str();
-        let prefix = a.watched_prefix.to_string();
         match t.event {
-            TransitionKind::Fired => {
-                self.metrics
-                    .alerts_fired
-                    .with_label_values(&[rule, sev])
-                    .inc();
-                self.metrics
-                    .alerts_firing
-                    .with_label_values(&[rule, sev, &prefix])
-                    .inc();
-            }
-            TransitionKind::Resolved => {
-                self.metrics
-                    .alerts_resolved
-                    .with_label_values(&[rule, sev])
-                    .inc();
-                self.metrics
-                    .alerts_firing
-                    .with_label_values(&[rule, sev, &prefix])
-                    .dec();
-            }
+            TransitionKind::Fired => self.metrics.alert_fired(&t.alert, false),
+            TransitionKind::Resolved => self.metrics.alert_resolved(&t.alert),
             TransitionKind::Updated => {}
         }
     }
@@ -119,7 +97,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     };
 
     // Continue from the store: routes, baselines and firing alerts as they were.
-    let store_path = cfg.resolve_path(&cfg.store.path);
+    let store_path = cfg.store_file();
+    crate::config::check_store_writable(&store_path).map_err(anyhow::Error::msg)?;
     let mut store = Store::open(&store_path)?;
     let loaded = store.load(RESOLVED_HISTORY)?;
     let mut engine = Engine::from_config(&cfg);
@@ -183,16 +162,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         b.restore(&loaded.resolved, &was_firing);
     }
     for a in &was_firing {
-        metrics
-            .alerts_firing
-            .with_label_values(&[
-                a.rule.as_str(),
-                a.severity.as_str(),
-                &a.watched_prefix.to_string(),
-            ])
-            .inc();
+        metrics.alert_fired(a, true);
     }
     metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
+    for feed in &cfg.feeds {
+        metrics.init_feed(&feed.name());
+    }
     let views = PrefixStore::default();
     views.set_all(engine.prefix_states());
 
