@@ -6,6 +6,25 @@ use prometheus::{
     Registry,
 };
 
+use crate::alerts::{Alert, Rule, Severity};
+
+/// The git revision bgpsentry was built from (`unknown` when built outside a git checkout
+/// without `BGPSENTRY_GIT_REVISION` set; see build.rs).
+pub const GIT_REVISION: &str = env!("BGPSENTRY_GIT_REVISION");
+
+/// Every severity, for the alert counters that exist from the start.
+const SEVERITIES: [Severity; 3] = [Severity::Critical, Severity::Warning, Severity::Info];
+
+/// The `prefix` label of an alert's series: the watched prefix, or for the rules of a
+/// monitored ASN (whose prefixes come off the wire) the ASN as `AS64500`, so that the series
+/// count is bounded by the config.
+pub fn alert_series_label(alert: &Alert) -> String {
+    match alert.detail.monitored_asn {
+        Some(asn) => format!("AS{asn}"),
+        None => alert.watched_prefix.to_string(),
+    }
+}
+
 /// Per-feed state, kept in step with [`crate::health::Health`] so that every kind of feed
 /// exports the same series without registering them itself.
 #[derive(Clone)]
@@ -101,7 +120,9 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// Route events that touched a watched prefix or one of its more-specifics, by feed.
     pub events_matched: IntCounterVec,
-    /// Firing alerts by rule, severity and watched prefix.
+    /// Firing alerts by rule, severity and watched prefix or monitored ASN (see
+    /// [`alert_series_label`]); change it through [`Metrics::alert_fired`] and
+    /// [`Metrics::alert_resolved`].
     pub alerts_firing: IntGaugeVec,
     /// Alerts fired, by rule and severity.
     pub alerts_fired: IntCounterVec,
@@ -109,6 +130,9 @@ pub struct Metrics {
     pub alerts_resolved: IntCounterVec,
     /// VPs with a route to each watched prefix (exact prefix).
     pub prefix_vantage_points: IntGaugeVec,
+    /// Each watched prefix's `visibility_min_vantage_points` (0 = not checked), for the
+    /// threshold line of the dashboards.
+    pub prefix_visibility_threshold: IntGaugeVec,
     /// VPs per origin ASN of each watched prefix (exact prefix).
     pub prefix_origin_vantage_points: IntGaugeVec,
     /// VPs per upstream ASN of each watched prefix (exact prefix).
@@ -125,8 +149,6 @@ pub struct Metrics {
     pub processing_latency: Histogram,
     /// Invalid input by feed and reason (MRT records that do not parse, bad frames, …).
     pub invalid_input: IntCounterVec,
-    /// Config reloads that failed validation (kept at zero until reloads are attempted).
-    pub config_errors: IntCounter,
     /// Config reloads by result (`ok`, `error`).
     pub config_reloads: IntCounterVec,
     /// 1 if the last reload was applied (or none was tried since start), 0 if it was refused.
@@ -168,7 +190,7 @@ impl Metrics {
             alerts_firing: IntGaugeVec::new(
                 Opts::new(
                     "bgpsentry_alerts_firing",
-                    "Firing alerts by rule, severity and watched prefix.",
+                    "Firing alerts by rule, severity and watched prefix (or monitored ASN, as AS<number>).",
                 ),
                 &["rule", "severity", "prefix"],
             )?,
@@ -190,6 +212,13 @@ impl Metrics {
                 Opts::new(
                     "bgpsentry_prefix_vantage_points",
                     "Vantage points with a route to the watched prefix (exact match).",
+                ),
+                &["prefix"],
+            )?,
+            prefix_visibility_threshold: IntGaugeVec::new(
+                Opts::new(
+                    "bgpsentry_prefix_visibility_threshold",
+                    "The watched prefix's visibility_min_vantage_points: fewer vantage points than this, after at least this many, is a visibility loss (0 = not checked).",
                 ),
                 &["prefix"],
             )?,
@@ -243,10 +272,6 @@ impl Metrics {
                 ),
                 &["feed", "reason"],
             )?,
-            config_errors: IntCounter::new(
-                "bgpsentry_config_reload_errors_total",
-                "Config reloads rejected because the new config is invalid or cannot be applied.",
-            )?,
             config_reloads: IntCounterVec::new(
                 Opts::new(
                     "bgpsentry_config_reloads_total",
@@ -286,19 +311,34 @@ impl Metrics {
                 "bgpsentry_build_info",
                 "Build information; the value is always 1.",
             ),
-            &["version"],
+            &["version", "revision"],
         )?;
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), GIT_REVISION])
             .set(1);
         let r = &m.registry;
         r.register(Box::new(build_info))?;
+        // process_cpu_seconds_total, process_resident_memory_bytes, open file descriptors, …
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         r.register(Box::new(m.events.clone()))?;
         r.register(Box::new(m.events_matched.clone()))?;
         r.register(Box::new(m.alerts_firing.clone()))?;
         r.register(Box::new(m.alerts_fired.clone()))?;
         r.register(Box::new(m.alerts_resolved.clone()))?;
+        // Every rule and severity exists at 0 from the start, so that increase() in the rules
+        // sees the first alert of each.
+        for rule in Rule::ALL {
+            for severity in SEVERITIES {
+                let labels = [rule.as_str(), severity.as_str()];
+                m.alerts_fired.with_label_values(&labels);
+                m.alerts_resolved.with_label_values(&labels);
+            }
+        }
         r.register(Box::new(m.prefix_vantage_points.clone()))?;
+        r.register(Box::new(m.prefix_visibility_threshold.clone()))?;
         r.register(Box::new(m.prefix_origin_vantage_points.clone()))?;
         r.register(Box::new(m.prefix_upstream_vantage_points.clone()))?;
         r.register(Box::new(m.prefix_rpki_vantage_points.clone()))?;
@@ -307,7 +347,6 @@ impl Metrics {
         r.register(Box::new(m.routes.clone()))?;
         r.register(Box::new(m.processing_latency.clone()))?;
         r.register(Box::new(m.invalid_input.clone()))?;
-        r.register(Box::new(m.config_errors.clone()))?;
         r.register(Box::new(m.config_reloads.clone()))?;
         // Both results exist from the start, so rate() and alerts see a 0 before the first reload.
         m.config_reloads.with_label_values(&["ok"]);
@@ -319,6 +358,55 @@ impl Metrics {
         r.register(Box::new(m.restored_state_age.clone()))?;
         r.register(Box::new(m.engine_queue_batches.clone()))?;
         Ok(m)
+    }
+
+    /// Sets the visibility threshold of every watched prefix, dropping those no longer watched.
+    pub fn set_visibility_thresholds<'a>(
+        &self,
+        prefixes: impl IntoIterator<Item = &'a crate::config::WatchedPrefix>,
+    ) {
+        self.prefix_visibility_threshold.reset();
+        for p in prefixes {
+            self.prefix_visibility_threshold
+                .with_label_values(&[&p.prefix.to_string()])
+                .set(i64::from(p.visibility_min_vantage_points));
+        }
+    }
+
+    /// Creates a feed's route event counters at 0, so that rates and increase() see its first
+    /// events.
+    pub fn init_feed(&self, feed: &str) {
+        for kind in ["announce", "withdraw", "peer_down"] {
+            self.events.with_label_values(&[feed, kind]);
+        }
+        self.events_matched.with_label_values(&[feed]);
+    }
+
+    /// Counts an alert that fired (or was restored firing at start-up).
+    pub fn alert_fired(&self, alert: &Alert, restored: bool) {
+        let (rule, severity) = (alert.rule.as_str(), alert.severity.as_str());
+        if !restored {
+            self.alerts_fired.with_label_values(&[rule, severity]).inc();
+        }
+        self.alerts_firing
+            .with_label_values(&[rule, severity, &alert_series_label(alert)])
+            .inc();
+    }
+
+    /// Counts an alert that resolved; the firing series goes away with its last alert, so
+    /// that resolved incidents leave no series behind.
+    pub fn alert_resolved(&self, alert: &Alert) {
+        let (rule, severity) = (alert.rule.as_str(), alert.severity.as_str());
+        self.alerts_resolved
+            .with_label_values(&[rule, severity])
+            .inc();
+        let label = alert_series_label(alert);
+        let labels = [rule, severity, label.as_str()];
+        let firing = self.alerts_firing.with_label_values(&labels);
+        firing.dec();
+        if firing.get() <= 0 {
+            let _ = self.alerts_firing.remove_label_values(&labels);
+        }
     }
 
     /// The registry in Prometheus text format.

@@ -5,6 +5,7 @@ mod promkit_common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use promkit_common::*;
 
@@ -44,8 +45,12 @@ fn live_metrics_pass_promtool_and_match_the_catalogue() {
 
     let live = parse_exposition(&text);
     let catalogue = catalogue();
-    // Every family the service exports is documented, with its type and labels.
+    // Every family the service exports is documented, with its type and labels; the client's
+    // standard process_* families are described in the README's text.
     for (name, family) in &live {
+        if name.starts_with("process_") {
+            continue;
+        }
         let entry = catalogue.get(name).unwrap_or_else(|| {
             panic!("{name} is exported but missing from the README's metric catalogue")
         });
@@ -68,7 +73,7 @@ fn live_metrics_pass_promtool_and_match_the_catalogue() {
             entry.name,
             entry.kind
         );
-        if entry.exported_by == "core" {
+        if entry.exported_by == "core" && !ABSENT_WHEN_NONE.contains(&entry.name.as_str()) {
             assert!(
                 live.contains_key(&entry.name),
                 "{} is in the catalogue but not exported",
@@ -90,6 +95,33 @@ fn live_metrics_pass_promtool_and_match_the_catalogue() {
             "unwatched prefix in {line}"
         );
     }
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(live.contains_key(process), "no {process}");
+    }
+    // build_info names the version and the revision the binary was built from.
+    let revision = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    let build_info = format!(
+        "bgpsentry_build_info{{revision=\"{revision}\",version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build_info), "no {build_info} in:\n{text}");
+    // The resolved hijack leaves no firing series behind.
+    assert!(
+        !text.contains("bgpsentry_alerts_firing{"),
+        "a resolved alert keeps a series:\n{text}"
+    );
     // The replay is visible in the numbers: one hijack fired and resolved, one bad record.
     assert!(
         text.contains(
@@ -156,5 +188,122 @@ fn catalogue_lists_the_feed_and_notifier_metrics_that_rules_and_dashboards_rely_
             (kind, by),
             "{name}"
         );
+    }
+}
+
+#[test]
+fn alert_series_of_a_monitored_asn_are_labelled_with_the_asn_not_wire_prefixes() {
+    // A monitored ASN originates 40 prefixes nobody watches: 40 unexpected_prefix alerts, one
+    // series. (A forged origin could otherwise grow the series without bound.)
+    let dir = tempfile::tempdir().unwrap();
+    let mrt = dir.path().join("updates.mrt");
+    let peers = scenario::peers();
+    let mut records = scenario::steady(1_700_000_000);
+    for i in 0..40u8 {
+        let p = (std::net::Ipv4Addr::new(198, 18, i, 0), 24);
+        for peer in &peers[..2] {
+            records.extend(announce(1_700_000_010, *peer, &[peer.asn, 64520], &[p]));
+        }
+    }
+    std::fs::write(&mrt, records).unwrap();
+    let config = dir.path().join("bgpsentry.yml");
+    let text = format!(
+        "{}asns:\n  - asn: 64520\n    upstreams: []\n    downstreams: []\n    min_vantage_points: 2\n",
+        scenario::config(&[&mrt])
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut svc = start_bgpsentry(&config);
+    let url = format!("http://{}/metrics", svc.addr);
+    let series = "bgpsentry_alerts_firing{prefix=\"AS64520\",rule=\"unexpected_prefix\",severity=\"warning\"} 40";
+    let body = poll(
+        "40 unexpected_prefix alerts",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = http_get(&url)?;
+            body.contains(series).then_some(body)
+        },
+    );
+    svc.proc.terminate();
+    let firing: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("bgpsentry_alerts_firing{"))
+        .collect();
+    assert_eq!(firing, [series], "{body}");
+}
+
+#[test]
+fn every_series_rules_and_dashboards_use_is_exported_from_the_first_scrape() {
+    // A service that has seen nothing yet: every core family a rule or a dashboard reads is
+    // there, and the counters the alerts take increase() of exist at 0.
+    let dir = tempfile::tempdir().unwrap();
+    let mrt = dir.path().join("empty.mrt");
+    std::fs::write(&mrt, b"").unwrap();
+    let config = dir.path().join("bgpsentry.yml");
+    std::fs::write(&config, scenario::config(&[&mrt])).unwrap();
+    let mut svc = start_bgpsentry(&config);
+    let (status, text) = http_get(&format!("http://{}/metrics", svc.addr)).unwrap();
+    svc.proc.terminate();
+    assert_eq!(status, 200);
+    let live = parse_exposition(&text);
+    let catalogue = catalogue();
+    let recorded = recording_rules();
+    let mut used = std::collections::BTreeSet::new();
+    for rule in rule_file().groups.iter().flat_map(|g| &g.rules) {
+        used.extend(names_in_expr(&rule.expr));
+    }
+    for file in ["bgpsentry-overview.json", "bgpsentry-prefix.json"] {
+        let board = std::fs::read_to_string(root().join("dashboards").join(file)).unwrap();
+        let board: serde_json::Value = serde_json::from_str(&board).unwrap();
+        collect_exprs(&board, &mut used);
+    }
+    let mut missing = Vec::new();
+    for name in &used {
+        if recorded.contains_key(name) {
+            continue;
+        }
+        let family = family_of(name, &catalogue);
+        let entry = catalogue
+            .get(family)
+            .unwrap_or_else(|| panic!("{name} is used but not in the catalogue"));
+        // Feed message counters come with live feeds, notifier families with channels, rpki
+        // families with `rpki:`; this config has none of them.
+        if entry.exported_by == "core"
+            && !ABSENT_WHEN_NONE.contains(&family)
+            && !live.contains_key(family)
+        {
+            missing.push(family);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "used by the rules or dashboards but missing from the first scrape: {missing:?}\n{text}"
+    );
+    for rule in bgpsentry::alerts::Rule::ALL {
+        for counter in [
+            "bgpsentry_alerts_fired_total",
+            "bgpsentry_alerts_resolved_total",
+        ] {
+            let series = format!("{counter}{{rule=\"{rule}\",severity=\"critical\"}} 0");
+            assert!(text.contains(&series), "no {series}");
+        }
+    }
+    assert!(text.contains("bgpsentry_config_reloads_total{result=\"error\"} 0"));
+}
+
+/// The `bgpsentry_*` names of every `expr` in a dashboard, panels and annotations alike.
+fn collect_exprs(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    ("expr" | "query", Some(e)) => {
+                        out.extend(names_in_expr(&substitute_grafana_vars(e)))
+                    }
+                    _ => collect_exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
     }
 }

@@ -200,3 +200,44 @@ fn names_in_expr_finds_metrics_but_not_labels_or_strings() {
             .collect()
     );
 }
+
+#[test]
+fn every_engine_rule_pages_through_an_alert() {
+    // The rule names come from the engine itself, so a new detector without an alert fails.
+    let alerts: Vec<(String, String)> = rule_file()
+        .groups
+        .into_iter()
+        .flat_map(|g| g.rules)
+        .filter_map(|r| Some((r.alert?, r.expr)))
+        .collect();
+    for rule in bgpsentry::alerts::Rule::ALL {
+        let selector = format!("bgpsentry_alerts_firing{{rule=\"{}\"}}", rule.as_str());
+        let alert = alerts
+            .iter()
+            .find(|(_, expr)| expr.contains(&selector))
+            .unwrap_or_else(|| panic!("no alert fires on the engine's rule {rule}"));
+        // And the alert is named after the rule (BgpsentryRpkiInvalid for rpki_invalid).
+        let camel: String = rule
+            .as_str()
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        assert_eq!(alert.0, format!("Bgpsentry{camel}"), "the alert on {rule}");
+    }
+    // The service's own failure modes page too.
+    for (metric, alert) in [
+        ("bgpsentry_rpki_stale", "BgpsentryRpkiStale"),
+        (
+            "bgpsentry_config_reloads_total",
+            "BgpsentryConfigReloadRejected",
+        ),
+        ("bgpsentry_store_errors_total", "BgpsentryStoreErrors"),
+        ("bgpsentry_engine_queue_batches", "BgpsentryEngineQueueFull"),
+    ] {
+        let (_, expr) = alerts
+            .iter()
+            .find(|(a, _)| a == alert)
+            .unwrap_or_else(|| panic!("no alert {alert}"));
+        assert!(names_in_expr(expr).contains(metric), "{alert}: {expr}");
+    }
+}

@@ -31,6 +31,8 @@ fi
 need_pip=()
 # aiosmtpd: the real SMTP server the notifier's email tests send to.
 python3 -c 'import aiosmtpd' 2>/dev/null || need_pip+=(aiosmtpd)
+# kubernetes-validate: checks deploy/kubernetes against the Kubernetes schemas (offline).
+command -v kubernetes-validate >/dev/null || need_pip+=(kubernetes-validate)
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "installing: ${need_pip[*]}"
   # A Debian python refuses pip installs outside a venv unless told (PEP 668).

@@ -12,7 +12,8 @@ use serde_json::Value;
 const UPDATES_2016: &str = "mrt/ris-updates.20160811.1600.gz";
 
 /// The 12 prefixes AS18196 and AS58678 both originate in the file are covered by these three
-/// blocks; the beacon gets a new upstream. Several rules fire, some resolve.
+/// blocks; the beacon, learning its upstreams from the first instant only, gets a new upstream.
+/// Several rules fire, some resolve.
 const CONFIG: &str = "prefixes:
   - prefix: 202.134.148.0/22
     origins: [18196]
@@ -25,6 +26,7 @@ const CONFIG: &str = "prefixes:
     origins: [58678]
   - prefix: 84.205.64.0/24
     origins: [12654]
+    learning_window_seconds: 0
 ";
 
 fn run_report(json: bool) -> String {

@@ -1,8 +1,10 @@
 //! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`,
-//! `notify`.
+//! `notify`, `baseline`, `healthcheck`.
 
+mod baseline;
 mod check;
 mod generate;
+mod healthcheck;
 mod import_bgpalerter;
 mod notify;
 mod replay;
@@ -47,6 +49,12 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Notification tools: `notify test --channel NAME` sends a sample alert.
     Notify(notify::NotifyArgs),
+    /// Baselines of a running service: `baseline list`, `baseline accept PREFIX --origin ASN
+    /// | --upstream ASN` (through its HTTP API).
+    Baseline(baseline::BaselineArgs),
+    /// Probe a running service's /healthz (or /readyz with --ready): exit 0 when it answers
+    /// 200, else 1. For container health checks.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Where the config comes from, shared by the subcommands.
@@ -122,6 +130,8 @@ pub fn main() -> ExitCode {
         Command::ImportBgpalerter(args) => import_bgpalerter::import(args),
         Command::Generate(args) => generate::run(args),
         Command::Notify(args) => notify::notify(args),
+        Command::Baseline(args) => baseline::baseline(args),
+        Command::Healthcheck(args) => healthcheck::healthcheck(args),
     }
 }
 

@@ -113,7 +113,8 @@ pub(super) fn validate_asns(
             min_vantage_points,
             learning_window_seconds: entry
                 .learning_window_seconds
-                .unwrap_or(defaults.learning_window_seconds),
+                .or(defaults.learning_window_seconds)
+                .unwrap_or(0),
             neighbor_hold_seconds,
             groups: entry.groups.unwrap_or_else(|| defaults.groups.clone()),
         });

@@ -191,3 +191,26 @@ fn built_in_default_config_is_valid() {
     assert!(cfg.prefixes.iter().all(|p| p.origins == vec![12654]));
     assert!(!cfg.feeds.is_empty());
 }
+
+#[test]
+fn learning_keys_have_defaults_and_are_checked() {
+    let cfg = parse(
+        "defaults:\n  learning_min_share_percent: 30\nprefixes:\n  - prefix: 10.0.0.0/8\n  - prefix: 10.1.0.0/16\n    learning_window_seconds: 60\n    learning_min_share_percent: 80\n",
+    )
+    .unwrap();
+    let (a, b) = (&cfg.prefixes[0], &cfg.prefixes[1]);
+    assert_eq!(
+        (a.learning_window_seconds, a.learning_min_share_percent),
+        (super::watch::DEFAULT_LEARNING_WINDOW_SECONDS, 30)
+    );
+    assert_eq!(
+        (b.learning_window_seconds, b.learning_min_share_percent),
+        (60, 80)
+    );
+    assert_eq!(
+        errors("prefixes:\n  - prefix: 10.0.0.0/8\n    learning_min_share_percent: 150\n"),
+        [
+            "test.yml:3:33: learning_min_share_percent must be between 0 and 100 (a percentage of the VPs); got 150"
+        ]
+    );
+}

@@ -21,6 +21,14 @@ pub enum MoreSpecifics {
     Ignore,
 }
 
+/// Default `learning_window_seconds` of watched prefixes, measured on real background traffic
+/// (see the README's learning mode section): long enough that path exploration after the first
+/// route has shown the upstreams a prefix normally uses.
+pub const DEFAULT_LEARNING_WINDOW_SECONDS: u64 = 300;
+
+/// Default `learning_min_share_percent`: an origin that most VPs do not show is not learned.
+pub const DEFAULT_LEARNING_MIN_SHARE_PERCENT: u32 = 50;
+
 /// Settings every prefix inherits unless it sets its own (`defaults:`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,8 +41,11 @@ pub struct PrefixDefaults {
     pub visibility_min_vantage_points: u32,
     /// See [`WatchedPrefix::visibility_severity`].
     pub visibility_severity: Severity,
-    /// See [`WatchedPrefix::learning_window_seconds`].
-    pub learning_window_seconds: u64,
+    /// See [`WatchedPrefix::learning_window_seconds`] (also the default of monitored ASNs,
+    /// whose own default is 0); `None`: [`DEFAULT_LEARNING_WINDOW_SECONDS`] for prefixes.
+    pub learning_window_seconds: Option<u64>,
+    /// See [`WatchedPrefix::learning_min_share_percent`].
+    pub learning_min_share_percent: u32,
     /// See [`WatchedPrefix::groups`].
     pub groups: Vec<String>,
 }
@@ -46,7 +57,8 @@ impl Default for PrefixDefaults {
             min_vantage_points: 2,
             visibility_min_vantage_points: 10,
             visibility_severity: Severity::Critical,
-            learning_window_seconds: 0,
+            learning_window_seconds: None,
+            learning_min_share_percent: DEFAULT_LEARNING_MIN_SHARE_PERCENT,
             groups: Vec::new(),
         }
     }
@@ -73,6 +85,8 @@ pub struct RawPrefix {
     visibility_severity: Option<Severity>,
     #[serde(default)]
     learning_window_seconds: Option<u64>,
+    #[serde(default)]
+    learning_min_share_percent: Option<Spanned<u32>>,
     #[serde(default)]
     groups: Option<Vec<String>>,
     #[serde(default)]
@@ -141,9 +155,13 @@ pub struct WatchedPrefix {
     pub visibility_min_vantage_points: u32,
     /// Severity of `visibility_loss` alerts.
     pub visibility_severity: Severity,
-    /// In learning mode, origins and upstreams seen within this many seconds of the first
-    /// announcement (or present in the start-up RIB) form the baseline.
+    /// In learning mode, the baseline is learned from the routes seen within this many seconds
+    /// (event time) of the first route to the prefix itself, or from a start-up table dump.
     pub learning_window_seconds: u64,
+    /// In learning mode, an origin is learned only when at least this share of the VPs that
+    /// routed the prefix during the window (and at least `min_vantage_points` of them) showed
+    /// it, in percent; a minority origin, such as a hijacker's, is not.
+    pub learning_min_share_percent: u32,
     /// Notification groups.
     pub groups: Vec<String>,
     /// Nobody should announce this space: any announcement of it or a more-specific raises
@@ -188,6 +206,12 @@ pub(super) fn validate_prefixes(
     raw: Vec<RawPrefix>,
     errors: &mut Vec<Located>,
 ) -> Vec<WatchedPrefix> {
+    if defaults.learning_min_share_percent > 100 {
+        errors.push(Located::nowhere(format!(
+            "defaults.learning_min_share_percent must be between 0 and 100 (a percentage of the VPs); got {}",
+            defaults.learning_min_share_percent
+        )));
+    }
     let mut seen: HashMap<IpNet, u64> = HashMap::with_capacity(raw.len());
     let mut out = Vec::with_capacity(raw.len());
     for entry in raw {
@@ -204,6 +228,20 @@ pub(super) fn validate_prefixes(
             }
             Some(v) => v.value,
             None => defaults.min_vantage_points.max(1),
+        };
+        let learning_min_share_percent = match &entry.learning_min_share_percent {
+            Some(v) if v.value > 100 => {
+                errors.push(Located::at(
+                    &v.referenced,
+                    format!(
+                        "learning_min_share_percent must be between 0 and 100 (a percentage of the VPs); got {}",
+                        v.value
+                    ),
+                ));
+                defaults.learning_min_share_percent
+            }
+            Some(v) => v.value,
+            None => defaults.learning_min_share_percent,
         };
         let squat = entry.squat.unwrap_or(false);
         if squat && !origins.is_empty() {
@@ -239,7 +277,9 @@ pub(super) fn validate_prefixes(
                 .unwrap_or(defaults.visibility_severity),
             learning_window_seconds: entry
                 .learning_window_seconds
-                .unwrap_or(defaults.learning_window_seconds),
+                .or(defaults.learning_window_seconds)
+                .unwrap_or(DEFAULT_LEARNING_WINDOW_SECONDS),
+            learning_min_share_percent,
             groups: entry.groups.unwrap_or_else(|| defaults.groups.clone()),
             squat,
             suppress_rpki_valid_hijacks: entry.suppress_rpki_valid_hijacks.unwrap_or(false),

@@ -193,7 +193,14 @@ pub(super) fn findings(ctx: &Context, w: &Watched, prefix: IpNet, attrs: &RouteA
     let hijacks_suppressed = w.cfg.suppress_rpki_valid_hijacks && rov == Some(RovState::Valid);
     let mut all_allowed = true;
     for &origin in origins {
-        if w.origins.contains(origin) {
+        // During a learning window any origin of the prefix itself may still join the
+        // baseline; under it only one that most VPs show so far is trusted.
+        let allowed = if exact {
+            w.origins.contains(origin)
+        } else {
+            w.origins.contains_leading(origin)
+        };
+        if allowed {
             continue;
         }
         all_allowed = false;

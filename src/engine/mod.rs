@@ -7,6 +7,7 @@
 mod asns;
 mod baseline;
 mod detect;
+mod learning;
 mod routes;
 mod state;
 mod view;
@@ -30,6 +31,7 @@ use crate::rpki::RpkiSnapshot;
 
 use baseline::Baseline;
 pub use detect::{Finding, path_length};
+pub use learning::{AcceptError, AcceptRequest, AcceptedBaseline};
 use routes::VpRoutes;
 pub use state::{EngineState, LearnedBaseline, PrefixRoutes};
 pub use view::{AsnCount, MoreSpecificState, PrefixState, PrefixStore};
@@ -66,7 +68,8 @@ struct Watched {
     cfg: WatchedPrefix,
     origins: Baseline,
     upstreams: Option<Baseline>,
-    /// Learning ends after this time (set by the first announcement seen).
+    /// End of the learning window, set by the first route to the prefix itself; `None`
+    /// while learning has not started (see `learning`).
     learn_until: Option<Timestamp>,
     /// Path rules, compiled.
     paths: Vec<detect::CompiledPathRule>,
@@ -127,6 +130,8 @@ pub struct Engine {
     stats: EngineStats,
     /// While loading a table dump: learn every origin and upstream, raise nothing yet.
     loading_rib: bool,
+    /// Open learning windows by end time: (end, watched prefix index).
+    learning_windows: std::collections::BTreeSet<(Timestamp, usize)>,
     /// Watched prefixes whose own routes changed since [`Engine::take_touched`].
     touched: FastSet<IpNet>,
     /// Prefixes whose routes changed since [`Engine::take_changes`].
@@ -189,6 +194,7 @@ impl Engine {
             transitions: Vec::new(),
             stats: EngineStats::default(),
             loading_rib: false,
+            learning_windows: Default::default(),
             touched: FastSet::default(),
             dirty: FastSet::default(),
             exported_vps: 0,
@@ -307,9 +313,11 @@ impl Engine {
         self.loading_rib = true;
     }
 
-    /// Ends a table-dump load and evaluates every condition on the loaded routes.
+    /// Ends a table-dump load: the learning windows it opened close (their baselines are what
+    /// the dump showed), and every condition is evaluated on the loaded routes.
     pub fn finish_rib(&mut self, now: Timestamp) {
         self.loading_rib = false;
+        self.close_all_learning_windows(now);
         for i in 0..self.watched.len() {
             self.rebuild_conditions(i, now);
         }
@@ -328,7 +336,8 @@ impl Engine {
             FeedEvent::Route(ev) => self.process_route(ev),
             FeedEvent::PeerDown { timestamp, vp } => {
                 self.stats.peer_downs += 1;
-                self.peer_down(vp, *timestamp)
+                let closed = self.close_learning_windows(*timestamp);
+                self.peer_down(vp, *timestamp) || closed
             }
         }
     }
@@ -340,6 +349,7 @@ impl Engine {
             RouteChange::Announce(_) => self.stats.announcements += 1,
             RouteChange::Withdraw => self.stats.withdrawals += 1,
         }
+        let closed = self.close_learning_windows(ev.timestamp);
         // Alerts of monitored ASNs count as touching: the caller then takes the transitions.
         let asn_alerts = !self.asns.is_empty() && {
             let before = self.transitions.len();
@@ -351,7 +361,7 @@ impl Engine {
         let n = chain.len().min(covering.len());
         covering[..n].copy_from_slice(&chain[..n]);
         if n == 0 {
-            return asn_alerts;
+            return asn_alerts || closed;
         }
         self.stats.matched += 1;
         self.now = self.now.max(ev.timestamp);
@@ -480,7 +490,7 @@ impl Engine {
         }
         for &w in covering {
             if let Some(attrs) = &new
-                && self.learn(w, prefix, attrs, ts)
+                && self.learn(w, prefix, vp, attrs, ts)
             {
                 // The baseline grew: every route under this watched prefix is judged anew.
                 self.rebuild_conditions(w, ts);
@@ -508,43 +518,6 @@ impl Engine {
                 self.check_visibility(w, prefix, visible, ts);
             }
         }
-    }
-
-    /// Adds what this route shows to the baselines of a watched prefix that is learning.
-    /// Returns true when a baseline grew.
-    fn learn(&mut self, w: usize, _prefix: IpNet, attrs: &RouteAttrs, ts: Timestamp) -> bool {
-        let loading_rib = self.loading_rib;
-        let watched = &mut self.watched[w];
-        if watched.cfg.squat {
-            // Nobody may announce squat space: nothing to learn.
-            return false;
-        }
-        if watched.learn_until.is_none() {
-            self.meta_dirty = true;
-        }
-        let until = *watched
-            .learn_until
-            .get_or_insert_with(|| ts.plus_secs(watched.cfg.learning_window_seconds));
-        if !loading_rib && ts > until {
-            return false;
-        }
-        let mut grew = false;
-        let origins = attrs.path.origins();
-        if watched.origins.is_learning() {
-            for &o in origins {
-                grew |= watched.origins.learn(o);
-            }
-        }
-        if let Some(upstreams) = watched.upstreams.as_mut()
-            && upstreams.is_learning()
-            && !origins.is_empty()
-            && origins.iter().all(|o| watched.origins.contains(*o))
-            && let Some(u) = attrs.path.origin_neighbor()
-        {
-            grew |= upstreams.learn(u);
-        }
-        self.meta_dirty |= grew;
-        grew && !loading_rib
     }
 
     /// Re-evaluates every route under a watched prefix against its current baselines.

@@ -33,6 +33,10 @@ pub struct LearnedBaseline {
     pub upstreams: Vec<u32>,
     /// End of the learning window, once it started.
     pub learn_until: Option<Timestamp>,
+    /// Origins an operator accepted (configured prefixes too).
+    pub accepted_origins: Vec<u32>,
+    /// Upstreams an operator accepted (configured prefixes too).
+    pub accepted_upstreams: Vec<u32>,
 }
 
 /// A part of the engine's state: everything when exported whole, or what changed since the
@@ -143,7 +147,11 @@ impl Engine {
         self.watched
             .iter()
             .filter(|w| {
-                w.origins.is_learning() || w.upstreams.as_ref().is_some_and(|u| u.is_learning())
+                w.origins.is_learning()
+                    || !w.origins.accepted().is_empty()
+                    || w.upstreams
+                        .as_ref()
+                        .is_some_and(|u| u.is_learning() || !u.accepted().is_empty())
             })
             .map(|w| LearnedBaseline {
                 prefix: w.cfg.prefix,
@@ -159,6 +167,12 @@ impl Engine {
                     .map(|u| u.asns().to_vec())
                     .unwrap_or_default(),
                 learn_until: w.learn_until,
+                accepted_origins: w.origins.accepted().to_vec(),
+                accepted_upstreams: w
+                    .upstreams
+                    .as_ref()
+                    .map(|u| u.accepted().to_vec())
+                    .unwrap_or_default(),
             })
             .collect()
     }
@@ -268,7 +282,15 @@ impl Engine {
             if let Some(u) = w.upstreams.as_mut().filter(|u| u.is_learning()) {
                 *u = Baseline::restored(&b.upstreams);
             }
+            w.origins.restore_accepted(&b.accepted_origins);
+            if let Some(u) = w.upstreams.as_mut() {
+                u.restore_accepted(&b.accepted_upstreams);
+            }
             w.learn_until = b.learn_until;
+        }
+        // A window that was open when the state was saved goes on until its end.
+        for w in 0..e.watched.len() {
+            e.reopen_restored_window(w, now);
         }
         for (watched, prefix) in state.visibility_reached {
             if let Some(&i) = index.get(&watched) {

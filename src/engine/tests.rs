@@ -229,49 +229,98 @@ fn more_specifics_hijacked_or_announced_by_the_owner() {
 }
 
 #[test]
-fn learning_mode_learns_the_first_origins_then_alerts_on_new_ones() {
-    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    visibility_min_vantage_points: 0\n";
+fn learning_mode_learns_what_most_vps_showed_over_the_window() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    visibility_min_vantage_points: 0\n    learning_window_seconds: 10\n";
     let mut e = engine(yaml);
     let got = run(
         &mut e,
         &[
+            // A more-specific first: it neither opens the window nor teaches an origin.
+            announce(0, 1, "10.0.1.0/24", &[1, 17, 666]),
+            announce(0, 2, "10.0.1.0/24", &[2, 17, 666]),
             announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
-            announce(1, 2, "10.0.0.0/16", &[2, 200, 101]),
-            announce(5, 3, "10.0.0.0/16", &[3, 200, 102]),
-            announce(6, 4, "10.0.0.0/16", &[4, 200, 102]),
-            announce(7, 5, "10.0.0.0/16", &[5, 300, 100]),
-            announce(8, 6, "10.0.0.0/16", &[6, 300, 100]),
+            announce(1, 2, "10.0.0.0/16", &[2, 200, 100]),
+            announce(2, 3, "10.0.0.0/16", &[3, 300, 100]),
+            // A minority origin inside the window raises nothing yet.
+            announce(3, 4, "10.0.0.0/16", &[4, 17, 666]),
+            announce(3, 5, "10.0.0.0/16", &[5, 17, 666]),
+            announce(5, 6, "10.0.0.0/16", &[6, 200, 100]),
+            announce(9, 7, "10.0.0.0/16", &[7, 200, 100]),
+            // Past the window: AS666 (2 of 7 VPs) was not learned and raises now; AS300
+            // (1 VP) was not learned either, and raises once a second VP shows it. AS17, in
+            // front of the hijacker only, was not learned as an upstream.
+            announce(12, 8, "10.0.0.0/16", &[8, 200, 100]),
+            announce(13, 8, "10.0.0.0/16", &[8, 300, 100]),
         ],
     );
     assert_eq!(
         got,
         vec![
-            (Fired, Rule::OriginChange, "10.0.0.0/16".into(), 102, 6),
-            (Fired, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 8),
+            (Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 666, 0),
+            (Fired, Rule::OriginChange, "10.0.0.0/16".into(), 666, 12),
+            (Fired, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 13),
         ]
     );
     assert_eq!(
         e.baseline_origins(&"10.0.0.0/16".parse().unwrap()),
-        Some(vec![100, 101])
+        Some(vec![100])
     );
+    let state = e.prefix_state(&"10.0.0.0/16".parse().unwrap()).unwrap();
+    assert_eq!(state.expected_upstreams, Some(vec![200]));
+    assert_eq!(state.learning_window_ends, None);
+}
 
-    // With a window, later origins inside it are learned too, and what was raised is withdrawn.
-    let windowed = yaml.replace(
-        "visibility_min_vantage_points: 0",
-        "visibility_min_vantage_points: 0\n    learning_window_seconds: 10\n    min_vantage_points: 1",
+#[test]
+fn a_table_dump_is_the_learned_baseline() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    upstreams: []\n    visibility_min_vantage_points: 0\n";
+    let mut e = engine(yaml);
+    e.begin_rib();
+    // Dump entries carry the times they were learned, in no order.
+    for ev in [
+        announce(50, 1, "10.0.0.0/16", &[1, 200, 100]),
+        announce(1, 2, "10.0.0.0/16", &[2, 200, 100]),
+        announce(900, 3, "10.0.0.0/16", &[3, 17, 666]),
+        announce(7, 4, "10.0.0.0/16", &[4, 200, 100]),
+    ] {
+        e.process(&ev);
+    }
+    e.finish_rib(Timestamp::from_parts(1000, 0));
+    assert_eq!(
+        e.baseline_origins(&"10.0.0.0/16".parse().unwrap()),
+        Some(vec![100])
     );
-    let mut e = engine(&windowed);
+    let state = e.prefix_state(&"10.0.0.0/16".parse().unwrap()).unwrap();
+    assert_eq!(
+        state.learning_window_ends, None,
+        "the dump closed the window"
+    );
+    // The minority origin of the dump is judged at once: a second VP makes it fire.
+    let got = run(&mut e, &[announce(1001, 5, "10.0.0.0/16", &[5, 17, 666])]);
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::OriginChange, "10.0.0.0/16".into(), 666, 1001)]
+    );
+}
+
+#[test]
+fn a_learning_window_that_learned_no_origin_opens_again() {
+    // Two VPs needed: a window in which one VP routed the prefix learns nothing, and the next
+    // route to it opens a new window instead of judging against an empty baseline.
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    upstreams: []\n    visibility_min_vantage_points: 0\n    learning_window_seconds: 10\n";
+    let mut e = engine(yaml);
     let got = run(
         &mut e,
         &[
             announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
-            announce(5, 3, "10.0.0.0/16", &[3, 200, 102]),
-            announce(12, 4, "10.0.0.0/16", &[4, 200, 103]),
+            announce(20, 2, "10.0.0.0/16", &[2, 200, 100]),
+            announce(21, 3, "10.0.0.0/16", &[3, 200, 100]),
+            announce(40, 4, "192.0.2.0/24", &[4, 1]),
         ],
     );
+    assert_eq!(got, vec![]);
     assert_eq!(
-        got,
-        vec![(Fired, Rule::OriginChange, "10.0.0.0/16".into(), 103, 12)]
+        e.baseline_origins(&"10.0.0.0/16".parse().unwrap()),
+        Some(vec![100])
     );
 }
 
@@ -492,7 +541,7 @@ fn changes_are_exported_once() {
 
 #[test]
 fn reconfigure_keeps_state_of_prefixes_that_stay() {
-    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    visibility_min_vantage_points: 0\n  - prefix: 10.1.0.0/16\n    upstreams: []\n    visibility_min_vantage_points: 0\n";
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    visibility_min_vantage_points: 0\n  - prefix: 10.1.0.0/16\n    upstreams: []\n    visibility_min_vantage_points: 0\n    learning_window_seconds: 0\n    min_vantage_points: 1\n";
     let mut e = engine(yaml);
     run(
         &mut e,
@@ -500,6 +549,8 @@ fn reconfigure_keeps_state_of_prefixes_that_stay() {
             announce(1, 1, "10.0.0.0/16", &[1, 666]),
             announce(1, 2, "10.0.0.0/16", &[2, 666]),
             announce(1, 1, "10.1.0.0/16", &[1, 500]),
+            // Closes the learning window of 10.1.0.0/16.
+            announce(2, 1, "192.0.2.0/24", &[1, 7]),
         ],
     );
     // AS666 becomes allowed for 10.0.0.0/16; 10.1.0.0/16 stays; 10.2.0.0/16 is new.

@@ -43,6 +43,16 @@ pub struct PrefixState {
     pub origins_learned: bool,
     /// Allowed upstreams (configured, or learned so far); `None` when upstreams are not checked.
     pub expected_upstreams: Option<Vec<u32>>,
+    /// True when the upstreams are learned rather than configured.
+    pub upstreams_learned: bool,
+    /// Origins an operator accepted (`POST /baselines/{prefix}`), also in `expected_origins`.
+    pub accepted_origins: Vec<u32>,
+    /// Upstreams an operator accepted, also in `expected_upstreams`.
+    pub accepted_upstreams: Vec<u32>,
+    /// While the learning window is open: when it ends. Until then what the prefix itself
+    /// shows raises no origin or upstream alert; afterwards only what enough VPs showed is in
+    /// the baseline.
+    pub learning_window_ends: Option<Timestamp>,
     /// VPs with a route to the exact prefix now.
     pub vantage_points: usize,
     /// The visibility threshold (`visibility_min_vantage_points`; 0 = not checked).
@@ -128,6 +138,17 @@ impl Engine {
                     expected_origins: watched.origins.asns().to_vec(),
                     origins_learned: watched.origins.is_learning(),
                     expected_upstreams: watched.upstreams.as_ref().map(|u| u.asns().to_vec()),
+                    upstreams_learned: watched.upstreams.as_ref().is_some_and(|u| u.is_learning()),
+                    accepted_origins: watched.origins.accepted().to_vec(),
+                    accepted_upstreams: watched
+                        .upstreams
+                        .as_ref()
+                        .map(|u| u.accepted().to_vec())
+                        .unwrap_or_default(),
+                    learning_window_ends: (watched.origins.window_open()
+                        || watched.upstreams.as_ref().is_some_and(|u| u.window_open()))
+                    .then_some(watched.learn_until)
+                    .flatten(),
                     vantage_points: view.vantage_points,
                     visibility_threshold: watched.cfg.visibility_min_vantage_points,
                     origins: counts(view.origins),
@@ -335,7 +356,12 @@ mod tests {
         let order: Vec<String> = all.iter().map(|s| s.prefix.to_string()).collect();
         assert_eq!(order, ["10.0.0.0/16", "10.0.1.0/24", "192.0.2.0/24"]);
         assert_eq!(all[2].vantage_points, 1);
-        assert_eq!(all[2].expected_origins, [65009]);
+        // Learning: the window is open for 300 s after the first route, nothing learned yet.
+        assert!(all[2].expected_origins.is_empty());
+        assert_eq!(
+            all[2].learning_window_ends,
+            Some(Timestamp::from_parts(310, 0))
+        );
         assert_eq!(store.vantage_points(), 1);
         assert!(store.get(&"10.0.0.0/16".parse().unwrap()).is_some());
         assert!(store.get(&"10.9.0.0/16".parse().unwrap()).is_none());

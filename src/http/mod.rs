@@ -1,6 +1,8 @@
 //! The HTTP API: `/alerts`, `/alerts/{id}`, `/api/prefixes`, `/api/prefixes/{prefix}`,
-//! `/metrics`, `/healthz`, `/readyz`, and the status page at `/`.
+//! `/baselines`, `/baselines/{prefix}`, `/metrics`, `/healthz`, `/readyz`, and the status
+//! page at `/`.
 
+mod baselines;
 mod prefixes;
 mod status;
 
@@ -14,7 +16,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -36,6 +38,8 @@ pub struct AppState {
     pub health: Health,
     /// What the engine knows of each watched prefix, published after each batch.
     pub prefixes: PrefixStore,
+    /// Requests to the engine thread (accepting baselines); `None` without an engine.
+    pub engine_commands: Option<tokio::sync::mpsc::Sender<crate::engine::AcceptRequest>>,
 }
 
 /// How the server guards itself.
@@ -70,6 +74,8 @@ pub fn router(state: AppState, guard: Guard) -> Router {
         .route("/", get(status::status_page))
         .route("/api/prefixes", get(prefixes::list_prefixes))
         .route("/api/prefixes/{*prefix}", get(prefixes::get_prefix))
+        .route("/baselines", get(baselines::list_baselines))
+        .route("/baselines/{*prefix}", post(baselines::accept_baseline))
         .route("/alerts", get(list_alerts))
         .route("/alerts/{id}", get(get_alert));
     let mut open = Router::new()

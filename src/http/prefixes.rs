@@ -59,7 +59,7 @@ pub(super) async fn list_prefixes(State(state): State<AppState>) -> Response {
 
 /// The prefix of a path tail: `202.134.148.0/22` or its URL-encoded form (decoded by the
 /// router already).
-fn parse_prefix(raw: &str) -> Result<IpNet, String> {
+pub(super) fn parse_prefix(raw: &str) -> Result<IpNet, String> {
     let s = raw.trim_matches('/');
     s.parse::<IpNet>().map_err(|_| {
         format!("`{s}` is not a prefix; ask for one like /api/prefixes/192.0.2.0%2F24 or /api/prefixes/192.0.2.0/24")

@@ -224,7 +224,7 @@ pub fn build_channels(cfg: &Config) -> Result<Vec<Channel>, String> {
 
 /// Opens the durable outbox in the store's file (`store.path`).
 pub fn open_outbox(cfg: &Config) -> anyhow::Result<Arc<dyn Outbox>> {
-    let outbox = outbox_sqlite::SqliteOutbox::open(&cfg.resolve_path(&cfg.store.path), now_ms())?;
+    let outbox = outbox_sqlite::SqliteOutbox::open(&cfg.store_file(), now_ms())?;
     Ok(Arc::new(outbox))
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::alerts::AlertTransition;
 use crate::config::Config;
-use crate::engine::{Engine, PrefixStore};
+use crate::engine::{AcceptRequest, Engine, PrefixStore};
 use crate::feeds::Batch;
 use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
@@ -37,6 +37,7 @@ impl PrefixGauges {
 
     /// Removes the series of prefixes that are no longer watched.
     fn forget_unwatched(&mut self, m: &Metrics, cfg: &Config) {
+        m.set_visibility_thresholds(&cfg.prefixes);
         let watched: HashSet<IpNet> = cfg.prefixes.iter().map(|p| p.prefix).collect();
         let gone: Vec<IpNet> = self
             .origins
@@ -62,6 +63,18 @@ impl PrefixGauges {
     }
 }
 
+/// What the engine thread wakes up for.
+enum Input {
+    /// Events from a feed (or an empty tick).
+    Batch(Batch),
+    /// An operator request.
+    Command(AcceptRequest),
+    /// Time to refresh the gauges and views.
+    Idle,
+    /// The feeds are gone: shut down.
+    Closed,
+}
+
 /// Longest time the per-prefix gauges and views lag behind the engine. Refreshing them after
 /// every batch cost more than the routing itself under a fast feed; scrapes and the status
 /// page are far coarser than this.
@@ -71,6 +84,8 @@ const REFRESH_EVERY: Duration = Duration::from_millis(100);
 pub(super) struct EngineThread {
     /// Batches from the feeds (and empty ticks, so idle state is still saved).
     pub events: mpsc::Receiver<Batch>,
+    /// Operator requests from the HTTP API.
+    pub commands: mpsc::Receiver<AcceptRequest>,
     /// The current config; a change is a reload.
     pub config: watch::Receiver<Arc<Config>>,
     /// New RPKI data, when configured.
@@ -90,6 +105,7 @@ impl EngineThread {
     pub fn run(mut self, mut engine: Engine) {
         let mut gauges = PrefixGauges::default();
         let m = self.metrics.clone();
+        m.set_visibility_thresholds(engine.watched_prefixes());
         for p in engine.watched_prefixes() {
             m.prefix_vantage_points
                 .with_label_values(&[&p.prefix.to_string()])
@@ -103,23 +119,20 @@ impl EngineThread {
         let mut unrefreshed = true;
         loop {
             // With changes not yet in the gauges and views, wait no longer than until they are
-            // due; otherwise sleep until the next batch.
-            let batch = if unrefreshed {
-                let wait = REFRESH_EVERY.saturating_sub(last_refresh.elapsed());
-                let events = &mut self.events;
-                // The timer must be made inside the runtime's context.
-                match self
-                    .runtime
-                    .block_on(async { tokio::time::timeout(wait, events.recv()).await })
-                {
-                    Ok(Some(b)) => Some(b),
-                    Ok(None) => break,
-                    Err(_) => None,
-                }
-            } else {
-                match self.events.blocking_recv() {
-                    Some(b) => Some(b),
-                    None => break,
+            // due; otherwise sleep until the next batch or request.
+            let wait = unrefreshed.then(|| REFRESH_EVERY.saturating_sub(last_refresh.elapsed()));
+            let batch = match self.next_input(wait) {
+                Input::Batch(b) => Some(b),
+                Input::Idle => None,
+                Input::Closed => break,
+                Input::Command(req) => {
+                    if !self.accept(&mut engine, &mut gauges, req) {
+                        return;
+                    }
+                    last_commit = Instant::now();
+                    last_refresh = Instant::now();
+                    unrefreshed = false;
+                    continue;
                 }
             };
             if unrefreshed && last_refresh.elapsed() >= REFRESH_EVERY {
@@ -192,6 +205,63 @@ impl EngineThread {
                 changes: engine.take_changes(),
             });
         }
+    }
+
+    /// Waits for the next batch or operator request, at most `wait` when given.
+    fn next_input(&mut self, wait: Option<Duration>) -> Input {
+        let events = &mut self.events;
+        let commands = &mut self.commands;
+        // The timer must be made inside the runtime's context.
+        self.runtime.block_on(async {
+            let idle = async {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                b = events.recv() => b.map_or(Input::Closed, Input::Batch),
+                Some(c) = commands.recv() => Input::Command(c),
+                _ = idle => Input::Idle,
+            }
+        })
+    }
+
+    /// Applies an accepted baseline: the alerts it explains resolve, the change is saved with
+    /// them and shown at once, and the requester gets the new baseline. False when the store
+    /// thread is gone.
+    fn accept(
+        &mut self,
+        engine: &mut Engine,
+        gauges: &mut PrefixGauges,
+        req: AcceptRequest,
+    ) -> bool {
+        let result = engine.accept_baseline(&req.prefix, &req.origins, &req.upstreams);
+        match &result {
+            Ok(a) => tracing::info!(
+                prefix = %a.prefix,
+                "baseline accepted: origins {:?}, upstreams {:?}; now allowed: origins {:?}, upstreams {:?}; {} alerts resolved",
+                req.origins,
+                req.upstreams,
+                a.origins,
+                a.upstreams,
+                a.resolved_alerts
+            ),
+            Err(e) => tracing::warn!(prefix = %req.prefix, "baseline not changed: {e}"),
+        }
+        if result.is_ok() {
+            let commit = Commit {
+                transitions: engine.drain_transitions().collect(),
+                changes: engine.take_changes(),
+            };
+            if self.commits.send(commit).is_err() {
+                return false;
+            }
+        }
+        self.refresh(engine, gauges);
+        // The requester may have gone (timeout): the change stands anyway.
+        let _ = req.reply.send(result);
+        true
     }
 
     /// Brings the per-prefix gauges and the HTTP views up to date with the engine.

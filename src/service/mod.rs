@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 pub use crate::alerts::AlertSink;
 use crate::alerts::{AlertBook, AlertFilter, AlertState, AlertTransition, TransitionKind};
 use crate::config::Config;
-use crate::engine::{Engine, PrefixStore};
+use crate::engine::{AcceptRequest, Engine, PrefixStore};
 use crate::event::Timestamp;
 use crate::feeds::{Batch, FeedContext};
 use crate::health::Health;
@@ -32,6 +32,9 @@ use crate::store::{Commit, Store};
 /// Batches of events waiting for the engine; bounded so that a slow engine slows the feeds
 /// down instead of growing memory.
 pub const ENGINE_QUEUE_BATCHES: usize = 1024;
+
+/// Operator requests waiting for the engine thread (they are rare and answered at once).
+const ENGINE_COMMANDS: usize = 16;
 
 /// Resolved alerts kept in memory for `/alerts?state=resolved`.
 pub const RESOLVED_HISTORY: usize = 10_000;
@@ -48,31 +51,9 @@ impl AlertSink for BookSink {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .apply(t);
-        let a = &t.alert;
-        let rule = a.rule.as_str();
-        let sev = a.severity.as_str();
-        let prefix = a.watched_prefix.to_string();
         match t.event {
-            TransitionKind::Fired => {
-                self.metrics
-                    .alerts_fired
-                    .with_label_values(&[rule, sev])
-                    .inc();
-                self.metrics
-                    .alerts_firing
-                    .with_label_values(&[rule, sev, &prefix])
-                    .inc();
-            }
-            TransitionKind::Resolved => {
-                self.metrics
-                    .alerts_resolved
-                    .with_label_values(&[rule, sev])
-                    .inc();
-                self.metrics
-                    .alerts_firing
-                    .with_label_values(&[rule, sev, &prefix])
-                    .dec();
-            }
+            TransitionKind::Fired => self.metrics.alert_fired(&t.alert, false),
+            TransitionKind::Resolved => self.metrics.alert_resolved(&t.alert),
             TransitionKind::Updated => {}
         }
     }
@@ -103,6 +84,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let (events_tx, events_rx) = mpsc::channel::<Batch>(ENGINE_QUEUE_BATCHES);
     let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<AlertTransition>();
     let (commits_tx, commits_rx) = std::sync::mpsc::sync_channel::<Commit>(COMMIT_QUEUE);
+    // Operator requests (accepted baselines) for the engine thread, which owns the engine.
+    let (commands_tx, commands_rx) = mpsc::channel::<AcceptRequest>(ENGINE_COMMANDS);
 
     let rpki = match &cfg.rpki {
         Some(r) => {
@@ -114,7 +97,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     };
 
     // Continue from the store: routes, baselines and firing alerts as they were.
-    let store_path = cfg.resolve_path(&cfg.store.path);
+    let store_path = cfg.store_file();
+    crate::config::check_store_writable(&store_path).map_err(anyhow::Error::msg)?;
     let mut store = Store::open(&store_path)?;
     let loaded = store.load(RESOLVED_HISTORY)?;
     let mut engine = Engine::from_config(&cfg);
@@ -178,16 +162,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         b.restore(&loaded.resolved, &was_firing);
     }
     for a in &was_firing {
-        metrics
-            .alerts_firing
-            .with_label_values(&[
-                a.rule.as_str(),
-                a.severity.as_str(),
-                &a.watched_prefix.to_string(),
-            ])
-            .inc();
+        metrics.alert_fired(a, true);
     }
     metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
+    for feed in &cfg.feeds {
+        metrics.init_feed(&feed.name());
+    }
     let views = PrefixStore::default();
     views.set_all(engine.prefix_states());
 
@@ -219,6 +199,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let engine_thread = {
         let worker = engine_thread::EngineThread {
             events: events_rx,
+            commands: commands_rx,
             config: config_rx.clone(),
             rpki,
             commits: commits_tx,
@@ -333,6 +314,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             metrics,
             health,
             prefixes: views,
+            engine_commands: Some(commands_tx),
         },
         guard,
     );

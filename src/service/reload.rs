@@ -300,7 +300,6 @@ pub(super) fn mark_loaded(metrics: &Metrics) {
 
 fn count_rejected(metrics: &Metrics) {
     metrics.config_reloads.with_label_values(&["error"]).inc();
-    metrics.config_errors.inc();
     metrics.config_last_reload_successful.set(0);
 }
 

@@ -55,6 +55,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE alerts ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0;
      UPDATE alerts SET stored_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
      CREATE INDEX alerts_stored ON alerts (state, stored_at);",
+    // 4: origins and upstreams an operator accepted into a baseline.
+    "ALTER TABLE baselines ADD COLUMN accepted_origins TEXT NOT NULL DEFAULT '';
+     ALTER TABLE baselines ADD COLUMN accepted_upstreams TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Encoding of the route blobs written now (`routes.format`).
@@ -312,7 +315,9 @@ impl Store {
 
         let mut stmt = self
             .conn
-            .prepare("SELECT prefix, origins, upstreams, learn_until FROM baselines")
+            .prepare(
+                "SELECT prefix, origins, upstreams, learn_until, accepted_origins, accepted_upstreams FROM baselines",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -321,17 +326,22 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         for row in rows {
-            let (prefix, origins, upstreams, until) = row.map_err(|e| self.err(e))?;
+            let (prefix, origins, upstreams, until, accepted_origins, accepted_upstreams) =
+                row.map_err(|e| self.err(e))?;
             let Ok(prefix) = prefix.parse() else { continue };
             state.baselines.push(LearnedBaseline {
                 prefix,
                 origins: asn_list(&origins),
                 upstreams: asn_list(&upstreams),
                 learn_until: until.map(Timestamp),
+                accepted_origins: asn_list(&accepted_origins),
+                accepted_upstreams: asn_list(&accepted_upstreams),
             });
         }
 
@@ -476,7 +486,7 @@ impl Store {
                 tx.execute("DELETE FROM baselines", []).map_err(err)?;
                 let mut b = tx
                     .prepare_cached(
-                        "INSERT INTO baselines (prefix, origins, upstreams, learn_until) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT INTO baselines (prefix, origins, upstreams, learn_until, accepted_origins, accepted_upstreams) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )
                     .map_err(err)?;
                 for bl in &ch.baselines {
@@ -484,7 +494,9 @@ impl Store {
                         bl.prefix.to_string(),
                         join(&bl.origins),
                         join(&bl.upstreams),
-                        bl.learn_until.map(|t| t.0)
+                        bl.learn_until.map(|t| t.0),
+                        join(&bl.accepted_origins),
+                        join(&bl.accepted_upstreams)
                     ])
                     .map_err(err)?;
                 }
