@@ -242,7 +242,9 @@ impl FeedHandle {
         self.ctx.health.update(&self.name, |h| h.reconnects += 1);
     }
 
-    /// Hands events to the engine; false when the engine is gone.
+    /// Hands events to the engine, waiting while its queue is full (the connection loop does
+    /// not read the socket meanwhile, so TCP slows the server down); false when the engine is
+    /// gone.
     pub async fn send(&self, events: Vec<FeedEvent>) -> bool {
         if events.is_empty() {
             return true;

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::alerts::AlertTransition;
 use crate::config::Config;
 use crate::engine::{Engine, PrefixStore};
-use crate::feeds::Batch;
+use crate::feeds::queue::EventReceiver;
 use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
 use crate::store::Commit;
@@ -70,7 +70,7 @@ const REFRESH_EVERY: Duration = Duration::from_millis(100);
 /// What the engine thread works with besides the engine.
 pub(super) struct EngineThread {
     /// Batches from the feeds (and empty ticks, so idle state is still saved).
-    pub events: mpsc::Receiver<Batch>,
+    pub events: EventReceiver,
     /// The current config; a change is a reload.
     pub config: watch::Receiver<Arc<Config>>,
     /// New RPKI data, when configured.
@@ -127,9 +127,13 @@ impl EngineThread {
                 unrefreshed = false;
                 last_refresh = Instant::now();
             }
-            let Some(batch) = batch else { continue };
+            // Dropped at the end of this iteration: only then is the batch's room in the queue
+            // free, so the events queued and being processed stay within the bound.
+            let Some(queued) = batch else { continue };
+            let batch = &queued.batch;
             // What is still queued behind this batch: a full queue means the feeds are waiting.
-            m.engine_queue_batches.set(self.events.len() as i64);
+            m.engine_queue_batches.set(self.events.batches() as i64);
+            m.engine_queue_events.set(self.events.events() as i64);
             if self.config.has_changed().unwrap_or(false) {
                 let cfg = self.config.borrow_and_update().clone();
                 engine.reconfigure(&cfg);
