@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::alerts::AlertTransition;
 use crate::config::Config;
 use crate::engine::{AcceptRequest, Engine, PrefixStore};
-use crate::feeds::Batch;
+use crate::feeds::queue::{EventReceiver, Queued};
 use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
 use crate::store::Commit;
@@ -66,7 +66,7 @@ impl PrefixGauges {
 /// What the engine thread wakes up for.
 enum Input {
     /// Events from a feed (or an empty tick).
-    Batch(Batch),
+    Batch(Queued),
     /// An operator request.
     Command(AcceptRequest),
     /// Time to refresh the gauges and views.
@@ -83,7 +83,7 @@ const REFRESH_EVERY: Duration = Duration::from_millis(100);
 /// What the engine thread works with besides the engine.
 pub(super) struct EngineThread {
     /// Batches from the feeds (and empty ticks, so idle state is still saved).
-    pub events: mpsc::Receiver<Batch>,
+    pub events: EventReceiver,
     /// Operator requests from the HTTP API.
     pub commands: mpsc::Receiver<AcceptRequest>,
     /// The current config; a change is a reload.
@@ -140,9 +140,13 @@ impl EngineThread {
                 unrefreshed = false;
                 last_refresh = Instant::now();
             }
-            let Some(batch) = batch else { continue };
+            // Dropped at the end of this iteration: only then is the batch's room in the queue
+            // free, so the events queued and being processed stay within the bound.
+            let Some(queued) = batch else { continue };
+            let batch = &queued.batch;
             // What is still queued behind this batch: a full queue means the feeds are waiting.
-            m.engine_queue_batches.set(self.events.len() as i64);
+            m.engine_queue_batches.set(self.events.batches() as i64);
+            m.engine_queue_events.set(self.events.events() as i64);
             if self.config.has_changed().unwrap_or(false) {
                 let cfg = self.config.borrow_and_update().clone();
                 engine.reconfigure(&cfg);
