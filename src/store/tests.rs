@@ -54,6 +54,9 @@ fn engine_with_hijack() -> (
         }));
         transitions.extend(e.drain_transitions());
     }
+    // Alerts are judged once an instant is over: settle the last one.
+    e.settle();
+    transitions.extend(e.drain_transitions());
     (cfg.prefixes, e, transitions)
 }
 
@@ -122,6 +125,8 @@ fn withdrawn_prefixes_are_deleted_and_resolved_alerts_kept() {
         });
         ts.extend(e.drain_transitions());
     }
+    e.settle();
+    ts.extend(e.drain_transitions());
     s.commit(&Commit {
         transitions: ts,
         changes: e.take_changes(),
