@@ -623,8 +623,7 @@ impl Engine {
                         self.add_vp(w, prefix, *f, vp, ts);
                     }
                 }
-            }
-            if !self.loading_rib {
+                // (After a rebuild the count is already fresh.)
                 let delta = i64::from(new.is_some_and(|a| self.allowed(w, a)))
                     - i64::from(old.as_deref().is_some_and(|a| self.allowed(w, a)));
                 self.count_visibility(w, prefix, delta);

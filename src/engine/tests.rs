@@ -716,3 +716,19 @@ fn every_incident_of_a_key_has_its_own_id() {
     let ids: HashSet<String> = (0..3).map(|n| Alert::make_id(&k, t, t, n)).collect();
     assert_eq!(ids.len(), 3);
 }
+
+/// A route that teaches a baseline counts once towards visibility (it is counted when the
+/// baseline's routes are counted afresh, not again on its own).
+#[test]
+fn the_route_that_teaches_a_baseline_counts_once_for_visibility() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    visibility_min_vantage_points: 2\n";
+    let mut e = engine(yaml);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
+            withdraw(2, 1, "10.0.0.0/16"),
+        ],
+    );
+    assert_eq!(got, vec![]);
+}

@@ -134,14 +134,10 @@ fn withdrawn_prefixes_are_deleted_and_resolved_alerts_kept() {
     .unwrap();
     let loaded = s.load(100).unwrap();
     assert!(loaded.state.routes.is_empty());
-    // Every VP gone: the hijack is over and the prefix has lost its visibility.
-    let firing: Vec<&str> = loaded
-        .state
-        .firing
-        .iter()
-        .map(|a| a.rule.as_str())
-        .collect();
-    assert_eq!(firing, vec!["visibility_loss"]);
+    // Every VP gone: the hijack is over. Only one VP ever had the owner's route, under the
+    // visibility threshold of 2, so there was no visibility to lose (hijacked routes are not
+    // visibility).
+    assert!(loaded.state.firing.is_empty(), "{:?}", loaded.state.firing);
     let rules: Vec<&str> = loaded.resolved.iter().map(|a| a.rule.as_str()).collect();
     assert!(rules.contains(&"origin_hijack"), "{rules:?}");
 }
