@@ -188,6 +188,7 @@ fn background_traffic_stays_within_the_noise_budget_and_every_hijack_fires() {
         }
         check_hijacks(file, &traffic, &r.lines);
     }
+    eprintln!("{report}");
     for (rule, ceiling) in CEILINGS {
         let rate = fired.get(rule).copied().unwrap_or(0.0) / prefix_hours;
         assert!(
