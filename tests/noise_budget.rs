@@ -81,10 +81,13 @@ fn read(path: &Path, limit: usize) -> Traffic {
     }
 }
 
+/// Per (prefix, offending origin): each incident's (fired at, resolved at), in µs.
+type Incidents = BTreeMap<(String, u32), Vec<(i64, Option<i64>)>>;
+
 /// Per watched prefix and offending origin: the instants at which an origin hijack must fire
 /// and resolve, from the routes held at the end of each instant (the default threshold of 2
 /// VPs; it resolves when no VP shows it).
-fn expected_hijacks(t: &Traffic) -> BTreeMap<(String, u32), Vec<(i64, Option<i64>)>> {
+fn expected_hijacks(t: &Traffic) -> Incidents {
     let allowed: HashMap<&str, &[u32]> = t
         .watch
         .iter()
@@ -92,7 +95,7 @@ fn expected_hijacks(t: &Traffic) -> BTreeMap<(String, u32), Vec<(i64, Option<i64
         .collect();
     // prefix -> VP -> origins
     let mut routes: HashMap<String, HashMap<String, Vec<u32>>> = HashMap::new();
-    let mut out: BTreeMap<(String, u32), Vec<(i64, Option<i64>)>> = BTreeMap::new();
+    let mut out: Incidents = BTreeMap::new();
     let mut i = 0;
     while i < t.events.len() {
         let now = t.events[i].0;
@@ -202,7 +205,7 @@ fn background_traffic_stays_within_the_noise_budget_and_every_hijack_fires() {
 /// one id, and resolves at the instant it ends; no other origin hijack fires.
 fn check_hijacks(file: &str, traffic: &Traffic, lines: &[Line]) {
     let expected = expected_hijacks(traffic);
-    let mut got: BTreeMap<(String, u32), Vec<(i64, Option<i64>)>> = BTreeMap::new();
+    let mut got: Incidents = BTreeMap::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
     for l in lines.iter().filter(|l| l.rule == "origin_hijack") {
         let key = (l.prefix.clone(), l.origin.unwrap_or(0) as u32);

@@ -10,7 +10,6 @@ use common::{replay, shared_data};
 use sha2::{Digest, Sha256};
 
 const UPDATES_2016: &str = "mrt/ris-updates.20160811.1600.gz";
-const RRC00_2019: &str = "mrt/rrc00-updates.20190101.0000.gz";
 
 /// At 16:00:06 AS34019's route to 202.134.148.0/24 goes to AS58678 and back to AS18196 within
 /// the same second: at the end of that second only AS12779 shows the hijack. The second VP is
