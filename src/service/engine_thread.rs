@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::alerts::AlertTransition;
 use crate::config::Config;
 use crate::engine::{AcceptRequest, Engine, PrefixStore};
+use crate::event::Timestamp;
 use crate::feeds::queue::{EventReceiver, Queued};
 use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
@@ -117,6 +118,10 @@ impl EngineThread {
         let mut last_refresh = Instant::now();
         // Changes since the gauges and views were last refreshed.
         let mut unrefreshed = true;
+        // Event time of the last batch with events, and when it was taken: while the feeds
+        // are quiet, a tick moves event time on by the wall-clock time since, so the last
+        // instant is judged and hold-downs run out without waiting for another event.
+        let mut clock = (engine.now(), Instant::now());
         loop {
             // With changes not yet in the gauges and views, wait no longer than until they are
             // due; otherwise sleep until the next batch or request.
@@ -166,6 +171,12 @@ impl EngineThread {
             let before = engine.stats();
             for ev in &batch.events {
                 engine.process(ev);
+            }
+            if batch.events.is_empty() {
+                let quiet = i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
+                engine.advance_to(Timestamp(clock.0.0.saturating_add(quiet)));
+            } else {
+                clock = (engine.now(), Instant::now());
             }
             let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
             let after = engine.stats();
