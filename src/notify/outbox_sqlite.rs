@@ -76,9 +76,9 @@ impl SqliteOutbox {
         let has_told = table_exists(&conn, "notify_told")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS notify_told (
-                 channel TEXT NOT NULL,
                  alert_id TEXT NOT NULL,
-                 PRIMARY KEY (channel, alert_id)
+                 channel TEXT NOT NULL,
+                 PRIMARY KEY (alert_id, channel)
              ) WITHOUT ROWID;",
         )
         .map_err(|e| err("cannot create its table", e))?;
@@ -94,6 +94,12 @@ impl SqliteOutbox {
         .map_err(|e| err("cannot prune", e))?;
         let has_alert_events = table_exists(&conn, "alert_events")?;
         if has_alert_events {
+            // Hand-overs mark events by alert: without this index each mark reads the whole
+            // queue, and an alert storm holds the store's write lock for seconds.
+            conn.execute_batch(
+                "CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, event);",
+            )
+            .map_err(|e| err("cannot create its index", e))?;
             // What a channel was told matters only while the alert fires or has an event
             // waiting (resolutions recorded while no notifier ran leave rows behind).
             conn.execute(
