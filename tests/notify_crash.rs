@@ -46,7 +46,7 @@ impl Rng {
     fn some<T: Clone>(&mut self, items: &[T]) -> Vec<T> {
         let mut picked: Vec<T> = items
             .iter()
-            .filter(|_| self.next() % 2 == 0)
+            .filter(|_| self.next().is_multiple_of(2))
             .cloned()
             .collect();
         if picked.is_empty() && !items.is_empty() {
