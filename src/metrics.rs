@@ -164,6 +164,8 @@ pub struct Metrics {
     /// Batches waiting in the bounded queue between the feeds and the engine (full = the
     /// engine is the bottleneck and the feeds are being slowed down).
     pub engine_queue_batches: IntGauge,
+    /// Route events in that queue or being processed by the engine, against its bound.
+    pub engine_queue_events: IntGauge,
     /// Per-feed connection state, written through [`crate::health::Health`].
     pub feed: FeedMetrics,
 }
@@ -303,6 +305,13 @@ impl Metrics {
                 "bgpsentry_engine_queue_batches",
                 "Batches of route events waiting for the engine in its bounded queue.",
             )?,
+            engine_queue_events: IntGauge::new(
+                "bgpsentry_engine_queue_events",
+                format!(
+                    "Route events waiting for or being processed by the engine in its bounded queue (at most {}).",
+                    crate::service::ENGINE_QUEUE_EVENTS
+                ),
+            )?,
             feed: FeedMetrics::new(&registry)?,
             registry,
         };
@@ -357,6 +366,7 @@ impl Metrics {
         r.register(Box::new(m.store_errors.clone()))?;
         r.register(Box::new(m.restored_state_age.clone()))?;
         r.register(Box::new(m.engine_queue_batches.clone()))?;
+        r.register(Box::new(m.engine_queue_events.clone()))?;
         Ok(m)
     }
 

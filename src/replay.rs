@@ -104,6 +104,9 @@ pub fn replay_with(
         sink.file_started(i + usize::from(rib.is_some()), total, file);
         feed_file(&mut engine, file, &mut summary, sink)?;
     }
+    // The last instant has no later event to close it.
+    engine.settle();
+    drain(&mut engine, sink);
     summary.engine = engine.stats();
     summary.still_firing = (summary.engine.fired - summary.engine.resolved) as usize;
     summary.elapsed = started.elapsed();

@@ -373,8 +373,12 @@ fn community_labels_on_real_data() {
         a["communities"],
         serde_json::json!(["174:21100 (tagged by AS174)", "174:22009 (tagged by AS174)"])
     );
+    // The alert fires once AS8426 (no communities) joins AS12779 at 16:00:20; VPs are listed
+    // in VP order.
+    assert_eq!(a["sample"][0]["vantage_point"], "mrt//AS8426/37.49.236.61");
+    assert!(a["sample"][0].get("communities").is_none());
     assert_eq!(
-        a["sample"][0]["communities"],
+        a["sample"][1]["communities"],
         serde_json::json!(["174:21100", "174:22009", "12779:174", "12779:65098"])
     );
 }

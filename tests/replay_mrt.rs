@@ -69,7 +69,7 @@ fn exact_prefix_with_the_right_origin_sees_the_other_origin_as_a_hijack() {
                 "202.134.148.0/24".into(),
                 Some(58678),
                 None,
-                t("16:00:06")
+                t("16:00:20")
             ),
             (
                 "resolved".into(),
@@ -128,7 +128,7 @@ fn covering_prefix_sees_a_subprefix_hijack_and_the_owners_more_specific() {
                 "202.134.148.0/24".into(),
                 Some(58678),
                 None,
-                t("16:00:06")
+                t("16:00:20")
             ),
             (
                 "resolved".into(),
@@ -205,15 +205,15 @@ fn upstream_list_flags_the_other_upstream_when_both_origins_are_allowed() {
                 "fired".into(),
                 "new_upstream".into(),
                 "43.248.68.0/24".into(),
-                None,
+                Some(58678),
                 Some(9498),
-                t("16:00:06")
+                t("16:00:20")
             ),
             (
                 "resolved".into(),
                 "new_upstream".into(),
                 "43.248.68.0/24".into(),
-                None,
+                Some(58678),
                 Some(9498),
                 t("16:00:56")
             ),

@@ -12,12 +12,13 @@ use serde_json::Value;
 const UPDATES_2016: &str = "mrt/ris-updates.20160811.1600.gz";
 
 /// In the 2016 file AS18196 and AS58678 both originate 202.134.148.0/24; AS18196 holds it at the
-/// end. Watching the /24 as AS58678's leaves an origin hijack firing; watching the covering /22
-/// as AS18196's gives a subprefix hijack that resolves at 16:00:56 and a more-specific that
-/// stays. The description carries markup that must come out as text.
+/// end. Watching the /24 as AS58678's leaves an origin hijack firing; the covering /22, as
+/// AS18196's, lists the /24 among its more-specifics but does not judge it (the /24's own entry
+/// does). 43.248.68.0/24, as AS18196's, gives an origin hijack by AS58678 that resolves at
+/// 16:00:56. The description carries markup that must come out as text.
 fn config() -> String {
     format!(
-        "prefixes:\n  - prefix: 202.134.148.0/24\n    description: \"Ops <script>alert('x')</script> & co\"\n    origins: [58678]\n    upstreams: []\n  - prefix: 202.134.148.0/22\n    description: Customer block\n    origins: [18196]\n    upstreams: [4755]\n  - prefix: 84.205.64.0/24\n    description: RIS beacon rrc00\n    origins: [12654]\n    upstreams: [50304]\n  - prefix: 2001:db8::/32\n    description: never announced\n    origins: [64496]\nfeeds:\n  - kind: mrt\n    files: [\"{}\"]\n",
+        "prefixes:\n  - prefix: 202.134.148.0/24\n    description: \"Ops <script>alert('x')</script> & co\"\n    origins: [58678]\n    upstreams: []\n  - prefix: 202.134.148.0/22\n    description: Customer block\n    origins: [18196]\n    upstreams: [4755]\n  - prefix: 84.205.64.0/24\n    description: RIS beacon rrc00\n    origins: [12654]\n    upstreams: [50304]\n  - prefix: 2001:db8::/32\n    description: never announced\n    origins: [64496]\n  - prefix: 43.248.68.0/24\n    origins: [18196]\n    upstreams: []\nfeeds:\n  - kind: mrt\n    files: [\"{}\"]\n",
         shared_data(UPDATES_2016).display()
     )
 }
@@ -50,8 +51,8 @@ fn prefix_api_and_status_page() {
         (http_get(&addr, "/readyz")?.0 == 200).then_some(())
     });
     // The book fills from another task: wait for the resolved hijack to land there too.
-    wait_for(30, "the resolved subprefix hijack", || {
-        let (_, v) = json(&addr, "/alerts?state=resolved&rule=subprefix_hijack");
+    wait_for(30, "the resolved origin hijack", || {
+        let (_, v) = json(&addr, "/alerts?state=resolved&rule=origin_hijack");
         v["alerts"].as_array()?.first().cloned()
     });
 
@@ -69,7 +70,8 @@ fn prefix_api_and_status_page() {
             "202.134.148.0/24",
             "202.134.148.0/22",
             "84.205.64.0/24",
-            "2001:db8::/32"
+            "2001:db8::/32",
+            "43.248.68.0/24"
         ]
     );
     assert!(
@@ -95,7 +97,7 @@ fn prefix_api_and_status_page() {
     assert_eq!(firing, ["origin_hijack"], "{p24}");
     assert_eq!(p24["firing_alerts"][0]["origin"], 18196);
 
-    // The /22 itself is not announced; its /24 is, by its owner, and alerts as more-specific.
+    // The /22 itself is not announced; its /24 is, and is listed among its more-specifics.
     let p22 = &prefixes[1];
     assert_eq!(p22["vantage_points"], 0);
     assert_eq!(p22["origins"], serde_json::json!([]));
@@ -110,7 +112,8 @@ fn prefix_api_and_status_page() {
         .iter()
         .map(|a| a["rule"].as_str().unwrap())
         .collect();
-    assert_eq!(rules, ["more_specific"], "{p22}");
+    // The /24 is watched itself, so only its own entry judges it: no more-specific alert here.
+    assert!(rules.is_empty(), "{p22}");
 
     // The beacon: one origin on every VP; the unannounced prefix: nothing, never changed.
     let beacon = &prefixes[2];
@@ -213,9 +216,9 @@ fn prefix_api_and_status_page() {
         dom[start..end].to_string()
     };
     let firing = section("firing");
-    assert!(firing.contains("Firing alerts (3)"), "{firing}");
+    // The /24 is judged by its own entry only: the /22 raises no more-specific for it.
+    assert!(firing.contains("Firing alerts (2)"), "{firing}");
     assert!(firing.contains("<code>origin_hijack</code>"), "{firing}");
-    assert!(firing.contains("<code>more_specific</code>"), "{firing}");
     assert!(firing.contains("<code>new_upstream</code>"), "{firing}");
     // Newest first.
     let fired: Vec<&str> = firing
@@ -223,7 +226,7 @@ fn prefix_api_and_status_page() {
         .skip(1)
         .map(|s| s.split(" · ").next().unwrap())
         .collect();
-    assert_eq!(fired.len(), 3, "{firing}");
+    assert_eq!(fired.len(), 2, "{firing}");
     assert!(fired.windows(2).all(|w| w[0] >= w[1]), "{fired:?}");
     assert!(
         firing.contains("202.134.148.0/24 announced by AS18196 (expected AS58678)"),
@@ -236,7 +239,8 @@ fn prefix_api_and_status_page() {
         "{firing}"
     );
     let resolved = section("resolved");
-    assert!(resolved.contains("subprefix_hijack"), "{resolved}");
+    assert!(resolved.contains("origin_hijack"), "{resolved}");
+    assert!(resolved.contains("43.248.68.0/24"), "{resolved}");
     assert!(resolved.contains("by AS58678"), "{resolved}");
     let feeds = section("feeds");
     assert!(feeds.contains(">ok</span> <strong>mrt</strong>"), "{feeds}");

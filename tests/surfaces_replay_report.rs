@@ -124,17 +124,18 @@ fn report_matches_the_transitions_of_the_same_replay() {
     assert!(expect_top.len() >= 3, "{expect_top:?}");
     assert_eq!(top, expect_top);
 
-    // The hijack of the /24 by AS58678 lasted from 16:00:06 to 16:00:56.
+    // The hijack of the /24 by AS58678 lasted from 16:00:20 (the first second that ends with
+    // two VPs showing it) to 16:00:56.
     let hijack = incidents
         .iter()
         .find(|i| i["rule"] == "subprefix_hijack" && i["prefix"] == "202.134.148.0/24")
         .expect("the subprefix hijack of 202.134.148.0/24");
     assert_eq!(hijack["asn"], 58678);
-    assert_eq!(hijack["fired_at"], "2016-08-11T16:00:06.000000Z");
+    assert_eq!(hijack["fired_at"], "2016-08-11T16:00:20.000000Z");
     assert_eq!(hijack["resolved_at"], "2016-08-11T16:00:56.000000Z");
     assert_eq!(
         rules["subprefix_hijack"]["max_duration_seconds"].as_f64(),
-        Some(50.0)
+        Some(36.0)
     );
 
     // The text report: one table row per rule with the same counts, then one timeline line per
@@ -183,13 +184,13 @@ fn report_matches_the_transitions_of_the_same_replay() {
         .find(|l| l.contains("subprefix_hijack") && l.contains("202.134.148.0/24"))
         .unwrap();
     assert!(
-        hijack_bar.contains("2016-08-11 16:00:06 -> 16:00:56 (50s)"),
+        hijack_bar.contains("2016-08-11 16:00:20 -> 16:00:56 (36s)"),
         "{hijack_bar}"
     );
-    // 50 s of a 299 s span on a 40-column bar: starts in the first column, ends before the
-    // eighth; a still-firing incident runs to the end.
+    // 16:00:20 to 16:00:56 of a 299 s span on a 40-column bar: starts in the third column,
+    // ends before the eighth; a still-firing incident runs to the end.
     let bar = &hijack_bar[1..41];
-    assert!(bar.starts_with('#') && bar.ends_with('.'), "{bar}");
+    assert!(bar.starts_with("..#") && bar.ends_with('.'), "{bar}");
     assert!(bar.matches('#').count() <= 8, "{bar}");
     if let Some(open) = bars.iter().find(|l| l.contains("still firing")) {
         assert_eq!(&open[40..42], ">|", "{open}");

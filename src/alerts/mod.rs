@@ -4,7 +4,6 @@
 mod book;
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -257,12 +256,24 @@ pub struct AlertDetail {
 }
 
 impl Alert {
-    /// A stable id for an incident: derived from its key and the time it was first seen.
-    pub fn make_id(key: &AlertKey, first_seen: Timestamp) -> String {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        first_seen.hash(&mut h);
-        format!("{:016x}", h.finish())
+    /// The id of one incident of `key`: the condition first seen at `first_seen`, fired at
+    /// `fired_at`, the `incident`-th alert of that key (0, 1, 2, ...), so fire/resolve cycles
+    /// within one second still get distinct ids. See [`stable_id`].
+    pub fn make_id(
+        key: &AlertKey,
+        first_seen: Timestamp,
+        fired_at: Timestamp,
+        incident: u32,
+    ) -> String {
+        stable_id(&[
+            key.rule.as_str(),
+            &key.watched_prefix.to_string(),
+            &key.prefix.to_string(),
+            &key.asn.to_string(),
+            &first_seen.0.to_string(),
+            &fired_at.0.to_string(),
+            &incident.to_string(),
+        ])
     }
 
     /// The key this alert belongs to.
@@ -356,6 +367,22 @@ impl Alert {
         };
         format!("[{}] {}: {}", self.severity, self.rule, what)
     }
+}
+
+/// An alert id from the fields that identify an incident: the first 16 hex digits of the
+/// SHA-256 of a versioned, newline-separated encoding of them. Unlike `std`'s hashers, the
+/// output is specified, so the same incident gets the same id on any machine, build and Rust
+/// release. Ids are opaque strings: ids made by earlier versions stay valid wherever stored.
+pub fn stable_id(fields: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"bgpsentry-alert-id/2");
+    for f in fields {
+        h.update(b"\n");
+        h.update(f.as_bytes());
+    }
+    let digest = h.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn asn_list(asns: &[u32]) -> String {

@@ -26,7 +26,10 @@ pub use notify::{
 pub use rpki::RpkiConfig;
 pub use secret::{Secret, SecretSource, redact_url};
 pub use store::{STATE_DIRECTORY_ENV, StoreConfig, check_store_writable};
-pub use watch::{MoreSpecifics, PathRule, PrefixDefaults, RawPrefix, WatchedPrefix};
+pub use watch::{
+    HoldDown, HoldDowns, MoreSpecifics, PathRule, PrefixDefaults, RawHoldDown, RawHoldDowns,
+    RawPrefix, WatchedPrefix,
+};
 
 /// Largest config file accepted; a config is written by people, so anything bigger is a mistake
 /// or an attack on the parser.

@@ -214,3 +214,35 @@ fn learning_keys_have_defaults_and_are_checked() {
         ]
     );
 }
+
+#[test]
+fn hold_downs_merge_builtin_defaults_and_the_prefix_per_key() {
+    use crate::alerts::Rule;
+    let cfg = parse(
+        "defaults:\n  hold_downs:\n    visibility_loss: {for_seconds: 120}\n    new_upstream: {for_seconds: 30, keep_firing_for_seconds: 10}\nprefixes:\n  - prefix: 192.0.2.0/24\n    hold_downs:\n      new_upstream: {keep_firing_for_seconds: 0}\n  - prefix: 198.51.100.0/24\n",
+    )
+    .unwrap();
+    let a = &cfg.prefixes[0].hold_downs;
+    let hold = |f, k| HoldDown {
+        for_seconds: f,
+        keep_firing_for_seconds: k,
+    };
+    // for_seconds from defaults:, keep_firing_for_seconds still the built-in one.
+    assert_eq!(a.get(Rule::VisibilityLoss), hold(120, 60));
+    assert_eq!(a.get(Rule::NewUpstream), hold(30, 0));
+    assert_eq!(a.get(Rule::OriginHijack), hold(0, 0));
+    let b = &cfg.prefixes[1].hold_downs;
+    assert_eq!(b.get(Rule::NewUpstream), hold(30, 10));
+    assert_eq!(parse("prefixes: []\n").unwrap().prefixes.len(), 0);
+    assert_eq!(HoldDowns::default().get(Rule::VisibilityLoss), hold(60, 60));
+}
+
+#[test]
+fn a_misspelt_hold_down_rule_is_an_error_at_its_line() {
+    let errs = errors(
+        "prefixes:\n  - prefix: 192.0.2.0/24\n    hold_downs:\n      visibility_los: {for_seconds: 10}\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("test.yml:4:"), "{errs:?}");
+    assert!(errs[0].contains("visibility_loss"), "{errs:?}");
+}

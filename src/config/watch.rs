@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::asn::resolve_asns;
 use super::{AsnValue, Located};
-use crate::alerts::Severity;
+use crate::alerts::{Rule, Severity};
 
 /// What to do with a more-specific announced by an allowed origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -48,6 +48,8 @@ pub struct PrefixDefaults {
     pub learning_min_share_percent: u32,
     /// See [`WatchedPrefix::groups`].
     pub groups: Vec<String>,
+    /// Hold-downs per rule over the built-in ones; see [`WatchedPrefix::hold_downs`].
+    pub hold_downs: RawHoldDowns,
 }
 
 impl Default for PrefixDefaults {
@@ -60,6 +62,7 @@ impl Default for PrefixDefaults {
             learning_window_seconds: None,
             learning_min_share_percent: DEFAULT_LEARNING_MIN_SHARE_PERCENT,
             groups: Vec::new(),
+            hold_downs: RawHoldDowns::default(),
         }
     }
 }
@@ -95,7 +98,139 @@ pub struct RawPrefix {
     suppress_rpki_valid_hijacks: Option<bool>,
     #[serde(default)]
     paths: Option<Vec<Spanned<RawPathRule>>>,
+    #[serde(default)]
+    hold_downs: RawHoldDowns,
 }
+
+/// One rule's hold-downs as written: either key may be left out.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHoldDown {
+    #[serde(rename = "for_seconds", default)]
+    for_: Option<u64>,
+    #[serde(default)]
+    keep_firing_for_seconds: Option<u64>,
+}
+
+/// Generates the per-rule `hold_downs:` block: one optional entry per rule of a watched
+/// prefix, so a misspelt rule name is an error with a suggestion, not a setting ignored.
+macro_rules! hold_down_rules {
+    ($($field:ident => $rule:ident),* $(,)?) => {
+        /// `hold_downs:` as written (in `defaults:` or in a prefix): per rule, what to change.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct RawHoldDowns {
+            $($field: Option<RawHoldDown>,)*
+        }
+
+        impl RawHoldDowns {
+            fn entries(&self) -> Vec<(Rule, Option<RawHoldDown>)> {
+                vec![$((Rule::$rule, self.$field)),*]
+            }
+        }
+    };
+}
+
+hold_down_rules! {
+    origin_hijack => OriginHijack,
+    subprefix_hijack => SubprefixHijack,
+    more_specific => MoreSpecific,
+    origin_change => OriginChange,
+    new_upstream => NewUpstream,
+    visibility_loss => VisibilityLoss,
+    rpki_invalid => RpkiInvalid,
+    route_leak => RouteLeak,
+    path_match => PathMatch,
+    squatting => Squatting,
+}
+
+/// How long a rule's condition must hold before its alert fires, and how long it must be gone
+/// before a firing alert resolves: Prometheus' `for` and `keep_firing_for`, on event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HoldDown {
+    /// The condition must hold this many seconds before the alert fires (`for`).
+    pub for_seconds: u64,
+    /// A firing alert resolves only after its condition has been gone this many seconds
+    /// (`keep_firing_for`); if it comes back meanwhile, the same alert goes on.
+    pub keep_firing_for_seconds: u64,
+}
+
+/// The hold-downs of every rule of one watched prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldDowns([HoldDown; Rule::ALL.len()]);
+
+impl HoldDowns {
+    /// No hold-down for any rule: every alert fires and resolves at once.
+    pub const NONE: HoldDowns = HoldDowns(
+        [HoldDown {
+            for_seconds: 0,
+            keep_firing_for_seconds: 0,
+        }; Rule::ALL.len()],
+    );
+
+    /// The built-in hold-downs, measured on real background traffic (README, "Detection
+    /// quality"): hijack, RPKI and squatting rules fire and resolve at once; the rules that
+    /// path exploration trips wait it out.
+    pub fn builtin() -> HoldDowns {
+        let mut h = HoldDowns::NONE;
+        h.set(Rule::VisibilityLoss, BUILTIN_VISIBILITY_LOSS);
+        h.set(Rule::NewUpstream, BUILTIN_NEW_UPSTREAM);
+        h.set(Rule::MoreSpecific, BUILTIN_MORE_SPECIFIC);
+        h.set(Rule::PathMatch, BUILTIN_PATH_MATCH);
+        h
+    }
+
+    /// The hold-downs of a rule.
+    pub fn get(&self, rule: Rule) -> HoldDown {
+        self.0[rule as usize]
+    }
+
+    /// Sets the hold-downs of a rule.
+    pub fn set(&mut self, rule: Rule, hold: HoldDown) {
+        self.0[rule as usize] = hold;
+    }
+
+    /// These hold-downs with what `raw` changes.
+    fn with(mut self, raw: &RawHoldDowns) -> HoldDowns {
+        for (rule, entry) in raw.entries() {
+            if let Some(e) = entry {
+                let h = &mut self.0[rule as usize];
+                h.for_seconds = e.for_.unwrap_or(h.for_seconds);
+                h.keep_firing_for_seconds = e
+                    .keep_firing_for_seconds
+                    .unwrap_or(h.keep_firing_for_seconds);
+            }
+        }
+        self
+    }
+}
+
+impl Default for HoldDowns {
+    fn default() -> Self {
+        HoldDowns::builtin()
+    }
+}
+
+/// Built-in `visibility_loss` hold-downs.
+pub const BUILTIN_VISIBILITY_LOSS: HoldDown = HoldDown {
+    for_seconds: 60,
+    keep_firing_for_seconds: 60,
+};
+/// Built-in `new_upstream` hold-downs.
+pub const BUILTIN_NEW_UPSTREAM: HoldDown = HoldDown {
+    for_seconds: 0,
+    keep_firing_for_seconds: 0,
+};
+/// Built-in `more_specific` hold-downs.
+pub const BUILTIN_MORE_SPECIFIC: HoldDown = HoldDown {
+    for_seconds: 0,
+    keep_firing_for_seconds: 0,
+};
+/// Built-in `path_match` hold-downs.
+pub const BUILTIN_PATH_MATCH: HoldDown = HoldDown {
+    for_seconds: 0,
+    keep_firing_for_seconds: 0,
+};
 
 /// A `paths:` entry of a prefix as written.
 #[derive(Debug, Deserialize)]
@@ -172,6 +307,9 @@ pub struct WatchedPrefix {
     pub suppress_rpki_valid_hijacks: bool,
     /// Path rules (`path_match`).
     pub paths: Vec<PathRule>,
+    /// Per rule: how long a condition must hold before it fires, and be gone before it
+    /// resolves (built-in values, then `defaults: hold_downs:`, then the prefix's own).
+    pub hold_downs: HoldDowns,
 }
 
 fn parse_prefix(text: &Spanned<String>, errors: &mut Vec<Located>) -> Option<IpNet> {
@@ -284,6 +422,9 @@ pub(super) fn validate_prefixes(
             squat,
             suppress_rpki_valid_hijacks: entry.suppress_rpki_valid_hijacks.unwrap_or(false),
             paths,
+            hold_downs: HoldDowns::builtin()
+                .with(&defaults.hold_downs)
+                .with(&entry.hold_downs),
         });
     }
     out

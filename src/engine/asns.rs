@@ -5,7 +5,6 @@
 //! over a short sorted list, plus one hash lookup for a withdrawal.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -321,7 +320,7 @@ impl AsnMonitor {
             }
             None if count >= m.cfg.min_vantage_points => {
                 let alert = Alert {
-                    id: Alert::make_id(&k, cond.first_seen),
+                    id: Alert::make_id(&k, cond.first_seen, ts, 0),
                     rule: k.rule,
                     severity: match k.rule {
                         Rule::RpkiInvalid => Severity::Critical,
@@ -567,10 +566,19 @@ impl AsnMonitor {
             prefix: s.prefix,
             asn: n,
         };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (k, m, side, s.first_seen).hash(&mut h);
         let alert = Alert {
-            id: format!("{:016x}", h.finish()),
+            id: crate::alerts::stable_id(&[
+                k.rule.as_str(),
+                &k.prefix.to_string(),
+                &n.to_string(),
+                &m.to_string(),
+                match side {
+                    NeighborSide::Upstream => "upstream",
+                    NeighborSide::Downstream => "downstream",
+                },
+                &s.first_seen.0.to_string(),
+                &ts.0.to_string(),
+            ]),
             rule: Rule::NewNeighbor,
             severity: Severity::Warning,
             state: AlertState::Firing,

@@ -66,10 +66,14 @@ fn run(e: &mut Engine, events: &[FeedEvent]) -> Vec<(TransitionKind, Alert)> {
         e.process(ev);
         out.extend(take(e));
     }
+    e.settle();
+    out.extend(take(e));
     out
 }
 
+/// Settles the instant in progress and takes what it raised.
 fn take(e: &mut Engine) -> Vec<(TransitionKind, Alert)> {
+    e.settle();
     e.drain_transitions()
         .filter(|t| t.event != TransitionKind::Updated)
         .map(|t| (t.event, t.alert))

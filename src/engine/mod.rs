@@ -3,6 +3,11 @@
 //!
 //! The engine is single-threaded and runs on event time only, so a replay of the same input
 //! gives the same alerts with the same timestamps.
+//!
+//! Thresholds are judged on the state after every event of one instant (one timestamp): an
+//! instant is settled when an event of a later time arrives, when [`Engine::advance_to`] moves
+//! time on (the service's tick), or at [`Engine::settle`] (the end of a replay). Hold-downs
+//! (`for`, `keep_firing_for`) run out on event time too.
 
 mod asns;
 mod baseline;
@@ -13,7 +18,7 @@ mod state;
 mod view;
 mod vps;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use foldhash::{HashMap as FastMap, HashSet as FastSet};
 use std::sync::Arc;
@@ -82,15 +87,51 @@ struct Condition {
     first_seen: Timestamp,
     peak: u32,
     firing: Option<Alert>,
+    /// Not firing, at or over the threshold since then (waiting out `for`).
+    pending_since: Option<Timestamp>,
+    /// Firing, with no VP showing it since then (waiting out `keep_firing_for`).
+    clearing_since: Option<Timestamp>,
 }
 
-/// Visibility of one prefix under one watched prefix.
+impl Condition {
+    fn new(first_seen: Timestamp) -> Self {
+        Condition {
+            vps: HashSet::new(),
+            first_seen,
+            peak: 0,
+            firing: None,
+            pending_since: None,
+            clearing_since: None,
+        }
+    }
+}
+
+/// Visibility of one prefix under the watched prefix that judges it.
 #[derive(Debug, Default)]
 struct Visibility {
     reached: bool,
+    /// VPs whose route has only allowed origins: the only routes that count as visibility (a
+    /// hijacker's route is not the owner's prefix being seen).
+    allowed: u32,
+    /// Under the threshold since then, not firing yet (waiting out `for`).
+    pending_since: Option<Timestamp>,
+    /// Firing, back at the threshold since then (waiting out `keep_firing_for`).
+    clearing_since: Option<Timestamp>,
     /// Boxed: every routed prefix has an entry, and few have a firing alert.
     firing: Option<Box<Alert>>,
 }
+
+/// A hold-down that runs out at some event time: what to judge again then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// A condition, by watched prefix index and key.
+    Condition(usize, AlertKey),
+    /// The visibility of a prefix, by watched prefix index.
+    Visibility(usize, IpNet),
+}
+
+/// Watched prefixes (by index) covering a prefix, shortest first; rarely more than a few.
+type Chain = smallvec::SmallVec<[usize; 8]>;
 
 /// Counters the engine keeps for reports and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +167,16 @@ pub struct Engine {
     vps: VpTable,
     conditions: HashMap<AlertKey, Condition>,
     visibility: FastMap<(usize, IpNet), Visibility>,
+    /// Conditions changed in the instant not yet settled, in the order they changed.
+    unsettled: Vec<(usize, AlertKey)>,
+    unsettled_keys: FastSet<AlertKey>,
+    /// Visibility entries changed in the instant not yet settled, in the order they changed.
+    unsettled_visibility: Vec<(usize, IpNet)>,
+    unsettled_visibility_keys: FastSet<(usize, IpNet)>,
+    /// Hold-downs running, by the event time they run out.
+    timers: BTreeSet<(Timestamp, Due)>,
+    /// Alerts fired so far per key: numbers each incident of a key for its id.
+    incidents: FastMap<AlertKey, u32>,
     transitions: Vec<AlertTransition>,
     stats: EngineStats,
     /// While loading a table dump: learn every origin and upstream, raise nothing yet.
@@ -191,6 +242,12 @@ impl Engine {
             vps: VpTable::default(),
             conditions: HashMap::new(),
             visibility: FastMap::default(),
+            unsettled: Vec::new(),
+            unsettled_keys: FastSet::default(),
+            unsettled_visibility: Vec::new(),
+            unsettled_visibility_keys: FastSet::default(),
+            timers: BTreeSet::new(),
+            incidents: FastMap::default(),
             transitions: Vec::new(),
             stats: EngineStats::default(),
             loading_rib: false,
@@ -246,6 +303,7 @@ impl Engine {
         for i in 0..self.watched.len() {
             self.rebuild_conditions(i, now);
         }
+        self.settle_at(now);
         let mut out = asns_out!(self);
         self.asns.rebuild(now, &mut out);
     }
@@ -317,10 +375,12 @@ impl Engine {
     /// the dump showed), and every condition is evaluated on the loaded routes.
     pub fn finish_rib(&mut self, now: Timestamp) {
         self.loading_rib = false;
+        self.now = self.now.max(now);
         self.close_all_learning_windows(now);
         for i in 0..self.watched.len() {
             self.rebuild_conditions(i, now);
         }
+        self.settle_at(now);
         let mut out = asns_out!(self);
         self.asns.rebuild(now, &mut out);
     }
@@ -328,6 +388,55 @@ impl Engine {
     /// Takes the alert transitions produced since the last call.
     pub fn drain_transitions(&mut self) -> std::vec::Drain<'_, AlertTransition> {
         self.transitions.drain(..)
+    }
+
+    /// Judges the instant in progress now: every condition and visibility changed by the events
+    /// of the latest timestamp fires, updates or resolves, and hold-downs due by then run out.
+    /// Call it at the end of the input; later events and [`Engine::advance_to`] do it anyway.
+    pub fn settle(&mut self) {
+        self.settle_at(self.now);
+    }
+
+    /// Moves event time on to `ts` with no event (the service's tick while the feeds are
+    /// quiet): the instant in progress is settled, and hold-downs that run out before `ts` fire
+    /// or resolve at the time they run out. Earlier times are ignored.
+    pub fn advance_to(&mut self, ts: Timestamp) {
+        if ts <= self.now {
+            return;
+        }
+        self.settle_at(self.now);
+        // Nothing changes between two instants: each hold-down ends on the state it saw.
+        while let Some(&(due, what)) = self.timers.first()
+            && due < ts
+        {
+            self.timers.pop_first();
+            self.run_out(due, what);
+        }
+        self.now = ts;
+    }
+
+    /// Settles the unsettled changes at `ts`, then runs out the hold-downs due by `ts`.
+    fn settle_at(&mut self, ts: Timestamp) {
+        if !self.unsettled.is_empty() {
+            let keys = std::mem::take(&mut self.unsettled);
+            self.unsettled_keys.clear();
+            for (w, k) in keys {
+                self.evaluate(w, k, ts);
+            }
+        }
+        if !self.unsettled_visibility.is_empty() {
+            let entries = std::mem::take(&mut self.unsettled_visibility);
+            self.unsettled_visibility_keys.clear();
+            for (w, prefix) in entries {
+                self.evaluate_visibility(w, prefix, ts);
+            }
+        }
+        while let Some(&(due, what)) = self.timers.first()
+            && due <= ts
+        {
+            self.timers.pop_first();
+            self.run_out(due, what);
+        }
     }
 
     /// Processes one feed event. Returns true when it touched a watched prefix.
@@ -345,6 +454,9 @@ impl Engine {
     /// Processes one route event. Returns true when it touched a watched prefix or raised an
     /// alert for a monitored ASN.
     pub fn process_route(&mut self, ev: &RouteEvent) -> bool {
+        if ev.timestamp > self.now {
+            self.advance_to(ev.timestamp);
+        }
         match ev.change {
             RouteChange::Announce(_) => self.stats.announcements += 1,
             RouteChange::Withdraw => self.stats.withdrawals += 1,
@@ -356,18 +468,22 @@ impl Engine {
             self.monitored_asns(ev);
             self.transitions.len() > before
         };
-        let mut covering = [0usize; 8];
-        let chain = self.covering(&ev.prefix);
-        let n = chain.len().min(covering.len());
-        covering[..n].copy_from_slice(&chain[..n]);
-        if n == 0 {
+        // Copied out of `self` (without allocating at any depth): `apply_route` needs `self`.
+        let covering = Chain::from_slice(self.covering(&ev.prefix));
+        if covering.is_empty() {
             return asn_alerts || closed;
         }
         self.stats.matched += 1;
-        self.now = self.now.max(ev.timestamp);
         let vp = self.vps.intern(&ev.vp);
-        self.apply_route(&covering[..n], ev.prefix, vp, &ev.change, ev.timestamp);
+        self.apply_route(&covering, ev.prefix, vp, &ev.change, ev.timestamp);
         true
+    }
+
+    /// The watched prefix that judges routes to `prefix`: the longest watched prefix that
+    /// covers it. A nested watched prefix is judged by its own entry alone, never by the
+    /// entries that cover it.
+    fn judge_of(&self, prefix: &IpNet) -> Option<usize> {
+        self.watch.get_lpm(prefix).map(|(_, &w)| w)
     }
 
     /// The watched prefixes (by index) that cover `prefix`, shortest first: the same as
@@ -414,10 +530,12 @@ impl Engine {
     }
 
     fn peer_down(&mut self, vp: &Arc<VantagePoint>, ts: Timestamp) -> bool {
+        if ts > self.now {
+            self.advance_to(ts);
+        }
         let Some(id) = self.vps.get(vp) else {
             return false;
         };
-        self.now = self.now.max(ts);
         if !self.asns.is_empty() {
             let mut out = asns_out!(self);
             self.asns.peer_down(id, ts, &mut out);
@@ -431,7 +549,7 @@ impl Engine {
         // Map order is random per process; replays must give the same output every time.
         prefixes.sort_unstable();
         for prefix in &prefixes {
-            let covering: Vec<usize> = self.watch.cover(prefix).map(|(_, &i)| i).collect();
+            let covering: Chain = self.watch.cover(prefix).map(|(_, &i)| i).collect();
             self.apply_route(&covering, *prefix, id, &RouteChange::Withdraw, ts);
         }
         !prefixes.is_empty()
@@ -488,7 +606,9 @@ impl Engine {
                 }
             }
         }
-        for &w in covering {
+        // Only the longest watched prefix covering the route judges it (`covering` is
+        // shortest first); the others just list it among their routed more-specifics.
+        if let Some(&w) = covering.last() {
             if let Some(attrs) = &new
                 && self.learn(w, prefix, vp, attrs, ts)
             {
@@ -513,10 +633,54 @@ impl Engine {
                         self.add_vp(w, prefix, *f, vp, ts);
                     }
                 }
+                // (After a rebuild the count is already fresh.)
+                let delta = i64::from(new.is_some_and(|a| self.allowed(w, a)))
+                    - i64::from(old.as_deref().is_some_and(|a| self.allowed(w, a)));
+                self.count_visibility(w, prefix, delta);
             }
-            if !self.loading_rib {
-                self.check_visibility(w, prefix, visible, ts);
-            }
+        }
+    }
+
+    /// True when every origin of the route is allowed for watched prefix `w`: the route is
+    /// the owner's, so it counts as visibility.
+    fn allowed(&self, w: usize, attrs: &RouteAttrs) -> bool {
+        let origins = attrs.path.origins();
+        let baseline = &self.watched[w].origins;
+        !origins.is_empty() && origins.iter().all(|o| baseline.contains(*o))
+    }
+
+    /// Changes the number of VPs with an allowed route to `prefix` (judged by `w`) by `delta`,
+    /// to be judged when the instant settles.
+    fn count_visibility(&mut self, w: usize, prefix: IpNet, delta: i64) {
+        if self.watched[w].cfg.visibility_min_vantage_points == 0 {
+            return;
+        }
+        let state = self.visibility.entry((w, prefix)).or_default();
+        state.allowed = (i64::from(state.allowed) + delta).max(0) as u32;
+        if self.unsettled_visibility_keys.insert((w, prefix)) {
+            self.unsettled_visibility.push((w, prefix));
+        }
+    }
+
+    /// Counts the allowed routes to `prefix` (judged by `w`) afresh, after its baseline changed.
+    fn recount_visibility(&mut self, w: usize, prefix: IpNet) {
+        if self.watched[w].cfg.visibility_min_vantage_points == 0 {
+            return;
+        }
+        let allowed = self.routes.get(&prefix).map_or(0, |by_vp| {
+            by_vp.values().filter(|r| self.allowed(w, &r.attrs)).count()
+        });
+        let state = self.visibility.entry((w, prefix)).or_default();
+        state.allowed = allowed as u32;
+        if self.unsettled_visibility_keys.insert((w, prefix)) {
+            self.unsettled_visibility.push((w, prefix));
+        }
+    }
+
+    /// Marks a condition to be judged when the instant settles.
+    fn unsettle(&mut self, w: usize, k: AlertKey) {
+        if self.unsettled_keys.insert(k) {
+            self.unsettled.push((w, k));
         }
     }
 
@@ -526,9 +690,10 @@ impl Engine {
         let net = watched.cfg.prefix;
         // The prefix itself and its routed more-specifics (kept per watched prefix), so a
         // rebuild costs the routes under this prefix, not all routes.
+        // Only what `w` judges: not a more-specific that a longer watched prefix covers.
         let under: Vec<IpNet> = std::iter::once(net)
             .chain(self.more_specifics[w].iter().copied())
-            .filter(|p| self.routes.contains_key(p))
+            .filter(|p| self.routes.contains_key(p) && self.judge_of(p) == Some(w))
             .collect();
         let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
         for prefix in &under {
@@ -549,144 +714,276 @@ impl Engine {
             .collect();
         stale.sort_unstable();
         for k in stale {
-            if let Some(cond) = self.conditions.remove(&k)
-                && let Some(alert) = cond.firing
-            {
-                self.resolve(alert, ts);
+            if let Some(cond) = self.conditions.get_mut(&k) {
+                cond.vps.clear();
+                self.unsettle(w, k);
             }
         }
         let mut keys: Vec<AlertKey> = fresh.keys().copied().collect();
         keys.sort();
         for k in keys {
             let vps = fresh.remove(&k).unwrap_or_default();
-            let cond = self.conditions.entry(k).or_insert_with(|| Condition {
-                vps: HashSet::new(),
-                first_seen: ts,
-                peak: 0,
-                firing: None,
-            });
+            let cond = self
+                .conditions
+                .entry(k)
+                .or_insert_with(|| Condition::new(ts));
             if cond.vps == vps {
                 continue;
             }
             cond.vps = vps;
-            self.after_change(w, k, ts);
+            self.unsettle(w, k);
         }
-        let mut prefixes: Vec<(IpNet, usize)> = under
-            .iter()
-            .filter_map(|p| self.routes.get(p).map(|by_vp| (*p, by_vp.len())))
-            .collect();
+        let mut prefixes = under;
         prefixes.sort_unstable();
-        for (prefix, visible) in prefixes {
-            self.check_visibility(w, prefix, visible, ts);
+        for prefix in prefixes {
+            self.recount_visibility(w, prefix);
         }
     }
 
     fn add_vp(&mut self, w: usize, prefix: IpNet, f: Finding, vp: VpId, ts: Timestamp) {
         let k = key(self.watched[w].cfg.prefix, prefix, f);
-        let cond = self.conditions.entry(k).or_insert_with(|| Condition {
-            vps: HashSet::new(),
-            first_seen: ts,
-            peak: 0,
-            firing: None,
-        });
+        let cond = self
+            .conditions
+            .entry(k)
+            .or_insert_with(|| Condition::new(ts));
         if cond.vps.insert(vp) {
-            self.after_change(w, k, ts);
+            self.unsettle(w, k);
         }
     }
 
-    fn remove_vp(&mut self, w: usize, prefix: IpNet, f: Finding, vp: VpId, ts: Timestamp) {
+    fn remove_vp(&mut self, w: usize, prefix: IpNet, f: Finding, vp: VpId, _ts: Timestamp) {
         let k = key(self.watched[w].cfg.prefix, prefix, f);
         if let Some(cond) = self.conditions.get_mut(&k)
             && cond.vps.remove(&vp)
         {
-            self.after_change(w, k, ts);
+            self.unsettle(w, k);
         }
     }
 
     /// A VP that already showed a condition re-announced (new path, same finding): keep the
     /// alert's sample and last-seen time current.
-    fn refresh(&mut self, w: usize, prefix: IpNet, f: Finding, ts: Timestamp) {
+    fn refresh(&mut self, w: usize, prefix: IpNet, f: Finding, _ts: Timestamp) {
         let k = key(self.watched[w].cfg.prefix, prefix, f);
         if self.conditions.get(&k).is_some_and(|c| c.firing.is_some()) {
-            self.after_change(w, k, ts);
+            self.unsettle(w, k);
         }
     }
 
-    /// Fires, updates or resolves the alert of a condition whose VP set changed.
-    fn after_change(&mut self, w: usize, k: AlertKey, ts: Timestamp) {
+    /// Judges a condition on the settled state of an instant: fires, updates or resolves its
+    /// alert, or starts or stops a hold-down.
+    fn evaluate(&mut self, w: usize, k: AlertKey, ts: Timestamp) {
+        let cfg = &self.watched[w].cfg;
+        let hold = cfg.hold_downs.get(k.rule);
+        let min = cfg.min_vantage_points;
         let Some(cond) = self.conditions.get_mut(&k) else {
             return;
         };
         let count = cond.vps.len() as u32;
         cond.peak = cond.peak.max(count);
         if count == 0 {
-            if let Some(cond) = self.conditions.remove(&k)
-                && let Some(alert) = cond.firing
-            {
-                self.resolve(alert, ts);
+            cond.pending_since = None;
+            match cond.firing.as_mut() {
+                None => {
+                    self.conditions.remove(&k);
+                }
+                Some(alert) if hold.keep_firing_for_seconds > 0 => {
+                    if cond.clearing_since.is_none() {
+                        cond.clearing_since = Some(ts);
+                        self.timers.insert((
+                            ts.plus_secs(hold.keep_firing_for_seconds),
+                            Due::Condition(w, k),
+                        ));
+                        alert.vantage_points = 0;
+                        alert.last_seen = ts;
+                        let alert = alert.clone();
+                        self.transitions.push(AlertTransition {
+                            event: TransitionKind::Updated,
+                            alert,
+                        });
+                    }
+                }
+                Some(_) => {
+                    if let Some(alert) = self.conditions.remove(&k).and_then(|c| c.firing) {
+                        self.resolve(alert, ts);
+                    }
+                }
             }
             return;
         }
-        let min = self.watched[w].cfg.min_vantage_points;
+        if cond.firing.is_some() {
+            cond.clearing_since = None;
+            self.update(w, k, ts);
+        } else if count < min {
+            cond.pending_since = None;
+        } else if hold.for_seconds == 0 {
+            self.fire(w, k, ts);
+        } else if cond.pending_since.is_none() {
+            cond.pending_since = Some(ts);
+            self.timers
+                .insert((ts.plus_secs(hold.for_seconds), Due::Condition(w, k)));
+        }
+    }
+
+    /// A hold-down ran out at `due`: fires or resolves what waited for it, if it still holds.
+    fn run_out(&mut self, due: Timestamp, what: Due) {
+        match what {
+            Due::Condition(w, k) => {
+                let cfg = &self.watched[w].cfg;
+                let hold = cfg.hold_downs.get(k.rule);
+                let min = cfg.min_vantage_points as usize;
+                let Some(cond) = self.conditions.get_mut(&k) else {
+                    return;
+                };
+                let ends = |since: Option<Timestamp>, secs: u64| {
+                    since.is_some_and(|s| s.plus_secs(secs) == due)
+                };
+                if cond.firing.is_none()
+                    && ends(cond.pending_since, hold.for_seconds)
+                    && cond.vps.len() >= min
+                {
+                    cond.pending_since = None;
+                    self.fire(w, k, due);
+                } else if cond.firing.is_some()
+                    && ends(cond.clearing_since, hold.keep_firing_for_seconds)
+                    && cond.vps.is_empty()
+                    && let Some(alert) = self.conditions.remove(&k).and_then(|c| c.firing)
+                {
+                    self.resolve(alert, due);
+                }
+            }
+            Due::Visibility(w, prefix) => {
+                let cfg = &self.watched[w].cfg;
+                let hold = cfg.hold_downs.get(Rule::VisibilityLoss);
+                let threshold = cfg.visibility_min_vantage_points;
+                let Some(state) = self.visibility.get_mut(&(w, prefix)) else {
+                    return;
+                };
+                let ends = |since: Option<Timestamp>, secs: u64| {
+                    since.is_some_and(|s| s.plus_secs(secs) == due)
+                };
+                if state.firing.is_none()
+                    && ends(state.pending_since, hold.for_seconds)
+                    && state.allowed < threshold
+                {
+                    let since = state.pending_since.take().unwrap_or(due);
+                    self.fire_visibility(w, prefix, since, due);
+                } else if state.firing.is_some()
+                    && ends(state.clearing_since, hold.keep_firing_for_seconds)
+                    && state.allowed >= threshold
+                {
+                    state.clearing_since = None;
+                    if let Some(alert) = state.firing.take() {
+                        self.resolve(*alert, due);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next incident number of a key (0 for its first alert).
+    fn next_incident(&mut self, k: AlertKey) -> u32 {
+        let n = self.incidents.entry(k).or_insert(0);
+        *n += 1;
+        *n - 1
+    }
+
+    /// The VPs, sample and facts of a condition's alert as they are now.
+    fn alert_facts(&self, w: usize, k: &AlertKey) -> Option<AlertFacts> {
+        let cond = self.conditions.get(k)?;
         let sample = sample_of(&self.routes, &self.vps, k.prefix, cond.vps.iter().copied());
         let attrs = sample_attrs(&self.routes, &self.vps, k.prefix, cond.vps.iter().copied());
-        let (detail, path_severity) = detect::detail(&self.ctx, &self.watched[w], &k, &attrs);
+        let (detail, path_severity) = detect::detail(&self.ctx, &self.watched[w], k, &attrs);
+        let first_origin = attrs.first().and_then(|a| match a.path.0.last() {
+            Some(crate::event::PathElem::Asn(o)) => Some(*o),
+            _ => None,
+        });
+        Some(AlertFacts {
+            count: cond.vps.len() as u32,
+            peak: cond.peak,
+            sample,
+            detail,
+            path_severity,
+            first_origin,
+        })
+    }
+
+    /// A firing alert's VPs or routes changed.
+    fn update(&mut self, w: usize, k: AlertKey, ts: Timestamp) {
+        let Some(AlertFacts {
+            count,
+            peak,
+            sample,
+            detail,
+            ..
+        }) = self.alert_facts(w, &k)
+        else {
+            return;
+        };
+        let Some(alert) = self.conditions.get_mut(&k).and_then(|c| c.firing.as_mut()) else {
+            return;
+        };
+        alert.vantage_points = count;
+        alert.peak_vantage_points = peak;
+        alert.sample = sample;
+        alert.last_seen = ts;
+        alert.detail = detail;
+        let alert = alert.clone();
+        self.transitions.push(AlertTransition {
+            event: TransitionKind::Updated,
+            alert,
+        });
+    }
+
+    /// A condition's alert fires at `ts`.
+    fn fire(&mut self, w: usize, k: AlertKey, ts: Timestamp) {
+        let Some(facts) = self.alert_facts(w, &k) else {
+            return;
+        };
+        let incident = self.next_incident(k);
         let Some(cond) = self.conditions.get_mut(&k) else {
             return;
         };
-        match cond.firing.as_mut() {
-            Some(alert) => {
-                alert.vantage_points = count;
-                alert.peak_vantage_points = cond.peak;
-                alert.sample = sample;
-                alert.last_seen = ts;
-                alert.detail = detail;
-                let alert = alert.clone();
-                self.transitions.push(AlertTransition {
-                    event: TransitionKind::Updated,
-                    alert,
-                });
-            }
-            None if count >= min => {
-                let watched = &self.watched[w];
-                let alert = Alert {
-                    id: Alert::make_id(&k, cond.first_seen),
-                    rule: k.rule,
-                    severity: path_severity.unwrap_or_else(|| severity(k.rule, &watched.cfg)),
-                    state: AlertState::Firing,
-                    prefix: k.prefix,
-                    watched_prefix: k.watched_prefix,
-                    description: watched.cfg.description.clone(),
-                    origin: match k.rule {
-                        Rule::NewUpstream | Rule::RouteLeak => None,
-                        _ => (k.asn != 0).then_some(k.asn),
-                    },
-                    upstream: (k.rule == Rule::NewUpstream).then_some(k.asn),
-                    expected_origins: watched.origins.asns().to_vec(),
-                    expected_upstreams: watched
-                        .upstreams
-                        .as_ref()
-                        .map(|u| u.asns().to_vec())
-                        .unwrap_or_default(),
-                    vantage_points: count,
-                    peak_vantage_points: cond.peak,
-                    sample,
-                    groups: watched.cfg.groups.clone(),
-                    first_seen: cond.first_seen,
-                    fired_at: ts,
-                    last_seen: ts,
-                    resolved_at: None,
-                    detail,
-                };
-                cond.firing = Some(alert.clone());
-                self.stats.fired += 1;
-                self.transitions.push(AlertTransition {
-                    event: TransitionKind::Fired,
-                    alert,
-                });
-            }
-            None => {}
-        }
+        let watched = &self.watched[w];
+        let alert = Alert {
+            id: Alert::make_id(&k, cond.first_seen, ts, incident),
+            rule: k.rule,
+            severity: facts
+                .path_severity
+                .unwrap_or_else(|| severity(k.rule, &watched.cfg)),
+            state: AlertState::Firing,
+            prefix: k.prefix,
+            watched_prefix: k.watched_prefix,
+            description: watched.cfg.description.clone(),
+            // The origin of the routes that show it: the offending one for hijacks, the
+            // allowed one reached through a new upstream.
+            origin: match k.rule {
+                Rule::RouteLeak => None,
+                Rule::NewUpstream => facts.first_origin,
+                _ => (k.asn != 0).then_some(k.asn),
+            },
+            upstream: (k.rule == Rule::NewUpstream).then_some(k.asn),
+            expected_origins: watched.origins.asns().to_vec(),
+            expected_upstreams: watched
+                .upstreams
+                .as_ref()
+                .map(|u| u.asns().to_vec())
+                .unwrap_or_default(),
+            vantage_points: facts.count,
+            peak_vantage_points: facts.peak,
+            sample: facts.sample,
+            groups: watched.cfg.groups.clone(),
+            first_seen: cond.first_seen,
+            fired_at: ts,
+            last_seen: ts,
+            resolved_at: None,
+            detail: facts.detail,
+        };
+        cond.firing = Some(alert.clone());
+        self.stats.fired += 1;
+        self.transitions.push(AlertTransition {
+            event: TransitionKind::Fired,
+            alert,
+        });
     }
 
     fn resolve(&mut self, mut alert: Alert, ts: Timestamp) {
@@ -701,30 +998,47 @@ impl Engine {
         });
     }
 
-    fn check_visibility(&mut self, w: usize, prefix: IpNet, visible: usize, ts: Timestamp) {
+    /// Judges the visibility of `prefix` (judged by `w`) on the settled state of an instant.
+    fn evaluate_visibility(&mut self, w: usize, prefix: IpNet, ts: Timestamp) {
         let cfg = &self.watched[w].cfg;
-        let threshold = cfg.visibility_min_vantage_points as usize;
+        let threshold = cfg.visibility_min_vantage_points;
+        let hold = cfg.hold_downs.get(Rule::VisibilityLoss);
         if threshold == 0 {
             return;
         }
-        let state = self.visibility.entry((w, prefix)).or_default();
+        let Some(state) = self.visibility.get_mut(&(w, prefix)) else {
+            return;
+        };
+        let visible = state.allowed;
         if visible >= threshold {
             self.meta_dirty |= !state.reached;
             state.reached = true;
-            if let Some(alert) = state.firing.take() {
-                self.resolve(*alert, ts);
+            state.pending_since = None;
+            if state.firing.is_none() {
+                return;
+            }
+            if hold.keep_firing_for_seconds == 0 {
+                if let Some(alert) = state.firing.take() {
+                    self.resolve(*alert, ts);
+                }
+            } else if state.clearing_since.is_none() {
+                state.clearing_since = Some(ts);
+                self.timers.insert((
+                    ts.plus_secs(hold.keep_firing_for_seconds),
+                    Due::Visibility(w, prefix),
+                ));
             }
             return;
         }
         if !state.reached {
             return;
         }
-        let sample = sample_of(&self.routes, &self.vps, prefix, None);
+        state.clearing_since = None;
         match state.firing.as_mut() {
-            Some(alert) if alert.vantage_points as usize != visible => {
-                alert.vantage_points = visible as u32;
+            Some(alert) if alert.vantage_points != visible => {
+                alert.vantage_points = visible;
                 alert.last_seen = ts;
-                alert.sample = sample;
+                alert.sample = sample_of(&self.routes, &self.vps, prefix, None);
                 let alert = (**alert).clone();
                 self.transitions.push(AlertTransition {
                     event: TransitionKind::Updated,
@@ -732,47 +1046,77 @@ impl Engine {
                 });
             }
             Some(_) => {}
+            None if hold.for_seconds == 0 => self.fire_visibility(w, prefix, ts, ts),
             None => {
-                let k = AlertKey {
-                    rule: Rule::VisibilityLoss,
-                    watched_prefix: cfg.prefix,
-                    prefix,
-                    asn: 0,
-                };
-                let alert = Alert {
-                    id: Alert::make_id(&k, ts),
-                    rule: Rule::VisibilityLoss,
-                    severity: cfg.visibility_severity,
-                    state: AlertState::Firing,
-                    prefix,
-                    watched_prefix: cfg.prefix,
-                    description: cfg.description.clone(),
-                    origin: None,
-                    upstream: None,
-                    expected_origins: self.watched[w].origins.asns().to_vec(),
-                    expected_upstreams: Vec::new(),
-                    vantage_points: visible as u32,
-                    peak_vantage_points: threshold as u32,
-                    sample,
-                    groups: cfg.groups.clone(),
-                    first_seen: ts,
-                    fired_at: ts,
-                    last_seen: ts,
-                    resolved_at: None,
-                    detail: AlertDetail {
-                        rpki_stale: self.ctx.rpki.stale,
-                        ..AlertDetail::default()
-                    },
-                };
-                state.firing = Some(Box::new(alert.clone()));
-                self.stats.fired += 1;
-                self.transitions.push(AlertTransition {
-                    event: TransitionKind::Fired,
-                    alert,
-                });
+                if state.pending_since.is_none() {
+                    state.pending_since = Some(ts);
+                    self.timers
+                        .insert((ts.plus_secs(hold.for_seconds), Due::Visibility(w, prefix)));
+                }
             }
         }
     }
+
+    /// A visibility loss first seen at `since` fires at `ts`.
+    fn fire_visibility(&mut self, w: usize, prefix: IpNet, since: Timestamp, ts: Timestamp) {
+        let cfg = &self.watched[w].cfg;
+        let k = AlertKey {
+            rule: Rule::VisibilityLoss,
+            watched_prefix: cfg.prefix,
+            prefix,
+            asn: 0,
+        };
+        let incident = self.next_incident(k);
+        let cfg = &self.watched[w].cfg;
+        let Some(state) = self.visibility.get_mut(&(w, prefix)) else {
+            return;
+        };
+        let alert = Alert {
+            id: Alert::make_id(&k, since, ts, incident),
+            rule: Rule::VisibilityLoss,
+            severity: cfg.visibility_severity,
+            state: AlertState::Firing,
+            prefix,
+            watched_prefix: cfg.prefix,
+            description: cfg.description.clone(),
+            origin: None,
+            upstream: None,
+            expected_origins: self.watched[w].origins.asns().to_vec(),
+            expected_upstreams: Vec::new(),
+            vantage_points: state.allowed,
+            peak_vantage_points: cfg.visibility_min_vantage_points,
+            sample: sample_of(&self.routes, &self.vps, prefix, None),
+            groups: cfg.groups.clone(),
+            first_seen: since,
+            fired_at: ts,
+            last_seen: ts,
+            resolved_at: None,
+            detail: AlertDetail {
+                rpki_stale: self.ctx.rpki.stale,
+                ..AlertDetail::default()
+            },
+        };
+        state.firing = Some(Box::new(alert.clone()));
+        self.stats.fired += 1;
+        self.transitions.push(AlertTransition {
+            event: TransitionKind::Fired,
+            alert,
+        });
+    }
+}
+
+/// What a condition's alert shows now.
+struct AlertFacts {
+    /// VPs that show it.
+    count: u32,
+    /// The most VPs that showed it at once.
+    peak: u32,
+    sample: Vec<VpSample>,
+    detail: AlertDetail,
+    /// The severity of a `path_match` alert (from its rules).
+    path_severity: Option<Severity>,
+    /// The origin of the first sampled route (none for an AS_SET origin).
+    first_origin: Option<u32>,
 }
 
 /// What the engine knows of one watched prefix right now.

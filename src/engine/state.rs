@@ -1,7 +1,7 @@
 //! The engine's state as plain data: exported for the store, and restored from it after a
 //! restart or a config reload.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -293,30 +293,29 @@ impl Engine {
             e.reopen_restored_window(w, now);
         }
         for (watched, prefix) in state.visibility_reached {
-            if let Some(&i) = index.get(&watched) {
+            // Only where that watched prefix still judges the prefix (the longest match).
+            if let Some(&i) = index.get(&watched)
+                && e.judge_of(&prefix) == Some(i)
+            {
                 e.visibility.entry((i, prefix)).or_default().reached = true;
             }
         }
         // Conditions from the routes, without firing anything yet: one pass over the routes,
-        // each prefix judged by the watched prefixes that cover it (a trie lookup).
+        // each prefix judged by the longest watched prefix that covers it (a trie lookup).
         for (prefix, by_vp) in &e.routes {
-            for (_, &i) in e.watch.cover(prefix) {
-                let w = &e.watched[i];
-                let net = w.cfg.prefix;
-                for (vp, route) in by_vp.iter() {
-                    for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
-                        let c =
-                            e.conditions
-                                .entry(key(net, *prefix, f))
-                                .or_insert_with(|| Condition {
-                                    vps: HashSet::new(),
-                                    first_seen: now,
-                                    peak: 0,
-                                    firing: None,
-                                });
-                        c.vps.insert(vp);
-                        c.peak = c.peak.max(c.vps.len() as u32);
-                    }
+            let Some(i) = e.judge_of(prefix) else {
+                continue;
+            };
+            let w = &e.watched[i];
+            let net = w.cfg.prefix;
+            for (vp, route) in by_vp.iter() {
+                for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
+                    let c = e
+                        .conditions
+                        .entry(key(net, *prefix, f))
+                        .or_insert_with(|| Condition::new(now));
+                    c.vps.insert(vp);
+                    c.peak = c.peak.max(c.vps.len() as u32);
                 }
             }
         }
@@ -329,17 +328,20 @@ impl Engine {
                 continue;
             };
             if alert.rule == Rule::VisibilityLoss {
+                if e.judge_of(&alert.prefix) != Some(w) {
+                    // A longer watched prefix judges it now (or nothing routes it).
+                    e.resolve(alert, now);
+                    continue;
+                }
                 let v = e.visibility.entry((w, alert.prefix)).or_default();
                 v.reached = true;
                 v.firing = Some(Box::new(alert));
                 continue;
             }
-            let c = e.conditions.entry(k).or_insert_with(|| Condition {
-                vps: HashSet::new(),
-                first_seen: alert.first_seen,
-                peak: alert.peak_vantage_points,
-                firing: None,
-            });
+            let c = e
+                .conditions
+                .entry(k)
+                .or_insert_with(|| Condition::new(alert.first_seen));
             c.first_seen = alert.first_seen;
             c.peak = c.peak.max(alert.peak_vantage_points);
             c.firing = Some(alert);
@@ -352,14 +354,24 @@ impl Engine {
             .collect();
         keys.sort_unstable_by_key(|(_, k)| *k);
         for (w, k) in keys {
-            e.after_change(w, k, now);
+            e.unsettle(w, k);
         }
-        let mut vis: Vec<(usize, IpNet)> = e.visibility.keys().copied().collect();
+        let mut vis: Vec<(usize, IpNet)> = e
+            .visibility
+            .keys()
+            .copied()
+            .chain(
+                e.routes
+                    .keys()
+                    .filter_map(|p| e.judge_of(p).map(|w| (w, *p))),
+            )
+            .collect();
         vis.sort_unstable();
+        vis.dedup();
         for (w, prefix) in vis {
-            let visible = e.routes.get(&prefix).map_or(0, |r| r.len());
-            e.check_visibility(w, prefix, visible, now);
+            e.recount_visibility(w, prefix);
         }
+        e.settle_at(now);
         // Only fired and resolved matter after a restore; updates were already known.
         e.transitions.retain(|t| t.event != TransitionKind::Updated);
         // Changes from the state given: prefixes dropped or cut, everything when VPs were

@@ -6,7 +6,17 @@ use super::*;
 use crate::config::Config;
 use crate::event::{AsPath, PathElem};
 
+/// An engine without hold-downs: these tests are about when conditions hold.
 fn engine(yaml: &str) -> Engine {
+    let mut cfg = Config::parse(yaml, Path::new("t.yml")).unwrap();
+    for p in &mut cfg.prefixes {
+        p.hold_downs = crate::config::HoldDowns::NONE;
+    }
+    Engine::new(&cfg.prefixes)
+}
+
+/// An engine with the hold-downs the config gives (built-in ones unless it says otherwise).
+fn engine_with_hold_downs(yaml: &str) -> Engine {
     let cfg = Config::parse(yaml, Path::new("t.yml")).unwrap();
     Engine::new(&cfg.prefixes)
 }
@@ -50,8 +60,12 @@ fn withdraw(t: i64, v: u32, prefix: &str) -> FeedEvent {
 /// Runs events and returns the fired/resolved transitions as `(event, rule, prefix, asn, secs)`.
 fn run(e: &mut Engine, events: &[FeedEvent]) -> Vec<(TransitionKind, Rule, String, u32, i64)> {
     let mut out = Vec::new();
-    for ev in events {
+    for (i, ev) in events.iter().enumerate() {
         e.process(ev);
+        // The last instant has no later event to settle it.
+        if i + 1 == events.len() {
+            e.settle();
+        }
         for t in e.drain_transitions() {
             if t.event == TransitionKind::Updated {
                 continue;
@@ -62,7 +76,7 @@ fn run(e: &mut Engine, events: &[FeedEvent]) -> Vec<(TransitionKind, Rule, Strin
                 t.event,
                 a.rule,
                 a.prefix.to_string(),
-                a.origin.or(a.upstream).unwrap_or(0),
+                a.upstream.or(a.origin).unwrap_or(0),
                 when,
             ));
         }
@@ -124,6 +138,7 @@ fn alert_carries_the_incident() {
     );
     let _ = e.drain_transitions();
     e.process(&announce(13, 3, "10.0.0.0/16", &[3, 666]));
+    e.settle();
     let t: Vec<_> = e.drain_transitions().collect();
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].event, TransitionKind::Updated);
@@ -136,7 +151,8 @@ fn alert_carries_the_incident() {
     assert_eq!(a.last_seen, Timestamp::from_parts(13, 0));
     assert_eq!(a.sample.len(), 3);
     assert_eq!(a.sample[0].as_path, "1 9 666 666");
-    assert_eq!(a.id, Alert::make_id(&a.key(), a.first_seen));
+    // The key's first incident.
+    assert_eq!(a.id, Alert::make_id(&a.key(), a.first_seen, a.fired_at, 0));
 }
 
 #[test]
@@ -385,8 +401,11 @@ fn peer_down_drops_the_vps_routes() {
     assert_eq!(e.route_count(), 0);
 }
 
+/// A more-specific that is itself watched is judged by its own entry alone (the longest
+/// match): its own origin is no hijack of the covering entry, another origin is an origin
+/// hijack of its own entry, and a route under it is judged by it too.
 #[test]
-fn nested_watched_prefixes_each_judge_the_route() {
+fn nested_watched_prefixes_judge_by_the_longest_match() {
     let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    visibility_min_vantage_points: 0\n  - prefix: 10.0.1.0/24\n    origins: [101]\n    upstreams: []\n    visibility_min_vantage_points: 0\n";
     let mut e = engine(yaml);
     let got = run(
@@ -396,10 +415,77 @@ fn nested_watched_prefixes_each_judge_the_route() {
             announce(1, 2, "10.0.1.0/24", &[2, 101]),
         ],
     );
+    assert_eq!(got, vec![]);
+    let mut e = engine(yaml);
+    let t: Vec<AlertTransition> = [
+        announce(1, 1, "10.0.1.0/24", &[1, 100]),
+        announce(1, 2, "10.0.1.0/24", &[2, 100]),
+        announce(1, 1, "10.0.1.128/25", &[1, 101]),
+        announce(1, 2, "10.0.1.128/25", &[2, 101]),
+    ]
+    .iter()
+    .flat_map(|ev| {
+        e.process(ev);
+        e.settle();
+        e.drain_transitions().collect::<Vec<_>>()
+    })
+    .collect();
+    let got: Vec<(Rule, String, String, Option<u32>)> = t
+        .iter()
+        .map(|t| {
+            let a = &t.alert;
+            (
+                a.rule,
+                a.prefix.to_string(),
+                a.watched_prefix.to_string(),
+                a.origin,
+            )
+        })
+        .collect();
     assert_eq!(
         got,
-        vec![(Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 101, 1)]
+        vec![
+            (
+                Rule::OriginHijack,
+                "10.0.1.0/24".into(),
+                "10.0.1.0/24".into(),
+                Some(100)
+            ),
+            (
+                Rule::MoreSpecific,
+                "10.0.1.128/25".into(),
+                "10.0.1.0/24".into(),
+                Some(101)
+            ),
+        ]
     );
+}
+
+/// Nesting is unbounded: a route under ten nested watched prefixes is judged by the tenth.
+#[test]
+fn deeply_nested_watched_prefixes_judge_by_the_longest_match() {
+    let mut yaml = String::from("prefixes:\n");
+    for len in 14..=23 {
+        yaml.push_str(&format!(
+            "  - prefix: 10.0.0.0/{len}\n    origins: [{len}]\n    upstreams: []\n    more_specifics: ignore\n    visibility_min_vantage_points: 0\n"
+        ));
+    }
+    let mut e = engine(&yaml);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/24", &[1, 23]),
+            announce(1, 2, "10.0.0.0/24", &[2, 23]),
+            announce(2, 1, "10.0.0.0/24", &[1, 22]),
+            announce(2, 2, "10.0.0.0/24", &[2, 22]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::SubprefixHijack, "10.0.0.0/24".into(), 22, 2)]
+    );
+    let state = e.export_state();
+    assert_eq!(state.firing[0].watched_prefix.to_string(), "10.0.0.0/23");
 }
 
 #[test]
@@ -460,6 +546,12 @@ fn same_input_same_alert_ids() {
                     .map(|t| t.alert.id),
             );
         }
+        e.settle();
+        ids.extend(
+            e.drain_transitions()
+                .filter(|t| t.event != TransitionKind::Updated)
+                .map(|t| t.alert.id),
+        );
         ids
     };
     let a = ids(&mut engine(EXACT));
@@ -486,8 +578,7 @@ fn restored_engine_continues_the_same_alerts_silently() {
     assert_eq!(state.routes.len(), 1);
     assert_eq!(state.routes[0].routes.len(), 3);
     let id = state.firing[0].id.clone();
-    let cfg = Config::parse(EXACT, Path::new("t.yml")).unwrap();
-    let mut r = Engine::restore(&cfg.prefixes, state);
+    let mut r = Engine::restore(&e.watched_prefixes().cloned().collect::<Vec<_>>(), state);
     assert_eq!(
         r.drain_transitions().count(),
         0,
@@ -497,6 +588,7 @@ fn restored_engine_continues_the_same_alerts_silently() {
     let mut resolved = Vec::new();
     for ev in [withdraw(4, 1, "10.0.0.0/16"), withdraw(5, 2, "10.0.0.0/16")] {
         r.process(&ev);
+        r.settle();
         resolved.extend(
             r.drain_transitions()
                 .filter(|t| t.event == TransitionKind::Resolved),
@@ -584,4 +676,110 @@ fn reconfigure_keeps_state_of_prefixes_that_stay() {
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].event, TransitionKind::Resolved);
     assert_eq!(e.route_count(), 0);
+}
+
+/// Thresholds are judged on the state after every event of one instant: a VP whose route is
+/// replaced within the same second never counts.
+#[test]
+fn a_condition_that_ends_within_its_instant_raises_nothing() {
+    let mut e = engine(EXACT);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 666]),
+            announce(2, 2, "10.0.0.0/16", &[2, 666]),
+            announce(2, 2, "10.0.0.0/16", &[2, 200, 100]),
+            announce(3, 3, "10.0.0.0/16", &[3, 666]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![(Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 3)]
+    );
+}
+
+/// Hold-downs run on event time: a loss shorter than `for` raises nothing; a longer one fires
+/// when `for` runs out (moving time on is enough, no further event is needed); a return shorter
+/// than `keep_firing_for` keeps the same alert; a longer one resolves it when it runs out.
+#[test]
+fn hold_downs_run_on_event_time() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    visibility_min_vantage_points: 2\n    hold_downs:\n      visibility_loss: {for_seconds: 10, keep_firing_for_seconds: 5}\n";
+    let p = "10.0.0.0/16";
+    let mut e = engine_with_hold_downs(yaml);
+    let mut got = run(
+        &mut e,
+        &[
+            announce(0, 1, p, &[1, 100]),
+            announce(0, 2, p, &[2, 100]),
+            withdraw(1, 1, p),
+            announce(9, 1, p, &[1, 100]),
+            withdraw(20, 1, p),
+            // A hijacker's route is no visibility for the owner.
+            announce(25, 3, p, &[3, 666]),
+        ],
+    );
+    let step = |e: &mut Engine, got: &mut Vec<_>, ev: Option<FeedEvent>, to: i64| {
+        if let Some(ev) = ev {
+            e.process(&ev);
+        }
+        e.advance_to(Timestamp::from_parts(to, 0));
+        got.extend(
+            e.drain_transitions()
+                .filter(|t| t.event != TransitionKind::Updated)
+                .map(|t| {
+                    (
+                        t.event,
+                        t.alert.resolved_at.unwrap_or(t.alert.fired_at).secs(),
+                        t.alert.id,
+                    )
+                }),
+        );
+    };
+    let mut seen = Vec::new();
+    step(&mut e, &mut seen, None, 31);
+    step(&mut e, &mut seen, Some(announce(40, 1, p, &[1, 100])), 41);
+    step(&mut e, &mut seen, Some(withdraw(43, 1, p)), 44);
+    step(&mut e, &mut seen, Some(announce(50, 1, p, &[1, 100])), 56);
+    got.extend(
+        seen.iter()
+            .map(|(k, t, _)| (*k, Rule::VisibilityLoss, p.to_string(), 0, *t)),
+    );
+    assert_eq!(
+        got,
+        vec![
+            (Fired, Rule::VisibilityLoss, p.into(), 0, 30),
+            (Resolved, Rule::VisibilityLoss, p.into(), 0, 55),
+        ]
+    );
+    assert_eq!(seen[0].2, seen[1].2, "one incident, one id");
+}
+
+/// Each incident of a key gets its own id, even when several share the same times.
+#[test]
+fn every_incident_of_a_key_has_its_own_id() {
+    let k = AlertKey {
+        rule: Rule::OriginHijack,
+        watched_prefix: "10.0.0.0/16".parse().unwrap(),
+        prefix: "10.0.0.0/16".parse().unwrap(),
+        asn: 666,
+    };
+    let t = Timestamp::from_parts(1, 0);
+    let ids: HashSet<String> = (0..3).map(|n| Alert::make_id(&k, t, t, n)).collect();
+    assert_eq!(ids.len(), 3);
+}
+
+/// A route that teaches a baseline counts once towards visibility (it is counted when the
+/// baseline's routes are counted afresh, not again on its own).
+#[test]
+fn the_route_that_teaches_a_baseline_counts_once_for_visibility() {
+    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    visibility_min_vantage_points: 2\n";
+    let mut e = engine(yaml);
+    let got = run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
+            withdraw(2, 1, "10.0.0.0/16"),
+        ],
+    );
+    assert_eq!(got, vec![]);
 }

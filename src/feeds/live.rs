@@ -211,7 +211,8 @@ impl FeedHandle {
 
     /// Hands events to the engine, less those with an event time outside the sane window or
     /// from a vantage point beyond the limit (counted as invalid input); false when the engine
-    /// is gone.
+    /// is gone. Waits while the engine's queue is full (the connection loop does not read the
+    /// socket meanwhile, so TCP slows the server down).
     pub async fn send(&self, mut events: Vec<FeedEvent>) -> bool {
         if events.is_empty() {
             return true;

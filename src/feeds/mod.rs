@@ -8,6 +8,7 @@ pub mod json;
 pub mod live;
 pub mod mrt;
 mod mrt_feed;
+pub mod queue;
 pub mod ris_live;
 pub mod ris_live_parse;
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ipnet::IpNet;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{FeedConfig, FeedKind};
@@ -37,8 +38,8 @@ pub struct Batch {
 /// What a feed task gets: where to send events, where to report health, when to stop.
 #[derive(Clone)]
 pub struct FeedContext {
-    /// The engine's queue.
-    pub events: mpsc::Sender<Batch>,
+    /// The engine's queue, bounded by events: sending waits while it is full.
+    pub events: queue::EventSender,
     /// Feed health for `/readyz` and `/metrics`.
     pub health: Health,
     /// Metrics registry and core metrics.

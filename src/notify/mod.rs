@@ -308,6 +308,7 @@ impl Notifier {
             handed: Vec::new(),
         };
         router.switch(router.window, slots);
+        router.restore_told(outbox.told().map_err(|e| anyhow::anyhow!("{e}"))?);
         let router = tokio::spawn(router.run(rx));
         Ok(Notifier {
             tx: Some(tx),
@@ -725,6 +726,23 @@ impl Router {
                     alert: a,
                 },
             );
+        }
+    }
+
+    /// Learns, from the outbox, which alerts each channel was told about before this notifier
+    /// started: a resolution that a crash left waiting in the store is queued again at start,
+    /// and must reach the channels that were told its alert fired, although the alert is no
+    /// longer among those restored as firing.
+    fn restore_told(&mut self, told: Vec<(String, String)>) {
+        let now = Instant::now();
+        for (channel, alert_id) in told {
+            if let Some(c) = self
+                .channels
+                .iter_mut()
+                .find(|c| !c.retired && c.ch.name == channel)
+            {
+                c.last_told.entry(alert_id).or_insert(now);
+            }
         }
     }
 

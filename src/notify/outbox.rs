@@ -74,7 +74,8 @@ pub trait Outbox: Send + Sync + 'static {
         Ok(())
     }
     /// Adds notifications and records, in the same write, which alert events they complete
-    /// (so an event is either in the outbox and marked, or neither, whatever crashes).
+    /// (so an event is either in the outbox and marked, or neither, whatever crashes) and
+    /// which alerts the channels are now told about (see [`Outbox::told`]).
     fn enqueue_group(
         &self,
         batch: &[NewNotification<'_>],
@@ -82,6 +83,14 @@ pub trait Outbox: Send + Sync + 'static {
     ) -> Result<(), OutboxError> {
         let _ = handed_over;
         self.enqueue_all(batch)
+    }
+    /// Which alerts each channel was told about, as (channel, alert id): a `fired` or
+    /// `reminder` for it was queued for the channel, and the alert's `resolved` is not yet
+    /// handed over. Kept in the same write as the notifications, so a notifier started after a
+    /// crash knows whom to tell about a resolution the crash left waiting. Storage that does
+    /// not survive restarts has nothing to tell.
+    fn told(&self) -> Result<Vec<(String, String)>, OutboxError> {
+        Ok(Vec::new())
     }
     /// Pending notifications of a channel, oldest first, at most `limit`. A row whose payload
     /// cannot be read is marked dead and skipped.

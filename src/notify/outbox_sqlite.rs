@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use tracing::warn;
 
-use super::NotifyEvent;
 use super::outbox::{HandedOver, NewNotification, Outbox, OutboxError, Queued};
+use super::{EventKind, NotifyEvent};
 
 /// Delivered notifications are kept this long for inspection, then pruned.
 const KEEP_DELIVERED_MS: i64 = 7 * 86_400_000;
@@ -73,20 +73,43 @@ impl SqliteOutbox {
                 "cannot create its table: {e}; is the file a bgpsentry database?"
             ))
         })?;
+        let has_told = table_exists(&conn, "notify_told")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS notify_told (
+                 alert_id TEXT NOT NULL,
+                 channel TEXT NOT NULL,
+                 PRIMARY KEY (alert_id, channel)
+             ) WITHOUT ROWID;",
+        )
+        .map_err(|e| err("cannot create its table", e))?;
+        if !has_told {
+            // A file from before this table: derive it from the history, while it is all there.
+            backfill_told(&conn)?;
+        }
         conn.execute(
             "DELETE FROM notify_outbox WHERE (state = 'delivered' AND finished_ms < ?1)
                  OR (state = 'dead' AND finished_ms < ?2)",
             params![now_ms - KEEP_DELIVERED_MS, now_ms - KEEP_DEAD_MS],
         )
         .map_err(|e| err("cannot prune", e))?;
-        let has_alert_events = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'alert_events'",
-                [],
-                |r| r.get::<_, i64>(0),
+        let has_alert_events = table_exists(&conn, "alert_events")?;
+        if has_alert_events {
+            // Hand-overs mark events by alert: without this index each mark reads the whole
+            // queue, and an alert storm holds the store's write lock for seconds.
+            conn.execute_batch(
+                "CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, event);",
             )
-            .map(|n| n > 0)
-            .map_err(|e| err("cannot read its schema", e))?;
+            .map_err(|e| err("cannot create its index", e))?;
+            // What a channel was told matters only while the alert fires or has an event
+            // waiting (resolutions recorded while no notifier ran leave rows behind).
+            conn.execute(
+                "DELETE FROM notify_told WHERE alert_id NOT IN
+                     (SELECT id FROM alerts WHERE state = 'firing'
+                      UNION SELECT alert_id FROM alert_events WHERE notified = 0)",
+                [],
+            )
+            .map_err(|e| err("cannot prune", e))?;
+        }
         Ok(SqliteOutbox {
             conn: Mutex::new(conn),
             has_alert_events,
@@ -108,6 +131,52 @@ impl SqliteOutbox {
             .optional()
             .map_err(|e| err("cannot read", e))
     }
+}
+
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, OutboxError> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(|e| err("cannot read its schema", e))
+}
+
+/// Fills `notify_told` from the notifications kept in the outbox, oldest first: a `fired` or
+/// `reminder` tells the channel, a `resolved` ends it.
+fn backfill_told(conn: &Connection) -> Result<(), OutboxError> {
+    let mut told = std::collections::BTreeSet::new();
+    {
+        let mut stmt = conn
+            .prepare("SELECT channel, payload FROM notify_outbox ORDER BY seq")
+            .map_err(|e| err("cannot read", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| err("cannot read", e))?;
+        for row in rows {
+            let (channel, payload) = row.map_err(|e| err("cannot read", e))?;
+            // An unreadable row is given up when it is next read; it tells nothing here.
+            let Ok(events) = serde_json::from_str::<Vec<NotifyEvent>>(&payload) else {
+                continue;
+            };
+            for e in events {
+                let key = (channel.clone(), e.alert.id);
+                match e.event {
+                    EventKind::Fired | EventKind::Reminder => told.insert(key),
+                    EventKind::Resolved => told.remove(&key),
+                };
+            }
+        }
+    }
+    let mut add = conn
+        .prepare("INSERT OR IGNORE INTO notify_told (channel, alert_id) VALUES (?1, ?2)")
+        .map_err(|e| err("cannot store", e))?;
+    for (channel, alert_id) in told {
+        add.execute(params![channel, alert_id])
+            .map_err(|e| err("cannot store", e))?;
+    }
+    Ok(())
 }
 
 fn insert(conn: &Connection, n: &NewNotification<'_>) -> Result<(), OutboxError> {
@@ -148,8 +217,31 @@ impl Outbox for SqliteOutbox {
         let tx = conn
             .transaction()
             .map_err(|e| err("cannot store notifications", e))?;
-        for n in batch {
-            insert(&tx, n)?;
+        {
+            let mut tell = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notify_told (channel, alert_id) VALUES (?1, ?2)",
+                )
+                .map_err(|e| err("cannot store notifications", e))?;
+            for n in batch {
+                insert(&tx, n)?;
+                for e in n.events {
+                    if matches!(e.event, EventKind::Fired | EventKind::Reminder) {
+                        tell.execute(params![n.channel, e.alert.id])
+                            .map_err(|e| err("cannot store notifications", e))?;
+                    }
+                }
+            }
+            // Its resolution is queued for every channel that takes it: nobody needs to be
+            // told about the alert again.
+            let mut forget = tx
+                .prepare_cached("DELETE FROM notify_told WHERE alert_id = ?1")
+                .map_err(|e| err("cannot store notifications", e))?;
+            for h in handed_over.iter().filter(|h| h.event == "resolved") {
+                forget
+                    .execute(params![h.alert_id])
+                    .map_err(|e| err("cannot store notifications", e))?;
+            }
         }
         if self.has_alert_events {
             let mut mark = tx
@@ -164,6 +256,17 @@ impl Outbox for SqliteOutbox {
         }
         tx.commit()
             .map_err(|e| err("cannot store notifications", e))
+    }
+
+    fn told(&self) -> Result<Vec<(String, String)>, OutboxError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT channel, alert_id FROM notify_told ORDER BY channel, alert_id")
+            .map_err(|e| err("cannot read", e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| err("cannot read", e))?;
+        rows.map(|r| r.map_err(|e| err("cannot read", e))).collect()
     }
 
     fn pending(&self, channel: &str, limit: usize) -> Result<Vec<Queued>, OutboxError> {
@@ -339,6 +442,76 @@ mod tests {
         assert!(ob.enqueue_all(&[n("c"), n("b")]).is_err());
         assert_eq!(ob.depth("ch").unwrap(), 2);
         assert_eq!(ob.status("c").unwrap(), None);
+    }
+
+    fn event(event: EventKind, alert_id: &str) -> NotifyEvent {
+        let cfg = crate::config::Config::parse("", std::path::Path::new("t.yml")).unwrap();
+        let mut alert = crate::notify::sample_alert(&cfg);
+        alert.id = alert_id.to_string();
+        NotifyEvent { event, alert }
+    }
+
+    #[test]
+    fn told_follows_what_is_queued_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let ob = SqliteOutbox::open(&path, 1000).unwrap();
+        let fired = [event(EventKind::Fired, "a1"), event(EventKind::Fired, "a2")];
+        let reminder = [event(EventKind::Reminder, "a3")];
+        let row = |id, ch, events| NewNotification {
+            delivery_id: id,
+            channel: ch,
+            created_ms: 1000,
+            not_before_ms: 1000,
+            events,
+        };
+        ob.enqueue_group(
+            &[row("d1", "hook", &fired), row("d2", "mail", &reminder)],
+            &[],
+        )
+        .unwrap();
+        // a1 resolves: queued for hook, which completes it; nobody is told about it any more.
+        let resolved = [event(EventKind::Resolved, "a1")];
+        let handed = [HandedOver {
+            alert_id: "a1".into(),
+            event: "resolved",
+        }];
+        ob.enqueue_group(&[row("d3", "hook", &resolved)], &handed)
+            .unwrap();
+        drop(ob);
+        let ob = SqliteOutbox::open(&path, 2000).unwrap();
+        let pair = |c: &str, a: &str| (c.to_string(), a.to_string());
+        assert_eq!(
+            ob.told().unwrap(),
+            vec![pair("hook", "a2"), pair("mail", "a3")]
+        );
+    }
+
+    #[test]
+    fn told_is_derived_from_the_history_of_a_file_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let ob = SqliteOutbox::open(&path, 1000).unwrap();
+        let fired = [event(EventKind::Fired, "a1"), event(EventKind::Fired, "a2")];
+        let resolved = [event(EventKind::Resolved, "a2")];
+        for (id, events) in [("d1", &fired[..]), ("d2", &resolved[..])] {
+            ob.enqueue(&NewNotification {
+                delivery_id: id,
+                channel: "hook",
+                created_ms: 1000,
+                not_before_ms: 1000,
+                events,
+            })
+            .unwrap();
+        }
+        // As a file written before the table existed.
+        ob.lock().execute_batch("DROP TABLE notify_told").unwrap();
+        drop(ob);
+        let ob = SqliteOutbox::open(&path, 2000).unwrap();
+        assert_eq!(
+            ob.told().unwrap(),
+            vec![("hook".to_string(), "a1".to_string())]
+        );
     }
 
     #[test]

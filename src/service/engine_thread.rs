@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use crate::alerts::AlertTransition;
 use crate::config::Config;
 use crate::engine::{AcceptRequest, Engine, PrefixStore};
-use crate::feeds::Batch;
+use crate::event::Timestamp;
+use crate::feeds::queue::{EventReceiver, Queued};
 use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
 use crate::store::Commit;
@@ -66,7 +67,7 @@ impl PrefixGauges {
 /// What the engine thread wakes up for.
 enum Input {
     /// Events from a feed (or an empty tick).
-    Batch(Batch),
+    Batch(Queued),
     /// An operator request.
     Command(AcceptRequest),
     /// Time to refresh the gauges and views.
@@ -83,7 +84,7 @@ const REFRESH_EVERY: Duration = Duration::from_millis(100);
 /// What the engine thread works with besides the engine.
 pub(super) struct EngineThread {
     /// Batches from the feeds (and empty ticks, so idle state is still saved).
-    pub events: mpsc::Receiver<Batch>,
+    pub events: EventReceiver,
     /// Operator requests from the HTTP API.
     pub commands: mpsc::Receiver<AcceptRequest>,
     /// The current config; a change is a reload.
@@ -117,6 +118,10 @@ impl EngineThread {
         let mut last_refresh = Instant::now();
         // Changes since the gauges and views were last refreshed.
         let mut unrefreshed = true;
+        // Event time of the last batch with events, and when it was taken: while the feeds
+        // are quiet, a tick moves event time on by the wall-clock time since, so the last
+        // instant is judged and hold-downs run out without waiting for another event.
+        let mut clock = (engine.now(), Instant::now());
         loop {
             // With changes not yet in the gauges and views, wait no longer than until they are
             // due; otherwise sleep until the next batch or request.
@@ -140,9 +145,13 @@ impl EngineThread {
                 unrefreshed = false;
                 last_refresh = Instant::now();
             }
-            let Some(batch) = batch else { continue };
+            // Dropped at the end of this iteration: only then is the batch's room in the queue
+            // free, so the events queued and being processed stay within the bound.
+            let Some(queued) = batch else { continue };
+            let batch = &queued.batch;
             // What is still queued behind this batch: a full queue means the feeds are waiting.
-            m.engine_queue_batches.set(self.events.len() as i64);
+            m.engine_queue_batches.set(self.events.batches() as i64);
+            m.engine_queue_events.set(self.events.events() as i64);
             if self.config.has_changed().unwrap_or(false) {
                 let cfg = self.config.borrow_and_update().clone();
                 engine.reconfigure(&cfg);
@@ -162,6 +171,12 @@ impl EngineThread {
             let before = engine.stats();
             for ev in &batch.events {
                 engine.process(ev);
+            }
+            if batch.events.is_empty() {
+                let quiet = i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
+                engine.advance_to(Timestamp(clock.0.0.saturating_add(quiet)));
+            } else {
+                clock = (engine.now(), Instant::now());
             }
             let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
             let after = engine.stats();

@@ -22,6 +22,7 @@ use crate::alerts::{AlertBook, AlertFilter, AlertState, AlertTransition, Transit
 use crate::config::Config;
 use crate::engine::{AcceptRequest, Engine, PrefixStore};
 use crate::event::Timestamp;
+use crate::feeds::queue::{EventSender, engine_queue};
 use crate::feeds::{Batch, FeedContext};
 use crate::health::Health;
 use crate::http::{AppState, router};
@@ -29,9 +30,10 @@ use crate::metrics::Metrics;
 use crate::rpki::RpkiLoader;
 use crate::store::{Commit, Store};
 
-/// Batches of events waiting for the engine; bounded so that a slow engine slows the feeds
-/// down instead of growing memory.
-pub const ENGINE_QUEUE_BATCHES: usize = 1024;
+/// Route events waiting for (or being processed by) the engine; bounded so that a slow engine
+/// slows the feeds down instead of growing memory. An event takes about 400 bytes with its
+/// attributes (real RIS paths and communities), so a full queue holds about 13 MB.
+pub const ENGINE_QUEUE_EVENTS: usize = 32 * 1024;
 
 /// Operator requests waiting for the engine thread (they are rare and answered at once).
 const ENGINE_COMMANDS: usize = 16;
@@ -68,8 +70,10 @@ pub struct RunOptions {
     pub rib: Option<PathBuf>,
 }
 
-/// Commits waiting for the store thread.
-const COMMIT_QUEUE: usize = 256;
+/// Commits waiting for the store thread. Each is written in its own transaction, so a deeper
+/// queue adds memory (a commit carries the route changes of its batch) but no throughput; when
+/// the store is slow the engine waits, its queue fills and the feeds slow down.
+const COMMIT_QUEUE: usize = 16;
 
 /// How often the engine is woken when no events come, so that state is still saved.
 const TICK: Duration = Duration::from_secs(1);
@@ -81,7 +85,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let health = Health::with_metrics(metrics.feed.clone());
     let book = Arc::new(RwLock::new(AlertBook::new(RESOLVED_HISTORY)));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (events_tx, events_rx) = mpsc::channel::<Batch>(ENGINE_QUEUE_BATCHES);
+    let (events_tx, events_rx) = engine_queue(ENGINE_QUEUE_EVENTS);
     let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<AlertTransition>();
     let (commits_tx, commits_rx) = std::sync::mpsc::sync_channel::<Commit>(COMMIT_QUEUE);
     // Operator requests (accepted baselines) for the engine thread, which owns the engine.
@@ -363,7 +367,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 }
 
 /// Wakes the engine when nothing else does, until shutdown.
-async fn tick(events: mpsc::Sender<Batch>, mut shutdown: watch::Receiver<bool>) {
+async fn tick(events: EventSender, mut shutdown: watch::Receiver<bool>) {
     let feed: Arc<str> = "tick".into();
     loop {
         tokio::select! {
