@@ -37,6 +37,12 @@ pub struct FeedMetrics {
     pub last_message_timestamp: GaugeVec,
     /// Reconnections since start.
     pub reconnects: IntCounterVec,
+    /// Messages received, by feed and message type.
+    pub messages: IntCounterVec,
+    /// Connection-level failures, by feed and reason.
+    pub errors: IntCounterVec,
+    /// Subscriptions acknowledged, by feed.
+    pub subscription_acks: IntCounterVec,
 }
 
 impl FeedMetrics {
@@ -70,11 +76,37 @@ impl FeedMetrics {
                 ),
                 &["feed"],
             )?,
+            // Registered once here rather than by each connection: a feed restarted by a
+            // reload keeps counting in the same series.
+            messages: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_feed_messages_total",
+                    "Messages received from the feed, by message type.",
+                ),
+                &["feed", "type"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_feed_errors_total",
+                    "Connection-level failures of the feed, by reason.",
+                ),
+                &["feed", "reason"],
+            )?,
+            subscription_acks: IntCounterVec::new(
+                Opts::new(
+                    "bgpsentry_feed_subscription_acks_total",
+                    "Subscriptions acknowledged by the feed's server.",
+                ),
+                &["feed"],
+            )?,
         };
         r.register(Box::new(m.connected.clone()))?;
         r.register(Box::new(m.stale.clone()))?;
         r.register(Box::new(m.last_message_timestamp.clone()))?;
         r.register(Box::new(m.reconnects.clone()))?;
+        r.register(Box::new(m.messages.clone()))?;
+        r.register(Box::new(m.errors.clone()))?;
+        r.register(Box::new(m.subscription_acks.clone()))?;
         Ok(m)
     }
 }

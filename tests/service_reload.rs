@@ -179,7 +179,7 @@ async fn hijacked(ws: &mut WsServer, yaml: &str) -> (Service, feeds_common::Conn
         64501,
         &[64501, 666],
         "10.1.0.0/16",
-        1.0,
+        1_700_000_001.0,
     ));
     poll("the hijack", 20, || async {
         (firing_with_token(&svc).await == vec!["10.1.0.0/16"]).then_some(())
@@ -373,4 +373,44 @@ async fn an_oversized_config_is_refused_at_start_and_on_reload_without_being_rea
     assert!(log.contains(&refusal(&path)), "{log}");
     assert_eq!(svc.metric("bgpsentry_watched_prefixes").await, Some(1.0));
     assert!(ws.try_accept().is_none(), "the feed was restarted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_counters_keep_counting_after_a_reload_restarts_the_feed() {
+    let mut ws = WsServer::start().await;
+    let svc = Service::start(&config(&ws.addr, &["10.1.0.0/16"]), &[]).await;
+    let updates = "bgpsentry_feed_messages_total{feed=\"ris_live\",type=\"update\"}";
+    let mut conn = ws.accept(30).await;
+    subscriptions(&mut conn, 1).await;
+    conn.send(&ris_announce(
+        "192.0.2.1",
+        64501,
+        &[64501, 100],
+        "10.1.0.0/16",
+        1_700_000_001.0,
+    ));
+    svc.wait_metric(updates, 1.0).await;
+
+    // A new watch list restarts the live feed: its next connection counts in the same series.
+    std::fs::write(
+        svc.config_path(),
+        config(&ws.addr, &["10.1.0.0/16", "10.2.0.0/16"]),
+    )
+    .unwrap();
+    svc.signal("HUP");
+    let mut conn = ws.accept(30).await;
+    subscriptions(&mut conn, 2).await;
+    conn.send(&ris_announce(
+        "192.0.2.1",
+        64501,
+        &[64501, 100],
+        "10.2.0.0/16",
+        1_700_000_002.0,
+    ));
+    svc.wait_metric(updates, 2.0).await;
+    assert!(
+        !svc.log_text().contains("feed metrics not registered"),
+        "{}",
+        svc.log_text()
+    );
 }

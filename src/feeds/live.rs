@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use prometheus::{IntCounter, IntCounterVec, Opts};
+use prometheus::IntCounter;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -77,66 +77,6 @@ pub fn scrub(message: &str, secret: &str) -> String {
     }
 }
 
-/// Per-connection metrics, registered with a constant `feed` label. Connectivity, staleness,
-/// the last message time and reconnects are exported from the feed's health entry (see
-/// `health.rs`), so they are not registered here.
-#[derive(Clone)]
-pub struct FeedMetrics {
-    messages: IntCounterVec,
-    errors: IntCounterVec,
-    acks: IntCounter,
-}
-
-impl FeedMetrics {
-    fn new(ctx: &FeedContext, name: &str) -> Self {
-        let opts = |n: &str, h: &str| Opts::new(n, h).const_label("feed", name);
-        let build = || -> Result<FeedMetrics, prometheus::Error> {
-            Ok(FeedMetrics {
-                messages: IntCounterVec::new(
-                    opts(
-                        "bgpsentry_feed_messages_total",
-                        "Messages received from the feed, by message type.",
-                    ),
-                    &["type"],
-                )?,
-                errors: IntCounterVec::new(
-                    opts(
-                        "bgpsentry_feed_errors_total",
-                        "Connection-level failures of the feed, by reason.",
-                    ),
-                    &["reason"],
-                )?,
-                acks: IntCounter::with_opts(opts(
-                    "bgpsentry_feed_subscription_acks_total",
-                    "Subscriptions acknowledged by the feed's server.",
-                ))?,
-            })
-        };
-        let m = match build() {
-            Ok(m) => m,
-            Err(e) => unreachable_metrics(e),
-        };
-        let r = &ctx.metrics.registry;
-        let reg: [Box<dyn prometheus::core::Collector>; 3] = [
-            Box::new(m.messages.clone()),
-            Box::new(m.errors.clone()),
-            Box::new(m.acks.clone()),
-        ];
-        for c in reg {
-            if let Err(e) = r.register(c) {
-                // Two feeds with the same name: the second one's metrics stay unregistered.
-                warn!(feed = name, "feed metrics not registered: {e}");
-            }
-        }
-        m
-    }
-}
-
-fn unreachable_metrics(e: prometheus::Error) -> ! {
-    // The metric names and labels are constants; building them cannot fail at run time.
-    panic!("invalid feed metric definition: {e}")
-}
-
 /// One live connection's view of health and metrics.
 #[derive(Clone)]
 pub struct FeedHandle {
@@ -146,7 +86,8 @@ pub struct FeedHandle {
     pub feed: Arc<str>,
     /// Where events go, health and the shared metrics.
     pub ctx: FeedContext,
-    m: FeedMetrics,
+    /// This connection's series of `bgpsentry_feed_subscription_acks_total`.
+    acks: IntCounter,
     /// Message counters by type, resolved once: a label lookup per message is measurable.
     counters: Arc<Mutex<Vec<(&'static str, IntCounter)>>>,
     /// When the last message was written to health (µs since the epoch).
@@ -166,12 +107,16 @@ impl FeedHandle {
     /// Registers the connection in health and metrics.
     pub fn new(ctx: FeedContext, name: &str, feed: Arc<str>, kind: &str) -> Self {
         ctx.health.register(name, kind);
-        let m = FeedMetrics::new(&ctx, name);
+        let acks = ctx
+            .metrics
+            .feed
+            .subscription_acks
+            .with_label_values(&[name]);
         FeedHandle {
             name: name.to_string(),
             feed,
             ctx,
-            m,
+            acks,
             counters: Arc::default(),
             health_written: Arc::new(AtomicI64::new(i64::MIN)),
             admission: Arc::default(),
@@ -202,7 +147,12 @@ impl FeedHandle {
             match counters.iter().find(|(k, _)| *k == kind) {
                 Some((_, c)) => c.inc(),
                 None => {
-                    let c = self.m.messages.with_label_values(&[kind]);
+                    let c = self
+                        .ctx
+                        .metrics
+                        .feed
+                        .messages
+                        .with_label_values(&[&self.name, kind]);
                     c.inc();
                     counters.push((kind, c));
                 }
@@ -221,7 +171,7 @@ impl FeedHandle {
 
     /// A subscription was acknowledged.
     pub fn ack(&self) {
-        self.m.acks.inc();
+        self.acks.inc();
     }
 
     /// Input that could not be used: counted by reason, logged at debug; the feed goes on.
@@ -241,7 +191,12 @@ impl FeedHandle {
 
     /// A connection-level failure; `message` must already be free of secrets.
     pub fn error(&self, reason: &str, message: &str) {
-        self.m.errors.with_label_values(&[reason]).inc();
+        self.ctx
+            .metrics
+            .feed
+            .errors
+            .with_label_values(&[&self.name, reason])
+            .inc();
         warn!(feed = %self.name, reason, "{message}");
         let msg = message.to_string();
         self.ctx

@@ -237,6 +237,44 @@ impl Service {
         self.child.id()
     }
 
+    /// Its peak resident memory so far in KiB (`VmHWM` of `/proc/PID/status`).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// Sends it a signal (`HUP`, `TERM`…) with the `kill` command.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name} {} failed", self.pid());
+    }
+
+    /// Kills it with SIGKILL, as a crash would, and reaps it.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Asks it to stop (SIGTERM) and waits for it to exit, failing after `secs` seconds.
+    pub async fn terminate(mut self, secs: u64) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let child = &mut self.child;
+        poll("the service to exit after SIGTERM", secs, || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
+    }
+
     /// GET a path; status and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
