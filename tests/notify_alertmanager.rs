@@ -92,7 +92,7 @@ async fn hijack_fires_then_resolves_through_alertmanager() {
         a["startsAt"]
             .as_str()
             .unwrap()
-            .starts_with("2016-08-11T16:00:06")
+            .starts_with("2016-08-11T16:00:20")
     );
     let last: Value = serde_json::from_slice(&got.last().unwrap().body).unwrap();
     let r = &last["alerts"][0];

@@ -114,7 +114,7 @@ async fn hijack_webhook_retried_until_accepted_with_one_delivery_id() {
     assert_eq!(a["prefix"], "202.134.148.0/24");
     assert_eq!(a["origin"], 58678);
     assert_eq!(a["expected_origins"], serde_json::json!([18196]));
-    assert_eq!(a["fired_at"], "2016-08-11T16:00:06.000000Z");
+    assert_eq!(a["fired_at"], "2016-08-11T16:00:20.000000Z");
     assert_eq!(a["groups"], serde_json::json!(["noc"]));
     assert_eq!(resolved["event"], "resolved");
     assert_eq!(resolved["delivery_id"], ids[4]);

@@ -283,6 +283,8 @@ impl Engine {
         let resolved_before = self.stats.resolved;
         let now = self.now;
         self.rebuild_conditions(w, now);
+        // The operator's word takes effect now, not at the end of the instant in progress.
+        self.settle_at(now);
         self.meta_dirty = true;
         self.state_dirty.insert(w);
         let watched = &self.watched[w];

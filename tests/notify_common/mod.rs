@@ -23,7 +23,8 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The small real-data fixture: AS58678 hijacks 202.134.148.0/24 16:00:06–16:00:56.
+/// The small real-data fixture: AS58678 hijacks 202.134.148.0/24 16:00:06–16:00:56 (two VPs
+/// show it from 16:00:20).
 pub fn hijack_fixture() -> PathBuf {
     root().join("tests/fixtures/hijack-202.134.148.0_24.20160811.1600.mrt.gz")
 }
