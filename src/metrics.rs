@@ -166,6 +166,13 @@ pub struct Metrics {
     pub engine_queue_batches: IntGauge,
     /// Route events in that queue or being processed by the engine, against its bound.
     pub engine_queue_events: IntGauge,
+    /// HTTP connections open now (each holds a file descriptor).
+    pub http_connections: IntGauge,
+    /// Most HTTP connections served at once: the file limit less a reserve for the store,
+    /// the notifier and the feeds.
+    pub http_connection_limit: IntGauge,
+    /// HTTP connections closed at once because the limit was reached.
+    pub http_connections_rejected: IntCounter,
     /// Per-feed connection state, written through [`crate::health::Health`].
     pub feed: FeedMetrics,
 }
@@ -312,6 +319,18 @@ impl Metrics {
                     crate::service::ENGINE_QUEUE_EVENTS
                 ),
             )?,
+            http_connections: IntGauge::new(
+                "bgpsentry_http_connections",
+                "HTTP connections open now.",
+            )?,
+            http_connection_limit: IntGauge::new(
+                "bgpsentry_http_connection_limit",
+                "Most HTTP connections served at once (the file limit less a reserve for the store, notifier and feeds).",
+            )?,
+            http_connections_rejected: IntCounter::new(
+                "bgpsentry_http_connections_rejected_total",
+                "HTTP connections closed at once because the connection limit was reached.",
+            )?,
             feed: FeedMetrics::new(&registry)?,
             registry,
         };
@@ -367,6 +386,9 @@ impl Metrics {
         r.register(Box::new(m.restored_state_age.clone()))?;
         r.register(Box::new(m.engine_queue_batches.clone()))?;
         r.register(Box::new(m.engine_queue_events.clone()))?;
+        r.register(Box::new(m.http_connections.clone()))?;
+        r.register(Box::new(m.http_connection_limit.clone()))?;
+        r.register(Box::new(m.http_connections_rejected.clone()))?;
         Ok(m)
     }
 

@@ -83,6 +83,10 @@ pub struct HttpConfig {
     /// A request that takes longer than this is answered 408.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
+    /// A connection that has not sent a request's headers this long after it opened or
+    /// after its last answer is closed, so idle and slow clients cannot hold connections.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
 }
 
 /// API authentication (`http.auth:`).
@@ -115,6 +119,10 @@ fn default_request_timeout() -> u64 {
     30
 }
 
+fn default_header_timeout() -> u64 {
+    10
+}
+
 fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN
         .parse()
@@ -130,6 +138,7 @@ impl Default for HttpConfig {
             tls: None,
             max_request_bytes: default_max_request_bytes(),
             request_timeout_seconds: default_request_timeout(),
+            header_timeout_seconds: default_header_timeout(),
         }
     }
 }

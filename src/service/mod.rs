@@ -80,6 +80,8 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
+    // First, before anything holds a file: the HTTP connection limit is derived from it.
+    let max_http_connections = http_serve::http_connection_limit(http_serve::raise_file_limit());
     let metrics = Metrics::new()?;
     reload::mark_loaded(&metrics);
     let health = Health::with_metrics(metrics.feed.clone());
@@ -312,6 +314,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     }
 
     let listen = opts.listen.unwrap_or(cfg.http.listen);
+    let http_metrics = metrics.clone();
     let app = router(
         AppState {
             book,
@@ -322,7 +325,15 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         },
         guard,
     );
-    let server = http_serve::serve(app, listen, cfg.http.tls.as_ref(), shutdown_rx.clone()).await?;
+    let server = http_serve::serve(
+        app,
+        listen,
+        &cfg.http,
+        max_http_connections,
+        &http_metrics,
+        shutdown_rx.clone(),
+    )
+    .await?;
 
     let died = tokio::select! {
         _ = wait_for_signal() => None,

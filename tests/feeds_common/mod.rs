@@ -180,10 +180,30 @@ pub struct Service {
 impl Service {
     /// Starts `bgpsentry run` with this config and environment; waits until it listens.
     pub async fn start(config: &str, env: &[(&str, &str)]) -> Service {
+        Self::start_with(config, env, None).await
+    }
+
+    /// Like [`Service::start`], under an open file limit (soft and hard, so that the service
+    /// cannot raise it) of `file_limit` when given.
+    pub async fn start_with(
+        config: &str,
+        env: &[(&str, &str)],
+        file_limit: Option<u32>,
+    ) -> Service {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bgpsentry.yml");
         std::fs::write(&path, config).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bgpsentry"));
+        let bin = env!("CARGO_BIN_EXE_bgpsentry");
+        let mut cmd = match file_limit {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["run", "--config"])
             .arg(&path)
             .args(["--listen", "127.0.0.1:0"])
