@@ -105,6 +105,11 @@ impl EventSender {
             .map_err(|_| SendError::Closed)
     }
 
+    /// Events waiting or being processed (the room taken).
+    pub fn events(&self) -> usize {
+        (self.capacity as usize).saturating_sub(self.room.available_permits())
+    }
+
     /// Queues a batch if there is room now.
     pub fn try_send(&self, batch: Batch) -> Result<(), SendError> {
         let room = match self.room.clone().try_acquire_many_owned(self.cost(&batch)) {

@@ -287,7 +287,11 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         .run(notify_rx),
     );
 
-    let tick = tokio::spawn(tick(events_tx.clone(), shutdown_rx.clone()));
+    let tick = tokio::spawn(tick(
+        events_tx.clone(),
+        metrics.clone(),
+        shutdown_rx.clone(),
+    ));
     let base = FeedContext {
         events: events_tx,
         health: health.clone(),
@@ -378,9 +382,12 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
 }
 
 /// Wakes the engine when nothing else does, until shutdown.
-async fn tick(events: EventSender, mut shutdown: watch::Receiver<bool>) {
+async fn tick(events: EventSender, metrics: Metrics, mut shutdown: watch::Receiver<bool>) {
     let feed: Arc<str> = "tick".into();
     loop {
+        // Read here too, not only when the engine takes a batch: an engine held up by the store
+        // takes none, and the gauge must show the queue filling meanwhile.
+        metrics.engine_queue_events.set(events.events() as i64);
         tokio::select! {
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
             _ = tokio::time::sleep(TICK) => {}
