@@ -135,6 +135,18 @@ impl EventReceiver {
         self.rx.blocking_recv()
     }
 
+    /// Takes no more batches: senders waiting for room, and later sends, fail with
+    /// [`SendError::Closed`]. Batches already queued can still be received.
+    pub fn close(&mut self) {
+        self.room.close();
+        self.rx.close();
+    }
+
+    /// The next batch if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Queued> {
+        self.rx.try_recv().ok()
+    }
+
     /// Batches waiting.
     pub fn batches(&self) -> usize {
         self.rx.len()

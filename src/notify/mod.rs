@@ -16,7 +16,7 @@ pub mod template;
 pub mod webhook;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,9 @@ impl NotifierSink {
     }
 }
 
+/// How long a stopping worker may take to finish the attempt it is in.
+const WORKER_STOP: Duration = Duration::from_secs(15);
+
 /// The running side of one channel's delivery worker.
 struct WorkerHandle {
     kind: ChannelKind,
@@ -183,10 +186,7 @@ impl WorkerHandle {
         let _ = self.stop.send(true);
         if let Some(w) = self.join {
             let abort = w.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(15), w)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(WORKER_STOP, w).await.is_err() {
                 abort.abort();
             }
         }
@@ -201,6 +201,8 @@ pub struct Notifier {
     workers: HashMap<String, WorkerHandle>,
     metrics: NotifyMetrics,
     outbox: Arc<dyn Outbox>,
+    /// Set when a stop bounds the routing: see [`Router::route_until`].
+    route_until: Arc<OnceLock<Instant>>,
 }
 
 /// The base of links to alerts: `http.external_url`, else the listen address.
@@ -306,7 +308,9 @@ impl Notifier {
             outbox: outbox.clone(),
             inflight: HashMap::new(),
             handed: Vec::new(),
+            route_until: Arc::new(OnceLock::new()),
         };
+        let route_until = router.route_until.clone();
         router.switch(router.window, slots);
         router.restore_told(outbox.told().map_err(|e| anyhow::anyhow!("{e}"))?);
         let router = tokio::spawn(router.run(rx));
@@ -316,6 +320,7 @@ impl Notifier {
             workers,
             metrics,
             outbox,
+            route_until,
         })
     }
 
@@ -435,20 +440,46 @@ impl Notifier {
     }
 
     /// Stops: what the sinks sent so far goes into the outbox, then the workers stop
-    /// (undelivered notifications stay in the outbox for the next start). The service calls
-    /// this after the engine and the sinks have finished.
-    pub async fn shutdown(mut self) {
+    /// (undelivered notifications stay in the outbox for the next start); a delivery in
+    /// flight gets the attempt's timeout to finish.
+    pub async fn shutdown(self) {
+        self.shutdown_within(WORKER_STOP).await
+    }
+
+    /// Bounds the routing for a stop: transitions still waiting to be routed at `at` are left
+    /// unrouted (their alert events stay unmarked in the store, so the next start queues
+    /// them), and the groups routed so far go to the outbox. The first call counts.
+    pub fn stop_routing_at(&self, at: Instant) {
+        let _ = self.route_until.set(at);
+    }
+
+    /// Stops as [`Notifier::shutdown`] does, but within about `grace`: routing stops after
+    /// half of it at the latest (see [`Notifier::stop_routing_at`]), and deliveries still in
+    /// flight at its end are abandoned (the outbox has them, and the next start sends them
+    /// again under the same delivery id). The service calls this after the engine and the
+    /// sinks have finished.
+    pub async fn shutdown_within(mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        // The other half is for the groups routed so far to reach the outbox.
+        self.stop_routing_at(Instant::now() + grace / 2);
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Input::Stop);
         }
+        // The grouping windows go to the outbox whatever the grace: the hand-over of the
+        // alert events routed so far, and what the channels were told, are recorded with them.
         if let Err(e) = (&mut self.router).await {
             error!("the notification router failed: {e}");
         }
         for h in self.workers.values() {
             let _ = h.stop.send(true);
         }
-        for (_, h) in self.workers {
-            h.stop().await;
+        for (name, h) in self.workers {
+            let Some(w) = h.join else { continue };
+            let abort = w.abort_handle();
+            if tokio::time::timeout_at(deadline, w).await.is_err() {
+                abort.abort();
+                info!(channel = %name, "stopping: a delivery still in flight is abandoned; the outbox keeps it for the next start");
+            }
         }
     }
 }
@@ -540,6 +571,10 @@ struct Router {
     inflight: HashMap<(String, &'static str), usize>,
     /// Alert events fully queued (or routed nowhere) whose hand-over is not yet recorded.
     handed: Vec<HandedOver>,
+    /// Set by a stop: inputs still waiting after this instant are not routed. What was
+    /// routed is then a prefix of the transitions, so the store's unmarked alert events are
+    /// exactly the rest, and the next start queues them in order.
+    route_until: Arc<OnceLock<Instant>>,
 }
 
 /// How often the router looks at re-notify and re-push timers.
@@ -551,6 +586,10 @@ impl Router {
         // timers forever.
         let mut next_tick = Instant::now() + TICK;
         loop {
+            if self.route_until.get().is_some_and(|t| Instant::now() >= *t) {
+                self.stop_routing(rx).await;
+                return;
+            }
             let mut wake_at = next_tick;
             for c in &self.channels {
                 if let Some(d) = c.deadline {
@@ -585,6 +624,26 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Ends a stop whose routing time is up: what is still waiting is dropped unrouted (the
+    /// store keeps its alert events unmarked for the next start), and the groups routed so far
+    /// go to the outbox.
+    async fn stop_routing(&mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        rx.close();
+        let mut left = 0u64;
+        while let Ok(input) = rx.try_recv() {
+            if matches!(input, Input::Transition(_)) {
+                left += 1;
+            }
+        }
+        if left > 0 {
+            warn!(
+                "stopping: {left} alert transitions were not routed in time; the next start \
+                 queues their notifications"
+            );
+        }
+        self.flush(true).await;
     }
 
     fn add(&mut self, i: usize, ev: NotifyEvent) {

@@ -99,6 +99,9 @@ pub(super) struct EngineThread {
     pub views: PrefixStore,
     /// The service's runtime, for waiting on the queue with a deadline.
     pub runtime: tokio::runtime::Handle,
+    /// Becomes true when the service stops: the queue is then worked off for at most
+    /// [`super::ENGINE_DRAIN`], and what is left of it dropped.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl EngineThread {
@@ -122,6 +125,8 @@ impl EngineThread {
         // are quiet, a tick moves event time on by the wall-clock time since, so the last
         // instant is judged and hold-downs run out without waiting for another event.
         let mut clock = (engine.now(), Instant::now());
+        // When the service began to stop, once it has.
+        let mut stopping: Option<Instant> = None;
         loop {
             // With changes not yet in the gauges and views, wait no longer than until they are
             // due; otherwise sleep until the next batch or request.
@@ -148,6 +153,13 @@ impl EngineThread {
             // Dropped at the end of this iteration: only then is the batch's room in the queue
             // free, so the events queued and being processed stay within the bound.
             let Some(queued) = batch else { continue };
+            if *self.shutdown.borrow() {
+                let since = *stopping.get_or_insert_with(Instant::now);
+                if since.elapsed() >= super::ENGINE_DRAIN {
+                    self.drop_queue(queued);
+                    break;
+                }
+            }
             let batch = &queued.batch;
             // What is still queued behind this batch: a full queue means the feeds are waiting.
             m.engine_queue_batches.set(self.events.batches() as i64);
@@ -277,6 +289,24 @@ impl EngineThread {
         // The requester may have gone (timeout): the change stands anyway.
         let _ = req.reply.send(result);
         true
+    }
+
+    /// Drops `first` and every batch still queued, so that a stop does not wait for a backlog
+    /// (the feeds blocked on the full queue see it closed and end). Nothing of these events
+    /// was committed: as with a crash, the feeds' next updates bring the routes up to date.
+    fn drop_queue(&mut self, first: Queued) {
+        self.events.close();
+        let mut batches = 1u64;
+        let mut events = first.batch.events.len() as u64;
+        while let Some(q) = self.events.try_recv() {
+            batches += 1;
+            events += q.batch.events.len() as u64;
+        }
+        tracing::warn!(
+            "stopping: {events} feed events in {batches} batches were still queued after {} s \
+             and are dropped",
+            super::ENGINE_DRAIN.as_secs()
+        );
     }
 
     /// Brings the per-prefix gauges and the HTTP views up to date with the engine.

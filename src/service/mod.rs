@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use crate::alerts::AlertSink;
 use crate::alerts::{AlertBook, AlertFilter, AlertState, AlertTransition, TransitionKind};
@@ -37,6 +37,31 @@ pub const ENGINE_QUEUE_EVENTS: usize = 32 * 1024;
 
 /// Operator requests waiting for the engine thread (they are rare and answered at once).
 const ENGINE_COMMANDS: usize = 16;
+
+/// A stop (SIGTERM, SIGINT) ends the process within this long, well inside systemd's
+/// `TimeoutStopSec` (deploy/systemd sets 30 s), so that it is never killed half-way.
+pub const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long a stopping engine keeps working off its queue; the rest is dropped.
+pub const ENGINE_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long a stopping store keeps writing the commits queued for it; the rest is dropped
+/// (the store then stands as after a crash at that point).
+pub const STORE_DRAIN: Duration = Duration::from_secs(6);
+
+/// How long a stopping notifier keeps routing the transitions it has; the rest is left to
+/// the next start (their alert events stay unmarked in the store). It routes while the engine
+/// and the store drain, and stops before the store's bound so as not to hold its write lock.
+pub const NOTIFIER_ROUTE: Duration = Duration::from_secs(4);
+
+/// What is left of [`STOP_WITHIN`] once the notifier is reached: grouping windows go to the
+/// outbox, and deliveries still in flight then are abandoned (the outbox keeps them for the
+/// next start).
+const NOTIFIER_GRACE_MARGIN: Duration = Duration::from_secs(1);
+
+/// The most a stop waits for deliveries in flight: a target that does not answer must not
+/// use up the whole bound.
+const NOTIFIER_GRACE: Duration = Duration::from_secs(1);
 
 /// Resolved alerts kept in memory for `/alerts?state=resolved`.
 pub const RESOLVED_HISTORY: usize = 10_000;
@@ -181,6 +206,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let store_metrics = metrics.clone();
     let notifier_running = Arc::new(AtomicBool::new(notifier.is_some()));
     let running = notifier_running.clone();
+    let store_shutdown = shutdown_rx.clone();
     // Each worker thread drops its sender when it ends: before shutdown that means it died,
     // and a service that no longer routes or stores must not look healthy.
     let (store_alive, store_ended) = tokio::sync::oneshot::channel::<()>();
@@ -196,6 +222,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
                 store_metrics,
                 retention,
                 running,
+                store_shutdown,
             )
         })?;
 
@@ -212,6 +239,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             views: views.clone(),
             runtime: tokio::runtime::Handle::current(),
+            shutdown: shutdown_rx.clone(),
         };
         std::thread::Builder::new()
             .name("engine".into())
@@ -351,7 +379,21 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         ),
         None => info!("shutting down"),
     }
+    let stop_started = std::time::Instant::now();
+    stop_deadline_watchdog();
     let _ = shutdown_tx.send(true);
+    // The reload watcher stops at once, so the switch ends and hands the notifier back; its
+    // routing is bounded from now, while the engine and the store drain.
+    let notifier = match switch.await {
+        Ok(n) => n,
+        Err(e) => {
+            error!("the notifier switch failed: {e}");
+            None
+        }
+    };
+    if let Some(n) = &notifier {
+        n.stop_routing_at(stop_started + NOTIFIER_ROUTE);
+    }
     let _ = feeds.await;
     let _ = tick.await;
     match server.await {
@@ -364,21 +406,46 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     if engine_thread.join().is_err() {
         error!("the engine thread panicked");
     }
+    debug!("stopping: engine done after {:?}", stop_started.elapsed());
     if store_thread.join().is_err() {
         error!("the store thread panicked");
     }
+    debug!("stopping: store written after {:?}", stop_started.elapsed());
     let _ = sink_task.await;
-    // The reload watcher has stopped (shutdown), so the switch ends with the notifier.
-    match switch.await {
-        Ok(Some(n)) => n.shutdown().await,
-        Ok(None) => {}
-        Err(e) => error!("the notifier switch failed: {e}"),
+    if let Some(n) = notifier {
+        let left = STOP_WITHIN
+            .saturating_sub(stop_started.elapsed())
+            .saturating_sub(NOTIFIER_GRACE_MARGIN)
+            .min(NOTIFIER_GRACE);
+        n.shutdown_within(left).await;
+        debug!("stopping: notifier done after {:?}", stop_started.elapsed());
     }
     if let Some(which) = died {
         anyhow::bail!("the {which} thread stopped unexpectedly");
     }
     info!("stopped");
     Ok(())
+}
+
+/// Ends the process if a stop takes longer than [`STOP_WITHIN`] after all (a store that
+/// cannot be written, say): better exit than be killed by the service manager half-way. What
+/// was committed is safe either way, and alert events not yet in the outbox are queued at the
+/// next start.
+fn stop_deadline_watchdog() {
+    let spawned = std::thread::Builder::new()
+        .name("stop-deadline".into())
+        .spawn(|| {
+            std::thread::sleep(STOP_WITHIN);
+            error!(
+                "the stop did not finish within {} s; exiting now. What was committed is in \
+                 the store; the next start queues the alert events not yet notified",
+                STOP_WITHIN.as_secs()
+            );
+            std::process::exit(1);
+        });
+    if let Err(e) = spawned {
+        warn!("cannot bound the stop ({e}); it may take longer than {STOP_WITHIN:?}");
+    }
 }
 
 /// Wakes the engine when nothing else does, until shutdown.

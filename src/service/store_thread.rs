@@ -13,6 +13,9 @@ use crate::alerts::AlertTransition;
 use crate::metrics::Metrics;
 use crate::store::{Commit, Store};
 
+/// Most commits written in one transaction.
+const GROUP_COMMIT: usize = 16;
+
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -24,10 +27,34 @@ pub(super) fn run(
     metrics: Metrics,
     retention_days: u64,
     notifier_running: Arc<AtomicBool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    // When the service began to stop, once it has.
+    let mut stopping: Option<Instant> = None;
     let mut last_prune: Option<Instant> = None;
     let mut events_wanted = notifier_running.load(Ordering::Acquire);
-    for commit in commits {
+    while let Ok(first) = commits.recv() {
+        if *shutdown.borrow() {
+            let since = *stopping.get_or_insert_with(Instant::now);
+            if since.elapsed() >= super::STORE_DRAIN {
+                // Stop at a commit boundary, as a crash would: the store stays as of the last
+                // commit written, and nothing after a gap is written.
+                let dropped = 1 + commits.iter().count();
+                warn!(
+                    "stopping: {dropped} commits were still queued after {} s and are dropped; \
+                     the store is as of the last one written",
+                    super::STORE_DRAIN.as_secs()
+                );
+                return;
+            }
+        }
+        // A backlog (an alert storm, a stop) is written in one transaction.
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT
+            && let Ok(next) = commits.try_recv()
+        {
+            batch.push(next);
+        }
         // A reload started the notifier: its sink is in place, so from this commit on the
         // alert events wait for its hand-over (a crash inside its window then loses nothing).
         if !events_wanted && notifier_running.load(Ordering::Acquire) {
@@ -37,14 +64,14 @@ pub(super) fn run(
         let mut delay = Duration::from_millis(100);
         // A failed write is retried until it works: dropping it would lose alerts. While it
         // fails the engine's queue fills and the feeds slow down; the errors say why.
-        while let Err(e) = store.commit(&commit) {
+        while let Err(e) = store.commit_all(&batch) {
             metrics.store_errors.inc();
             error!("{e}; retrying in {delay:?}");
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_secs(10));
         }
         metrics.store_commits.inc();
-        for t in commit.transitions {
+        for t in batch.into_iter().flat_map(|c| c.transitions) {
             if alerts.send(t).is_err() {
                 warn!("alert sinks are gone; transitions are saved but not passed on");
                 break;

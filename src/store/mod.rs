@@ -396,8 +396,16 @@ impl Store {
 
     /// Applies one commit in one transaction.
     pub fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
+        self.commit_all(std::slice::from_ref(c))
+    }
+
+    /// Applies commits, in order, in one transaction: a backlog costs one durable write
+    /// instead of one per commit.
+    pub fn commit_all(&mut self, commits: &[Commit]) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
-        let result = self.commit_in_open_transaction(c);
+        let result = commits
+            .iter()
+            .try_for_each(|c| self.commit_in_open_transaction(c));
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         self.conn.execute_batch(end).map_err(|e| self.err(e))?;
         result
