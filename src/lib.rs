@@ -1,20 +1,51 @@
 //! bgpsentry: a BGP hijack and route-change monitor.
 //!
-//! Data flows one way: [`feeds`] turn BGP data into [`event::FeedEvent`]s; the [`engine`] keeps
-//! route state and raises [`alerts`]; the alert book feeds the [`http`] API and the notifier.
+//! The modules, in the order data flows through them. No module reaches back up this list,
+//! except that every stage reads [`config`] and the [`event`] types.
+//!
+//! ```text
+//!  collect            detect                   keep                tell
+//!  feeds ──events──▶ engine ──transitions──▶ store (commit) ──▶ alert book ──▶ http
+//!                      ▲ rpki                                  └──────────▶ notify
+//! ```
+//!
+//! An alert is published (to the book, `/alerts`, `/metrics` and the notifier) only after the
+//! store has committed it, so what anyone was told survives a crash.
+//!
+//! - **collect**: [`event`] the one normalised route event; [`feeds`] RIS Live, bgproutes.io
+//!   and MRT files, each turned into events; [`replay`] MRT files through the engine.
+//! - **detect**: [`engine`] route state per watched prefix and vantage point, and the
+//!   detectors; [`rpki`] ROAs and ASPA records the detectors consult; [`alerts`] what the
+//!   engine raises and the book of firing and resolved alerts.
+//! - **keep**: [`store`] the embedded SQLite store (alerts, outbox, baselines, route state).
+//! - **tell**: [`http`] the API, `/metrics`, health and the status page; [`notify`] email,
+//!   webhooks, chat and Alertmanager through a durable outbox; [`metrics`] and [`health`] what
+//!   `/metrics` and `/readyz` show.
+//! - **run**: [`config`] the YAML file with `FILE:LINE:COLUMN` errors; [`service`] starts the
+//!   flow, reloads the config and stops within a bound; [`cli`] the command line; [`fuzzing`]
+//!   entry points for hostile input.
 
-pub mod alerts;
-pub mod cli;
-pub mod config;
-pub mod engine;
+// collect
 pub mod event;
 pub mod feeds;
-pub mod fuzzing;
+pub mod replay;
+
+// detect
+pub mod alerts;
+pub mod engine;
+pub mod rpki;
+
+// keep
+pub mod store;
+
+// tell
 pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod notify;
-pub mod replay;
-pub mod rpki;
+
+// run
+pub mod cli;
+pub mod config;
+pub mod fuzzing;
 pub mod service;
-pub mod store;
