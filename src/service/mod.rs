@@ -1,34 +1,29 @@
-//! The running service: feeds → engine thread → alert sinks (alert book, metrics, notifier),
-//! and the HTTP server beside them.
+//! The running service: feeds → engine thread → store thread → publish stage (alert book,
+//! metrics, notifier), and the HTTP server beside them. [`run`] restores the state
+//! ([`restore`]), starts the flow ([`pipeline`]) and stops it within a bound ([`shutdown`]).
 
 mod engine_thread;
 mod feeds_supervisor;
 mod http_serve;
 mod notify_switch;
+mod pipeline;
+mod publish;
 mod reload;
+mod restore;
+mod shutdown;
 mod store_thread;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-use tracing::{debug, error, info, warn};
+use tokio::sync::watch;
 
 pub use crate::alerts::AlertSink;
-use crate::alerts::{AlertBook, AlertFilter, AlertState, AlertTransition, TransitionKind};
 use crate::config::Config;
-use crate::engine::{AcceptRequest, Engine, PrefixStore};
-use crate::event::Timestamp;
-use crate::feeds::queue::{EventSender, engine_queue};
-use crate::feeds::{Batch, FeedContext};
-use crate::health::Health;
-use crate::http::{AppState, router};
 use crate::metrics::Metrics;
+use crate::notify::metrics::NotifyMetrics;
 use crate::rpki::RpkiLoader;
-use crate::store::{Commit, Store};
 
 /// Route events waiting for (or being processed by) the engine; bounded so that a slow engine
 /// slows the feeds down instead of growing memory. An event takes about 400 bytes with its
@@ -66,26 +61,6 @@ const NOTIFIER_GRACE: Duration = Duration::from_secs(1);
 /// Resolved alerts kept in memory for `/alerts?state=resolved`.
 pub const RESOLVED_HISTORY: usize = 10_000;
 
-/// Keeps the alert book and the alert metrics current.
-struct BookSink {
-    book: Arc<RwLock<AlertBook>>,
-    metrics: Metrics,
-}
-
-impl AlertSink for BookSink {
-    fn deliver(&mut self, t: &AlertTransition) {
-        self.book
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(t);
-        match t.event {
-            TransitionKind::Fired => self.metrics.alert_fired(&t.alert, false),
-            TransitionKind::Resolved => self.metrics.alert_resolved(&t.alert),
-            TransitionKind::Updated => {}
-        }
-    }
-}
-
 /// Options of `bgpsentry run` that override the config.
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
@@ -109,15 +84,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let max_http_connections = http_serve::http_connection_limit(http_serve::raise_file_limit());
     let metrics = Metrics::new()?;
     reload::mark_loaded(&metrics);
-    let health = Health::with_metrics(metrics.feed.clone());
-    let book = Arc::new(RwLock::new(AlertBook::new(RESOLVED_HISTORY)));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (events_tx, events_rx) = engine_queue(ENGINE_QUEUE_EVENTS);
-    let (alerts_tx, mut alerts_rx) = mpsc::unbounded_channel::<AlertTransition>();
-    let (commits_tx, commits_rx) = std::sync::mpsc::sync_channel::<Commit>(COMMIT_QUEUE);
-    // Operator requests (accepted baselines) for the engine thread, which owns the engine.
-    let (commands_tx, commands_rx) = mpsc::channel::<AcceptRequest>(ENGINE_COMMANDS);
-
     let rpki = match &cfg.rpki {
         Some(r) => {
             let (loader, rx) = RpkiLoader::start(r.clone(), &metrics.registry)?;
@@ -126,36 +93,18 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
         None => None,
     };
-
-    // Continue from the store: routes, baselines and firing alerts as they were.
-    let store_path = cfg.store_file();
-    crate::config::check_store_writable(&store_path).map_err(anyhow::Error::msg)?;
-    let mut store = Store::open(&store_path)?;
-    let loaded = store.load(RESOLVED_HISTORY)?;
-    let mut engine = Engine::from_config(&cfg);
-    if let Some(rx) = &rpki {
-        engine.set_rpki(rx.borrow().clone(), Timestamp::now());
-    }
-    let restored_routes: usize = loaded.state.routes.iter().map(|r| r.routes.len()).sum();
-    let was_firing = loaded.state.firing.clone();
-    let mut engine = engine.restored(loaded.state);
-    if let Some(saved) = loaded.saved_at.filter(|_| restored_routes > 0) {
-        let age = (Timestamp::now().0 - saved.0).max(0) as f64 / 1e6;
-        metrics.restored_state_age.set(age);
-        info!(
-            store = %store_path.display(),
-            "restored {restored_routes} routes and {} firing alerts saved {age:.0} s ago",
-            engine.firing_count()
-        );
-    }
-    if let Some(rib) = &opts.rib {
-        let stats = crate::replay::load_rib(&mut engine, rib)?;
-        info!(rib = %rib.display(), "loaded {} routes from the table dump", stats.announcements);
-    }
-    // Registered once: a notifier started or switched by a reload uses the same families.
-    let notify_metrics = crate::notify::metrics::NotifyMetrics::new(&metrics.registry)?;
+    // Built before the restore (a config error stops the start before the store is touched),
+    // launched after it (the outbox lives in the store, checked by the restore).
     let channels = crate::notify::build_channels(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Read before the restore's own transitions are saved: those are delivered below.
+    let restored = restore::restore(
+        &cfg,
+        opts.rib.as_deref(),
+        rpki.as_ref().map(|rx| rx.borrow().clone()),
+        !channels.is_empty(),
+        &metrics,
+    )?;
+    // Registered once: a notifier started or switched by a reload uses the same families.
+    let notify_metrics = NotifyMetrics::new(&metrics.registry)?;
     let notifier = if channels.is_empty() {
         None
     } else {
@@ -167,327 +116,18 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             outbox,
         )?)
     };
-    let pending = if notifier.is_some() {
-        store.pending_events()?
-    } else {
-        store.no_notifier()?;
-        Vec::new()
-    };
-    if !pending.is_empty() {
-        info!(
-            "{} alert events were not yet queued for notification; queueing them",
-            pending.len()
-        );
-    }
-    let initial: Vec<AlertTransition> = engine.drain_transitions().collect();
-    // The restored engine may differ from the store (config changed, RIB loaded): save what
-    // differs, or everything when the file had rows it could not use.
-    if loaded.rewrite {
-        store.replace_state(&initial, &engine.export_state())?;
-    } else {
-        let meta = engine.meta_changed();
-        store.save_restored(&initial, engine.take_changes(), meta)?;
-    }
-    {
-        let mut b = book.write().unwrap_or_else(|p| p.into_inner());
-        b.restore(&loaded.resolved, &was_firing);
-    }
-    for a in &was_firing {
-        metrics.alert_fired(a, true);
-    }
-    metrics.watched_prefixes.set(cfg.prefixes.len() as i64);
-    for feed in &cfg.feeds {
-        metrics.init_feed(&feed.name());
-    }
-    let views = PrefixStore::default();
-    views.set_all(engine.prefix_states());
-
-    let retention = cfg.store.retention_days;
-    let store_metrics = metrics.clone();
-    let notifier_running = Arc::new(AtomicBool::new(notifier.is_some()));
-    let running = notifier_running.clone();
-    let store_shutdown = shutdown_rx.clone();
-    // Each worker thread drops its sender when it ends: before shutdown that means it died,
-    // and a service that no longer routes or stores must not look healthy.
-    let (store_alive, store_ended) = tokio::sync::oneshot::channel::<()>();
-    let (engine_alive, engine_ended) = tokio::sync::oneshot::channel::<()>();
-    let store_thread = std::thread::Builder::new()
-        .name("store".into())
-        .spawn(move || {
-            let _alive = store_alive;
-            store_thread::run(
-                store,
-                commits_rx,
-                alerts_tx,
-                store_metrics,
-                retention,
-                running,
-                store_shutdown,
-            )
-        })?;
-
-    // Shared rather than copied: a watch list of 100,000 prefixes takes a while to clone.
-    let cfg = Arc::new(cfg);
-    let (config_tx, config_rx) = watch::channel(cfg.clone());
-    let engine_thread = {
-        let worker = engine_thread::EngineThread {
-            events: events_rx,
-            commands: commands_rx,
-            config: config_rx.clone(),
-            rpki,
-            commits: commits_tx,
-            metrics: metrics.clone(),
-            views: views.clone(),
-            runtime: tokio::runtime::Handle::current(),
-            shutdown: shutdown_rx.clone(),
-        };
-        std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || {
-                let _alive = engine_alive;
-                worker.run(engine)
-            })?
-    };
-
-    let mut book_sink = BookSink {
-        book: book.clone(),
-        metrics: metrics.clone(),
-    };
-    let mut notifier_sink = notifier.as_ref().map(|n| n.sink());
-    if let Some(sink) = &mut notifier_sink {
-        // Alerts restored as firing: the channels were told before the restart, so their
-        // reminders, re-pushes and resolutions carry on; channels added later learn of them.
-        sink.already_firing(was_firing.clone(), false);
-        // Alert events that never reached the outbox (a crash inside a grouping window) go
-        // first, in their order.
-        for p in &pending {
-            sink.deliver(&p.transition);
-        }
-    }
-    // What the restore itself decided (alerts that ended with a config change, conditions now
-    // over a threshold) goes out first.
-    for t in &initial {
-        book_sink.deliver(t);
-        if let Some(sink) = &mut notifier_sink {
-            sink.deliver(t);
-        }
-    }
-    let (install_tx, mut install_rx) = mpsc::unbounded_channel::<notify_switch::Install>();
-    let sink_book = book.clone();
-    let sink_task = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                t = alerts_rx.recv() => {
-                    let Some(t) = t else { break };
-                    book_sink.deliver(&t);
-                    if let Some(sink) = &mut notifier_sink {
-                        sink.deliver(&t);
-                    }
-                }
-                Some(install) = install_rx.recv() => {
-                    // Here, between two transitions, the book holds exactly the alerts firing
-                    // so far: the new notifier starts from them.
-                    let firing: Vec<_> = sink_book
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .list(&AlertFilter {
-                            state: Some(AlertState::Firing),
-                            ..AlertFilter::default()
-                        })
-                        .into_iter()
-                        .cloned()
-                        .collect();
-                    install.sink.already_firing(firing, true);
-                    notifier_sink = Some(install.sink);
-                    let _ = install.done.send(());
-                }
-            }
-        }
-    });
-    let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-    let switch = tokio::spawn(
-        notify_switch::Switch {
-            notifier,
-            metrics: notify_metrics,
-            install: install_tx,
-            notifier_running,
-        }
-        .run(notify_rx),
-    );
-
-    let tick = tokio::spawn(tick(
-        events_tx.clone(),
-        metrics.clone(),
-        shutdown_rx.clone(),
-    ));
-    let base = FeedContext {
-        events: events_tx,
-        health: health.clone(),
-        metrics: metrics.clone(),
-        shutdown: shutdown_rx.clone(),
-        prefixes: Vec::new(),
-    };
-    let feeds = tokio::spawn(feeds_supervisor::run(config_rx, base));
-    let guard = http_serve::guard(&cfg)?;
-    if cfg.source.exists() {
-        tokio::spawn(reload::watch_config(
-            cfg.source.clone(),
-            config_tx,
-            reload::Live {
-                tokens: guard.tokens.clone(),
-                notify: notify_tx,
-            },
-            metrics.clone(),
-            shutdown_rx.clone(),
-        ));
-    } else {
-        // Nothing reloads: the notifier switch ends at once and hands its notifier back.
-        drop(notify_tx);
-    }
-
-    let listen = opts.listen.unwrap_or(cfg.http.listen);
-    let http_metrics = metrics.clone();
-    let app = router(
-        AppState {
-            book,
-            metrics,
-            health,
-            prefixes: views,
-            engine_commands: Some(commands_tx),
-        },
-        guard,
-    );
-    let server = http_serve::serve(
-        app,
-        listen,
-        &cfg.http,
+    let parts = pipeline::Parts {
+        cfg,
+        listen: opts.listen,
+        metrics,
+        notify_metrics,
+        notifier,
+        rpki,
         max_http_connections,
-        &http_metrics,
-        shutdown_rx.clone(),
-    )
-    .await?;
-
-    let died = tokio::select! {
-        _ = wait_for_signal() => None,
-        _ = engine_ended => Some("engine"),
-        _ = store_ended => Some("store"),
+        shutdown: shutdown_rx,
     };
-    match died {
-        Some(which) => error!(
-            "the {which} thread stopped unexpectedly (see the error above); shutting down so \
-             that the service can be restarted"
-        ),
-        None => info!("shutting down"),
-    }
-    let stop_started = std::time::Instant::now();
-    stop_deadline_watchdog();
-    let _ = shutdown_tx.send(true);
-    // The reload watcher stops at once, so the switch ends and hands the notifier back; its
-    // routing is bounded from now, while the engine and the store drain.
-    let notifier = match switch.await {
-        Ok(n) => n,
-        Err(e) => {
-            error!("the notifier switch failed: {e}");
-            None
-        }
-    };
-    if let Some(n) = &notifier {
-        n.stop_routing_at(stop_started + NOTIFIER_ROUTE);
-    }
-    let _ = feeds.await;
-    let _ = tick.await;
-    match server.await {
-        Ok(Err(e)) => error!("HTTP server failed: {e}"),
-        Err(e) => error!("HTTP server task failed: {e}"),
-        Ok(Ok(())) => {}
-    }
-    // The feeds have stopped and dropped their senders: the engine drains its queue, saves the
-    // rest and ends; the store writes it; then every transition reaches the sinks.
-    if engine_thread.join().is_err() {
-        error!("the engine thread panicked");
-    }
-    debug!("stopping: engine done after {:?}", stop_started.elapsed());
-    if store_thread.join().is_err() {
-        error!("the store thread panicked");
-    }
-    debug!("stopping: store written after {:?}", stop_started.elapsed());
-    let _ = sink_task.await;
-    if let Some(n) = notifier {
-        let left = STOP_WITHIN
-            .saturating_sub(stop_started.elapsed())
-            .saturating_sub(NOTIFIER_GRACE_MARGIN)
-            .min(NOTIFIER_GRACE);
-        n.shutdown_within(left).await;
-        debug!("stopping: notifier done after {:?}", stop_started.elapsed());
-    }
-    if let Some(which) = died {
-        anyhow::bail!("the {which} thread stopped unexpectedly");
-    }
-    info!("stopped");
-    Ok(())
-}
-
-/// Ends the process if a stop takes longer than [`STOP_WITHIN`] after all (a store that
-/// cannot be written, say): better exit than be killed by the service manager half-way. What
-/// was committed is safe either way, and alert events not yet in the outbox are queued at the
-/// next start.
-fn stop_deadline_watchdog() {
-    let spawned = std::thread::Builder::new()
-        .name("stop-deadline".into())
-        .spawn(|| {
-            std::thread::sleep(STOP_WITHIN);
-            error!(
-                "the stop did not finish within {} s; exiting now. What was committed is in \
-                 the store; the next start queues the alert events not yet notified",
-                STOP_WITHIN.as_secs()
-            );
-            std::process::exit(1);
-        });
-    if let Err(e) = spawned {
-        warn!("cannot bound the stop ({e}); it may take longer than {STOP_WITHIN:?}");
-    }
-}
-
-/// Wakes the engine when nothing else does, until shutdown.
-async fn tick(events: EventSender, metrics: Metrics, mut shutdown: watch::Receiver<bool>) {
-    let feed: Arc<str> = "tick".into();
-    loop {
-        // Read here too, not only when the engine takes a batch: an engine held up by the store
-        // takes none, and the gauge must show the queue filling meanwhile.
-        metrics.engine_queue_events.set(events.events() as i64);
-        tokio::select! {
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
-            _ = tokio::time::sleep(TICK) => {}
-        }
-        let batch = Batch {
-            feed: feed.clone(),
-            events: Vec::new(),
-            received: std::time::Instant::now(),
-        };
-        // A full queue means the engine is busy anyway.
-        let _ = events.try_send(batch);
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                warn!("cannot listen for SIGTERM ({e}); stop with SIGINT");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    pipeline::Pipeline::start(parts, restored)
+        .await?
+        .run_until_stopped(shutdown_tx)
+        .await
 }

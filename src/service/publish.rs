@@ -1,0 +1,122 @@
+//! The publish stage: alert transitions the store has committed reach the alert book (and so
+//! `/alerts` and the status page), the alert metrics and the notifier, in commit order.
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::alerts::TransitionKind;
+use crate::alerts::{Alert, AlertBook, AlertFilter, AlertSink, AlertState, AlertTransition};
+use crate::metrics::Metrics;
+use crate::notify::NotifierSink;
+use crate::store::PendingEvent;
+
+use super::notify_switch::Install;
+
+/// Keeps the alert book and the alert metrics current.
+struct BookSink {
+    book: Arc<RwLock<AlertBook>>,
+    metrics: Metrics,
+}
+
+impl AlertSink for BookSink {
+    fn deliver(&mut self, t: &AlertTransition) {
+        self.book
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(t);
+        match t.event {
+            TransitionKind::Fired => self.metrics.alert_fired(&t.alert, false),
+            TransitionKind::Resolved => self.metrics.alert_resolved(&t.alert),
+            TransitionKind::Updated => {}
+        }
+    }
+}
+
+/// Where committed transitions go.
+pub(super) struct Publisher {
+    book: BookSink,
+    notifier: Option<NotifierSink>,
+}
+
+impl Publisher {
+    /// A publisher writing to `book` and the metrics, and to the notifier when one runs.
+    pub fn new(
+        book: Arc<RwLock<AlertBook>>,
+        metrics: Metrics,
+        notifier: Option<NotifierSink>,
+    ) -> Self {
+        Self {
+            book: BookSink { book, metrics },
+            notifier,
+        }
+    }
+
+    /// Before anything new: the channels learn which alerts were firing at the restart (they
+    /// were told before it, so reminders, re-pushes and resolutions carry on), alert events
+    /// that never reached the outbox go out in their order, then what the restore decided.
+    pub fn start_from(
+        &mut self,
+        was_firing: &[Alert],
+        pending: &[PendingEvent],
+        initial: &[AlertTransition],
+    ) {
+        if let Some(sink) = &mut self.notifier {
+            sink.already_firing(was_firing.to_vec(), false);
+            for p in pending {
+                sink.deliver(&p.transition);
+            }
+        }
+        for t in initial {
+            self.deliver(t);
+        }
+    }
+
+    fn deliver(&mut self, t: &AlertTransition) {
+        self.book.deliver(t);
+        if let Some(sink) = &mut self.notifier {
+            sink.deliver(t);
+        }
+    }
+
+    /// Hands a notifier started by a reload the alerts firing now. Between two transitions the
+    /// book holds exactly the alerts firing so far, so the new notifier starts from them.
+    fn install(&mut self, install: Install) {
+        let firing: Vec<_> = self
+            .book
+            .book
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .list(&AlertFilter {
+                state: Some(AlertState::Firing),
+                ..AlertFilter::default()
+            })
+            .into_iter()
+            .cloned()
+            .collect();
+        let sink = install.sink;
+        sink.already_firing(firing, true);
+        self.notifier = Some(sink);
+        let _ = install.done.send(());
+    }
+
+    /// Publishes until the store thread drops its sender (at the end of a stop).
+    pub fn spawn(
+        mut self,
+        mut committed: mpsc::UnboundedReceiver<AlertTransition>,
+        mut installs: mpsc::UnboundedReceiver<Install>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    t = committed.recv() => {
+                        let Some(t) = t else { break };
+                        self.deliver(&t);
+                    }
+                    Some(install) = installs.recv() => self.install(install),
+                }
+            }
+        })
+    }
+}
