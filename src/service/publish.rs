@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::alerts::TransitionKind;
 use crate::alerts::{Alert, AlertBook, AlertFilter, AlertSink, AlertState, AlertTransition};
+use crate::alerts::{Severity, TransitionKind};
 use crate::metrics::Metrics;
 use crate::notify::NotifierSink;
 use crate::store::PendingEvent;
@@ -22,15 +22,60 @@ struct BookSink {
 
 impl AlertSink for BookSink {
     fn deliver(&mut self, t: &AlertTransition) {
-        self.book
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(t);
+        let mut book = self.book.write().unwrap_or_else(|p| p.into_inner());
+        let was_critical = book
+            .get(&t.alert.id)
+            .is_some_and(|a| a.severity == Severity::Critical);
+        book.apply(t);
+        drop(book);
+        log_transition(t, was_critical);
         match t.event {
             TransitionKind::Fired => self.metrics.alert_fired(&t.alert, false),
             TransitionKind::Resolved => self.metrics.alert_resolved(&t.alert),
             TransitionKind::Updated => {}
         }
+    }
+}
+
+/// One log line per fired, resolved or newly critical alert, so that the log alone tells what
+/// happened: warn for critical alerts, info otherwise. Other updates (more VPs, a new sample)
+/// are not logged: during an incident they come every second.
+fn log_transition(t: &AlertTransition, was_critical: bool) {
+    let a = &t.alert;
+    let verb = match t.event {
+        TransitionKind::Fired => "fired",
+        TransitionKind::Resolved => "resolved",
+        TransitionKind::Updated if a.severity == Severity::Critical && !was_critical => {
+            "now critical"
+        }
+        TransitionKind::Updated => return,
+    };
+    let origin = a.origin.map(|o| format!("AS{o}"));
+    let upstream = a.upstream.map(|u| format!("AS{u}"));
+    let origin = origin.as_deref().unwrap_or("-");
+    let upstream = upstream.as_deref().unwrap_or("-");
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                alert_id = %a.id,
+                rule = %a.rule,
+                severity = %a.severity,
+                prefix = %a.prefix,
+                watched_prefix = %a.watched_prefix,
+                origin,
+                upstream,
+                vantage_points = a.vantage_points,
+                "alert {verb}: {} {} (origin {origin}, upstream {upstream}, {} vantage points)",
+                a.rule,
+                a.prefix,
+                a.vantage_points,
+            )
+        };
+    }
+    if a.severity == Severity::Critical && t.event != TransitionKind::Resolved {
+        line!(warn);
+    } else {
+        line!(info);
     }
 }
 
