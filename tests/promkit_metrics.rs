@@ -52,12 +52,12 @@ fn live_metrics_pass_promtool_and_match_the_catalogue() {
             continue;
         }
         let entry = catalogue.get(name).unwrap_or_else(|| {
-            panic!("{name} is exported but missing from the metric catalogue in docs/src/metrics.md")
+            panic!("{name} is exported but missing from the metrics.md catalogue")
         });
-        assert_eq!(entry.kind, family.kind, "type of {name} in docs/src/metrics.md");
+        assert_eq!(entry.kind, family.kind, "type of {name} in metrics.md");
         assert_eq!(
             entry.labels, family.labels,
-            "labels of {name} in docs/src/metrics.md"
+            "labels of {name} in metrics.md"
         );
     }
     // Every core metric the catalogue lists is exported (the replay exercises all of them).

@@ -98,11 +98,11 @@ fn every_alert_is_complete_and_has_a_runbook_section() {
         let url = &rule.annotations["runbook_url"];
         let (_, fragment) = url
             .split_once("docs/src/runbook.md#")
-            .unwrap_or_else(|| panic!("{name}: runbook_url {url} is not an anchor of docs/src/runbook.md"));
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url} is not a runbook.md anchor"));
         assert_eq!(fragment, name.to_lowercase(), "{name}: runbook anchor");
         assert!(
             anchors.contains(fragment),
-            "{name}: docs/src/runbook.md has no section #{fragment}"
+            "{name}: runbook.md has no section #{fragment}"
         );
     }
     assert!(alerts >= 10, "only {alerts} alerts");

@@ -545,7 +545,7 @@ pub fn catalogue() -> BTreeMap<String, CatalogueEntry> {
             "{name} is listed twice"
         );
     }
-    assert!(!out.is_empty(), "the metric catalogue of docs/src/metrics.md is empty");
+    assert!(!out.is_empty(), "the metrics.md catalogue is empty");
     out
 }
 
