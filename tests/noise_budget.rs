@@ -3,7 +3,7 @@
 //! origin; MOAS, AS_SET and prepend-heavy prefixes come as they are), must raise no more
 //! non-hijack alerts per prefix-hour than a ceiling per rule, while every origin hijack in the
 //! data still fires at the first instant it meets its threshold and resolves when it ends.
-//! The figures behind the ceilings are in the README, "Detection quality".
+//! The figures behind the ceilings are in docs/src/detectors.md, "Detection quality".
 
 mod common;
 
@@ -24,7 +24,7 @@ const BACKGROUND: [(&str, usize); 4] = [
 ];
 
 /// Ceilings, in alerts fired per watched prefix and hour of traffic, per non-hijack rule.
-/// Each is about 1.5 times what the current rules give on these files (README), so a change
+/// Each is about 1.5 times what the current rules give on these files (docs/src/detectors.md), so a change
 /// that makes a rule noticeably noisier fails here.
 const CEILINGS: [(&str, f64); 4] = [
     ("more_specific", 0.01),

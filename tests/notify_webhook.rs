@@ -15,7 +15,7 @@ fn header<'a>(r: &'a Received, name: &str) -> &'a str {
         .unwrap()
 }
 
-/// Verifies a request the way a receiver should (README snippet): HMAC-SHA256 over
+/// Verifies a request the way a receiver should (the snippet in docs/src/notifications.md): HMAC-SHA256 over
 /// `TIMESTAMP.BODY`, compared in constant time.
 fn verify(secret: &[u8], r: &Received) -> bool {
     let ts = header(r, "x-bgpsentry-timestamp");

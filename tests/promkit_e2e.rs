@@ -304,7 +304,7 @@ fn hijack_alert_fires_and_resolves_through_prometheus_and_alertmanager() {
         fired["annotations"]["runbook_url"]
             .as_str()
             .unwrap()
-            .ends_with("README.md#bgpsentryoriginhijack"),
+            .ends_with("docs/src/runbook.md#bgpsentryoriginhijack"),
         "{fired:#}"
     );
     assert!(

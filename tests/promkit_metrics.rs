@@ -1,5 +1,5 @@
 //! The metric catalogue against a live service: `/metrics` of a running bgpsentry passes
-//! `promtool check metrics`, and it exports exactly what the README's catalogue says.
+//! `promtool check metrics`, and it exports exactly what the catalogue in docs/src/metrics.md says.
 
 mod promkit_common;
 
@@ -46,18 +46,18 @@ fn live_metrics_pass_promtool_and_match_the_catalogue() {
     let live = parse_exposition(&text);
     let catalogue = catalogue();
     // Every family the service exports is documented, with its type and labels; the client's
-    // standard process_* families are described in the README's text.
+    // standard process_* families are described in the text of docs/src/metrics.md.
     for (name, family) in &live {
         if name.starts_with("process_") {
             continue;
         }
         let entry = catalogue.get(name).unwrap_or_else(|| {
-            panic!("{name} is exported but missing from the README's metric catalogue")
+            panic!("{name} is exported but missing from the metrics.md catalogue")
         });
-        assert_eq!(entry.kind, family.kind, "type of {name} in the README");
+        assert_eq!(entry.kind, family.kind, "type of {name} in metrics.md");
         assert_eq!(
             entry.labels, family.labels,
-            "labels of {name} in the README"
+            "labels of {name} in metrics.md"
         );
     }
     // Every core metric the catalogue lists is exported (the replay exercises all of them).

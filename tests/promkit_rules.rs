@@ -68,7 +68,7 @@ fn anchor(heading: &str) -> String {
 
 #[test]
 fn every_alert_is_complete_and_has_a_runbook_section() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("docs/src/runbook.md")).unwrap();
     let anchors: BTreeSet<String> = readme
         .lines()
         .filter_map(|l| l.strip_prefix('#'))
@@ -97,12 +97,12 @@ fn every_alert_is_complete_and_has_a_runbook_section() {
         }
         let url = &rule.annotations["runbook_url"];
         let (_, fragment) = url
-            .split_once("README.md#")
-            .unwrap_or_else(|| panic!("{name}: runbook_url {url} is not a README anchor"));
+            .split_once("docs/src/runbook.md#")
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url} is not a runbook.md anchor"));
         assert_eq!(fragment, name.to_lowercase(), "{name}: runbook anchor");
         assert!(
             anchors.contains(fragment),
-            "{name}: the README has no section #{fragment}"
+            "{name}: runbook.md has no section #{fragment}"
         );
     }
     assert!(alerts >= 10, "only {alerts} alerts");

@@ -11,7 +11,7 @@ use bgpsentry::event::{FeedEvent, RouteChange};
 use bgpsentry::feeds::mrt::MrtReader;
 use common::{http_get, shared_data, start_service};
 
-/// The README's bound for this storm (debug build): the start-up footprint with 2,000 watched
+/// The docs' bound (docs/src/performance.md) for this storm (debug build): the start-up footprint with 2,000 watched
 /// prefixes (about 100 MB, a third of it the binary's own code) plus the full queue and commits.
 const PEAK_RSS_BOUND_KB: u64 = 200 * 1024;
 

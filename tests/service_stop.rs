@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{http_get, shared_data, start_service, wait_for};
 
-/// The stop bound the README states.
+/// The stop bound the docs state (docs/src/state.md).
 const STOP_BOUND: Duration = Duration::from_secs(10);
 
 /// The config; `flood` replays the storm (20 times over), else there is no feed.
@@ -121,7 +121,7 @@ fn sigterm_during_an_alert_flood_exits_0_within_the_bound() {
     );
     let status = status.unwrap_or_else(|| {
         panic!(
-            "still running {took:?} after SIGTERM; the README promises an exit within {STOP_BOUND:?}"
+            "still running {took:?} after SIGTERM; the docs promise an exit within {STOP_BOUND:?}"
         )
     });
     assert!(status.success(), "exit status {status:?}");

@@ -4,7 +4,7 @@
 //! connection drops, garbage and oversized frames, frames with over-long `host` names, a
 //! webhook that answers 500 or hangs, SIGHUP with good and with bad configs, and `kill -9`
 //! right after an alert resolved. At the end every alert event in the store has reached the webhook, the peak
-//! RSS of every run stayed under the README's bound, the store is intact and readable, and a
+//! RSS of every run stayed under the bound docs/src/reliability.md states, the store is intact and readable, and a
 //! restart shows the same alerts.
 //!
 //! `BGPSENTRY_SOAK_SEED=N` replays another schedule; the seed in use is printed.
@@ -28,7 +28,7 @@ const ROUND_SECS: i64 = 600;
 /// Rounds after which the service is killed with SIGKILL, right after the round's alert
 /// resolved (inside the grouping window) and after its `fired` was delivered.
 const KILLS: usize = 4;
-/// Peak RSS allowed to any run: the bound the README's "Reliability" section states.
+/// Peak RSS allowed to any run: the bound docs/src/reliability.md states.
 const RSS_BOUND_KIB: u64 = 80 * 1024;
 /// The feed's `max_frame_bytes`: frames over it are dropped and counted.
 const MAX_FRAME_BYTES: usize = 64 * 1024;

@@ -520,7 +520,7 @@ pub fn convert(text: &str, source: &str, live: Supported) -> Result<Conversion, 
     let mut yaml = String::new();
     let _ = writeln!(
         yaml,
-        "# bgpsentry config converted from the BGPalerter prefixes file {source}.\n# Check it with `bgpsentry check --config FILE`. What did not carry over is listed in the\n# import report (on stderr). Every key is described in the README's configuration reference."
+        "# bgpsentry config converted from the BGPalerter prefixes file {source}.\n# Check it with `bgpsentry check --config FILE`. What did not carry over is listed in the\n# import report (on stderr). Every key is described in the\n# configuration reference, docs/src/configuration.md."
     );
     let commented = (pending_used.contains("paths") && !live.paths)
         || (pending_used.contains("asns") && !live.asns);

@@ -22,7 +22,7 @@ pub enum MoreSpecifics {
 }
 
 /// Default `learning_window_seconds` of watched prefixes, measured on real background traffic
-/// (see the README's learning mode section): long enough that path exploration after the first
+/// (see "Learning mode" in docs/src/detectors.md): long enough that path exploration after the first
 /// route has shown the upstreams a prefix normally uses.
 pub const DEFAULT_LEARNING_WINDOW_SECONDS: u64 = 300;
 
@@ -168,7 +168,7 @@ impl HoldDowns {
         }; Rule::ALL.len()],
     );
 
-    /// The built-in hold-downs, measured on real background traffic (README, "Detection
+    /// The built-in hold-downs, measured on real background traffic (docs/src/detectors.md, "Detection
     /// quality"): hijack, RPKI and squatting rules fire and resolve at once; the rules that
     /// path exploration trips wait it out.
     pub fn builtin() -> HoldDowns {

@@ -228,7 +228,7 @@ fn hijacks_of_rpki_valid_routes_are_suppressed_only_when_asked() {
             // Not valid: still a hijack.
             announce(2, 2, "10.0.0.0/16", &[2, 666]),
             // Valid because of a loose maxLength: suppressed, though this is the textbook
-            // forged-origin sub-prefix hijack (the README says why the option is off).
+            // forged-origin sub-prefix hijack (docs/src/detectors.md says why the option is off).
             announce(3, 3, "10.0.5.0/24", &[3, 666, 100]),
         ],
     );

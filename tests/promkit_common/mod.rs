@@ -1,5 +1,5 @@
 //! Shared by the Prometheus-kit tests: finding the Prometheus tools, running bgpsentry on a
-//! loopback port, writing MRT update records, reading the README's metric catalogue and the
+//! loopback port, writing MRT update records, reading the metric catalogue of docs/src/metrics.md and the
 //! metric names in PromQL.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
@@ -392,7 +392,7 @@ pub mod scenario {
     }
 }
 
-/// Core families without series while nothing is there to count, as the README says: a firing
+/// Core families without series while nothing is there to count, as docs/src/metrics.md says: a firing
 /// alert's series goes away when it resolves (and the family with the last one); a feed's
 /// last-message time comes with its first message; and families labelled by values only the
 /// input brings (an origin or upstream ASN seen, the reason a record is bad) come with them.
@@ -501,7 +501,7 @@ pub fn parse_exposition(text: &str) -> BTreeMap<String, Family> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The README's metric catalogue
+// The metric catalogue of docs/src/metrics.md
 
 /// One row of the catalogue.
 #[derive(Debug, Clone)]
@@ -513,9 +513,9 @@ pub struct CatalogueEntry {
     pub exported_by: String,
 }
 
-/// The metric table of the README (between the `metric-catalogue` markers).
+/// The metric table of docs/src/metrics.md (between the `metric-catalogue` markers).
 pub fn catalogue() -> BTreeMap<String, CatalogueEntry> {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("docs/src/metrics.md")).unwrap();
     let start = readme
         .find("<!-- metric-catalogue:start -->")
         .expect("catalogue start marker");
@@ -545,7 +545,7 @@ pub fn catalogue() -> BTreeMap<String, CatalogueEntry> {
             "{name} is listed twice"
         );
     }
-    assert!(!out.is_empty(), "the README's metric catalogue is empty");
+    assert!(!out.is_empty(), "the metrics.md catalogue is empty");
     out
 }
 
