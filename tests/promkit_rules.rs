@@ -232,7 +232,7 @@ fn every_engine_rule_pages_through_an_alert() {
             "BgpsentryConfigReloadRejected",
         ),
         ("bgpsentry_store_errors_total", "BgpsentryStoreErrors"),
-        ("bgpsentry_engine_queue_batches", "BgpsentryEngineQueueFull"),
+        ("bgpsentry_engine_queue_events", "BgpsentryEngineQueueFull"),
     ] {
         let (_, expr) = alerts
             .iter()
