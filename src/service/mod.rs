@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 pub use crate::alerts::AlertSink;
 use crate::alerts::{AlertBook, AlertFilter, AlertState, AlertTransition, TransitionKind};
 use crate::config::Config;
-use crate::engine::{AcceptRequest, Engine, PrefixStore};
+use crate::engine::{AcceptRequest, Engine, SharedPrefixStates};
 use crate::event::Timestamp;
 use crate::feeds::queue::{EventSender, engine_queue};
 use crate::feeds::{Batch, FeedContext};
@@ -199,7 +199,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     for feed in &cfg.feeds {
         metrics.init_feed(&feed.name());
     }
-    let views = PrefixStore::default();
+    let views = SharedPrefixStates::default();
     views.set_all(engine.prefix_states());
 
     let retention = cfg.store.retention_days;
