@@ -9,7 +9,6 @@ use super::test_support::{
     run_alerts as run, take, withdraw,
 };
 use super::*;
-use crate::alerts::TransitionKind;
 use crate::config::Config;
 use crate::event::{AsPath, Community, PathElem};
 use crate::rpki::{AspaProcedure, AspaState, RovState};
