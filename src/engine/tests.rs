@@ -410,6 +410,19 @@ fn deeply_nested_watched_prefixes_judge_by_the_longest_match() {
     );
     let state = e.export_state();
     assert_eq!(state.firing[0].watched_prefix.to_string(), "10.0.0.0/23");
+    // Every one of the ten covering entries, not only the first eight, lists the route.
+    for len in 14..=23 {
+        let s = e
+            .prefix_state(&format!("10.0.0.0/{len}").parse().unwrap())
+            .unwrap();
+        let more: Vec<String> = s
+            .more_specifics
+            .iter()
+            .map(|m| m.prefix.to_string())
+            .collect();
+        assert_eq!(more, ["10.0.0.0/24"], "/{len}");
+        assert_eq!(s.last_change, Some(Timestamp::from_parts(2, 0)), "/{len}");
+    }
 }
 
 #[test]
