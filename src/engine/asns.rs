@@ -11,13 +11,11 @@ use ipnet::IpNet;
 
 use super::baseline::Baseline;
 use super::detect::{self, Context};
-use super::routes::VpRoutes;
-use super::vps::{VpId, VpTable};
-use super::{EngineStats, FastMap, Route, SAMPLE_SIZE, sample_of};
-use crate::alerts::{
-    Alert, AlertDetail, AlertKey, AlertState, AlertTransition, NeighborSide, Rule, Severity,
-    TransitionKind, VpSample,
-};
+use super::lifecycle::{self, About, Condition, Facts, Next, Reporting, Thresholds};
+use super::routes::{self, VpRoutes};
+use super::vps::VpId;
+use super::{FastMap, Route, SAMPLE_SIZE};
+use crate::alerts::{AlertDetail, AlertKey, NeighborSide, Rule, Severity};
 use crate::config::MonitoredAsn;
 use crate::event::{PathElem, RouteAttrs, RouteChange, Timestamp};
 use crate::rpki::RovState;
@@ -30,22 +28,25 @@ struct Monitored {
     learn_until: Option<Timestamp>,
 }
 
-#[derive(Debug)]
-struct Condition {
-    vps: HashSet<VpId>,
-    first_seen: Timestamp,
-    peak: u32,
-    firing: Option<Alert>,
-}
-
+/// A new neighbour of a monitored ASN, seen in some paths.
 #[derive(Debug)]
 struct NeighborSighting {
-    vps: HashSet<VpId>,
-    first_seen: Timestamp,
+    /// The VPs that showed it, and its alert.
+    cond: Condition,
+    /// When some VP last showed it: it is forgotten `neighbor_hold_seconds` later.
     last_seen: Timestamp,
+    /// The prefix of the first path that showed it (the alert's prefix).
     prefix: IpNet,
-    sample: Vec<VpSample>,
-    firing: Option<Alert>,
+    /// The paths of the first [`SAMPLE_SIZE`] VPs that showed it, and when.
+    routes: Vec<(VpId, Route)>,
+}
+
+/// One announcement, as a neighbour sighting sees it.
+struct Seen<'a> {
+    prefix: IpNet,
+    vp: VpId,
+    attrs: &'a Arc<RouteAttrs>,
+    ts: Timestamp,
 }
 
 /// Everything the engine keeps for monitored ASNs.
@@ -58,43 +59,8 @@ pub(super) struct AsnMonitor {
     conditions: HashMap<AlertKey, Condition>,
     neighbors: HashMap<(u32, u32, NeighborSide), NeighborSighting>,
     next_expiry: Option<Timestamp>,
-}
-
-/// Where the monitor reports to: the engine's VP table, transitions and counters.
-pub(super) struct Out<'a> {
-    pub vps: &'a VpTable,
-    pub transitions: &'a mut Vec<AlertTransition>,
-    pub stats: &'a mut EngineStats,
-    pub ctx: &'a Context,
-}
-
-impl Out<'_> {
-    fn fire(&mut self, alert: Alert) {
-        self.stats.fired += 1;
-        self.transitions.push(AlertTransition {
-            event: TransitionKind::Fired,
-            alert,
-        });
-    }
-
-    fn update(&mut self, alert: Alert) {
-        self.transitions.push(AlertTransition {
-            event: TransitionKind::Updated,
-            alert,
-        });
-    }
-
-    fn resolve(&mut self, mut alert: Alert, ts: Timestamp) {
-        alert.state = AlertState::Resolved;
-        alert.resolved_at = Some(ts);
-        alert.last_seen = ts;
-        alert.vantage_points = 0;
-        self.stats.resolved += 1;
-        self.transitions.push(AlertTransition {
-            event: TransitionKind::Resolved,
-            alert,
-        });
-    }
+    /// While the engine loads a table dump: learn and hold routes, raise nothing.
+    pub loading_rib: bool,
 }
 
 fn baseline(list: &Option<Vec<u32>>) -> Option<Baseline> {
@@ -185,8 +151,7 @@ impl AsnMonitor {
         vp: VpId,
         change: &RouteChange,
         ts: Timestamp,
-        loading_rib: bool,
-        out: &mut Out<'_>,
+        out: &mut Reporting<'_>,
     ) {
         let by_vp = self.routes.entry(prefix).or_default();
         let old = match change {
@@ -218,7 +183,7 @@ impl AsnMonitor {
         if self.routes.get(&prefix).is_some_and(|m| m.is_empty()) {
             self.routes.remove(&prefix);
         }
-        if loading_rib {
+        if self.loading_rib {
             return;
         }
         let before = old
@@ -244,7 +209,7 @@ impl AsnMonitor {
         vp: VpId,
         present: bool,
         ts: Timestamp,
-        out: &mut Out<'_>,
+        out: &mut Reporting<'_>,
     ) {
         let k = AlertKey {
             rule: f.rule,
@@ -253,12 +218,10 @@ impl AsnMonitor {
             asn: f.asn,
         };
         let changed = if present {
-            let cond = self.conditions.entry(k).or_insert_with(|| Condition {
-                vps: HashSet::new(),
-                first_seen: ts,
-                peak: 0,
-                firing: None,
-            });
+            let cond = self
+                .conditions
+                .entry(k)
+                .or_insert_with(|| Condition::new(ts));
             cond.vps.insert(vp) || cond.firing.is_some()
         } else {
             // Never create an empty condition on removal.
@@ -271,102 +234,55 @@ impl AsnMonitor {
         }
     }
 
-    fn after_change(&mut self, k: AlertKey, ts: Timestamp, out: &mut Out<'_>) {
+    /// Judges condition `k` on its VPs now (the monitored-ASN rules have no hold-downs).
+    fn after_change(&mut self, k: AlertKey, ts: Timestamp, out: &mut Reporting<'_>) {
         let Some(cond) = self.conditions.get_mut(&k) else {
             return;
         };
-        let count = cond.vps.len() as u32;
-        cond.peak = cond.peak.max(count);
-        if count == 0 {
-            if let Some(c) = self.conditions.remove(&k)
-                && let Some(alert) = c.firing
-            {
-                out.resolve(alert, ts);
-            }
-            return;
-        }
         let Some(m) = self.monitored.get(&k.asn) else {
             return;
         };
-        let sample = sample_of(&self.routes, out.vps, k.prefix, cond.vps.iter().copied());
-        let attrs: Vec<Arc<RouteAttrs>> = self
-            .routes
-            .get(&k.prefix)
-            .map(|by_vp| {
-                let mut ids: Vec<&VpId> = cond.vps.iter().collect();
-                ids.sort_unstable();
-                ids.into_iter()
-                    .filter_map(|id| by_vp.get(id).map(|r| r.attrs.clone()))
-                    .take(SAMPLE_SIZE)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let detail = AlertDetail {
-            rpki: attrs.first().and_then(|a| out.ctx.rov(&k.prefix, &a.path)),
-            rpki_stale: out.ctx.rpki.stale,
-            monitored_asn: Some(k.asn),
-            communities: detect::labelled_communities(out.ctx, &attrs),
-            ..AlertDetail::default()
-        };
-        match cond.firing.as_mut() {
-            Some(alert) => {
-                alert.vantage_points = count;
-                alert.peak_vantage_points = cond.peak;
-                alert.sample = sample;
-                alert.last_seen = ts;
-                alert.detail = detail;
-                let alert = alert.clone();
-                out.update(alert);
-            }
-            None if count >= m.cfg.min_vantage_points => {
-                let alert = Alert {
-                    id: Alert::make_id(&k, cond.first_seen, ts, 0),
-                    rule: k.rule,
+        let th = Thresholds::immediate(m.cfg.min_vantage_points);
+        let (routes, vps, ctx) = (&self.routes, out.vps, out.ctx);
+        let next = cond.judge(&k, th, ts, out.alerts, |c| {
+            let (sample, sampled) = lifecycle::sample_of(vps, routes.get(&k.prefix), &c.vps);
+            Facts {
+                sample,
+                detail: AlertDetail {
+                    rpki: sampled.first().and_then(|a| ctx.rov(&k.prefix, &a.path)),
+                    rpki_stale: ctx.rpki.stale,
+                    monitored_asn: Some(k.asn),
+                    communities: detect::labelled_communities(ctx, &sampled),
+                    ..AlertDetail::default()
+                },
+                about: About {
                     severity: match k.rule {
                         Rule::RpkiInvalid => Severity::Critical,
                         _ => Severity::Warning,
                     },
-                    state: AlertState::Firing,
-                    prefix: k.prefix,
-                    watched_prefix: k.watched_prefix,
                     description: m.cfg.description.clone(),
                     origin: Some(k.asn),
                     upstream: None,
                     expected_origins: Vec::new(),
                     expected_upstreams: Vec::new(),
-                    vantage_points: count,
-                    peak_vantage_points: cond.peak,
-                    sample,
                     groups: m.cfg.groups.clone(),
-                    first_seen: cond.first_seen,
-                    fired_at: ts,
-                    last_seen: ts,
-                    resolved_at: None,
-                    detail,
-                };
-                cond.firing = Some(alert.clone());
-                out.fire(alert);
+                },
             }
-            None => {}
+        });
+        if next == Next::Forget {
+            self.conditions.remove(&k);
         }
     }
 
     /// A VP's session went down: its routes are gone.
-    pub fn peer_down(&mut self, vp: VpId, ts: Timestamp, out: &mut Out<'_>) {
-        let mut prefixes: Vec<IpNet> = self
-            .routes
-            .iter()
-            .filter(|(_, m)| m.contains_key(&vp))
-            .map(|(p, _)| *p)
-            .collect();
-        prefixes.sort_unstable();
-        for p in prefixes {
-            self.route(p, vp, &RouteChange::Withdraw, ts, false, out);
+    pub fn peer_down(&mut self, vp: VpId, ts: Timestamp, out: &mut Reporting<'_>) {
+        for p in routes::routed_by(&self.routes, vp) {
+            self.route(p, vp, &RouteChange::Withdraw, ts, out);
         }
     }
 
     /// Judges every held route anew (after new RPKI data or a table dump).
-    pub fn rebuild(&mut self, ts: Timestamp, out: &mut Out<'_>) {
+    pub fn rebuild(&mut self, ts: Timestamp, out: &mut Reporting<'_>) {
         let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
         for (prefix, by_vp) in &self.routes {
             for (vp, r) in by_vp.iter() {
@@ -391,14 +307,7 @@ impl AsnMonitor {
         keys.dedup();
         for k in keys {
             let vps = fresh.remove(&k).unwrap_or_default();
-            let cond = self.conditions.entry(k).or_insert_with(|| Condition {
-                vps: HashSet::new(),
-                first_seen: ts,
-                peak: 0,
-                firing: None,
-            });
-            if cond.vps != vps {
-                cond.vps = vps;
+            if lifecycle::set_vps(&mut self.conditions, k, vps, ts) {
                 self.after_change(k, ts, out);
             }
         }
@@ -409,10 +318,9 @@ impl AsnMonitor {
         &mut self,
         prefix: IpNet,
         vp: VpId,
-        attrs: &RouteAttrs,
+        attrs: &Arc<RouteAttrs>,
         ts: Timestamp,
-        loading_rib: bool,
-        out: &mut Out<'_>,
+        out: &mut Reporting<'_>,
     ) {
         let path = &attrs.path.0;
         if !path.iter().any(|e| match e {
@@ -450,50 +358,41 @@ impl AsnMonitor {
             if !self.is_monitored(m) {
                 continue;
             }
-            if i > 0
-                && let Some(up) = seq[i - 1]
-            {
-                self.neighbor(
-                    m,
-                    up,
-                    NeighborSide::Upstream,
-                    prefix,
-                    vp,
-                    attrs,
-                    ts,
-                    loading_rib,
-                    out,
-                );
-            }
-            if let Some(Some(down)) = seq.get(i + 1) {
-                self.neighbor(
-                    m,
-                    *down,
-                    NeighborSide::Downstream,
-                    prefix,
-                    vp,
-                    attrs,
-                    ts,
-                    loading_rib,
-                    out,
-                );
+            let upstream = i.checked_sub(1).and_then(|j| seq[j]);
+            let downstream = seq.get(i + 1).copied().flatten();
+            for (n, side) in [
+                (upstream, NeighborSide::Upstream),
+                (downstream, NeighborSide::Downstream),
+            ] {
+                if let Some(n) = n {
+                    let seen = Seen {
+                        prefix,
+                        vp,
+                        attrs,
+                        ts,
+                    };
+                    self.neighbor(m, n, side, &seen, out);
+                }
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A path shows monitored ASN `m` with neighbour `n` on `side`: learned, or sighted.
     fn neighbor(
         &mut self,
         m: u32,
         n: u32,
         side: NeighborSide,
-        prefix: IpNet,
-        vp: VpId,
-        attrs: &RouteAttrs,
-        ts: Timestamp,
-        loading_rib: bool,
-        out: &mut Out<'_>,
+        seen: &Seen<'_>,
+        out: &mut Reporting<'_>,
     ) {
+        let &Seen {
+            prefix,
+            vp,
+            attrs,
+            ts,
+        } = seen;
+        let loading_rib = self.loading_rib;
         let Some(mon) = self.monitored.get_mut(&m) else {
             return;
         };
@@ -513,105 +412,65 @@ impl AsnMonitor {
             return;
         }
         let learning = base.is_learning();
-        let min = mon.cfg.min_vantage_points;
         let hold = mon.cfg.neighbor_hold_seconds;
         let s = self
             .neighbors
             .entry((m, n, side))
             .or_insert_with(|| NeighborSighting {
-                vps: HashSet::new(),
-                first_seen: ts,
+                cond: Condition::new(ts),
                 last_seen: ts,
                 prefix,
-                sample: Vec::new(),
-                firing: None,
+                routes: Vec::new(),
             });
         s.last_seen = ts;
         let expiry = ts.plus_secs(hold);
         self.next_expiry = Some(self.next_expiry.map_or(expiry, |e| e.min(expiry)));
-        if !s.vps.insert(vp) {
+        if !s.cond.vps.insert(vp) {
             return;
         }
-        if s.sample.len() < SAMPLE_SIZE {
-            s.sample.push(VpSample {
-                vantage_point: out
-                    .vps
-                    .get_vp(vp)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-                as_path: attrs.path.to_string(),
-                communities: attrs.communities.iter().map(|c| c.to_string()).collect(),
-                seen_at: ts,
-            });
+        if s.routes.len() < SAMPLE_SIZE {
+            let route = Route {
+                attrs: attrs.clone(),
+                since: ts,
+            };
+            s.routes.push((vp, route));
         }
-        let count = s.vps.len() as u32;
-        if let Some(alert) = s.firing.as_mut() {
-            alert.vantage_points = count;
-            alert.peak_vantage_points = count;
-            alert.last_seen = ts;
-            alert.sample = s.sample.clone();
-            let alert = alert.clone();
-            out.update(alert);
-            return;
-        }
-        if count < min {
-            return;
-        }
-        let Some(mon) = self.monitored.get_mut(&m) else {
-            return;
-        };
         let k = AlertKey {
             rule: Rule::NewNeighbor,
             watched_prefix: s.prefix,
             prefix: s.prefix,
             asn: n,
         };
-        let alert = Alert {
-            id: crate::alerts::stable_id(&[
-                k.rule.as_str(),
-                &k.prefix.to_string(),
-                &n.to_string(),
-                &m.to_string(),
-                match side {
-                    NeighborSide::Upstream => "upstream",
-                    NeighborSide::Downstream => "downstream",
+        let th = Thresholds::immediate(mon.cfg.min_vantage_points);
+        let (vps, ctx) = (out.vps, out.ctx);
+        let NeighborSighting { cond, routes, .. } = s;
+        let fired_before = cond.firing.is_some();
+        // Sightings end by expiry (see `expire`), never by judging: VPs are only added.
+        let _ = cond.judge(&k, th, ts, out.alerts, |c| Facts {
+            sample: lifecycle::sample(vps, routes.iter().map(|(id, r)| (*id, r))).0,
+            // The labelled communities of the path that made it fire.
+            detail: c.firing.as_ref().map_or_else(
+                || AlertDetail {
+                    monitored_asn: Some(m),
+                    neighbor: Some(n),
+                    neighbor_side: Some(side),
+                    rpki_stale: ctx.rpki.stale,
+                    communities: detect::labelled_communities(ctx, std::slice::from_ref(attrs)),
+                    ..AlertDetail::default()
                 },
-                &s.first_seen.0.to_string(),
-                &ts.0.to_string(),
-            ]),
-            rule: Rule::NewNeighbor,
-            severity: Severity::Warning,
-            state: AlertState::Firing,
-            prefix: s.prefix,
-            watched_prefix: s.prefix,
-            description: mon.cfg.description.clone(),
-            origin: None,
-            upstream: None,
-            expected_origins: Vec::new(),
-            expected_upstreams: Vec::new(),
-            vantage_points: count,
-            peak_vantage_points: count,
-            sample: s.sample.clone(),
-            groups: mon.cfg.groups.clone(),
-            first_seen: s.first_seen,
-            fired_at: ts,
-            last_seen: ts,
-            resolved_at: None,
-            detail: AlertDetail {
-                monitored_asn: Some(m),
-                neighbor: Some(n),
-                neighbor_side: Some(side),
-                rpki_stale: out.ctx.rpki.stale,
-                communities: detect::labelled_communities(
-                    out.ctx,
-                    std::slice::from_ref(&Arc::new(attrs.clone())),
-                ),
-                ..AlertDetail::default()
+                |a| a.detail.clone(),
+            ),
+            about: About {
+                severity: Severity::Warning,
+                description: mon.cfg.description.clone(),
+                origin: None,
+                upstream: None,
+                expected_origins: Vec::new(),
+                expected_upstreams: Vec::new(),
+                groups: mon.cfg.groups.clone(),
             },
-        };
-        s.firing = Some(alert.clone());
-        out.fire(alert);
-        if learning {
+        });
+        if learning && !fired_before && cond.firing.is_some() {
             // Known from now on: the alert resolves once the hold time passes.
             let base = match side {
                 NeighborSide::Upstream => &mut mon.upstreams,
@@ -624,7 +483,7 @@ impl AsnMonitor {
     }
 
     /// Resolves `new_neighbor` alerts (and forgets sightings) not seen for their hold time.
-    pub fn expire(&mut self, ts: Timestamp, out: &mut Out<'_>) {
+    pub fn expire(&mut self, ts: Timestamp, out: &mut Reporting<'_>) {
         if self.next_expiry.is_none_or(|e| ts < e) {
             return;
         }
@@ -644,10 +503,8 @@ impl AsnMonitor {
         }
         gone.sort_unstable();
         for key in gone {
-            if let Some(s) = self.neighbors.remove(&key)
-                && let Some(alert) = s.firing
-            {
-                out.resolve(alert, ts);
+            if let Some(mut s) = self.neighbors.remove(&key) {
+                s.cond.end(ts, out.alerts);
             }
         }
         self.next_expiry = next;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use regex::Regex;
 
-use super::Watched;
+use super::watched::Watched;
 use crate::alerts::{AlertDetail, AlertKey, Rule, Severity};
 use crate::config::{CommunityLabel, MoreSpecifics, PathRule};
 use crate::event::{AsPath, PathElem, RouteAttrs};

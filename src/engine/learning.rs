@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::Engine;
 use super::vps::VpId;
+use super::watched::WatchId;
 use crate::event::{RouteAttrs, Timestamp};
 use crate::rpki::RovState;
 
@@ -64,7 +65,7 @@ impl Engine {
     /// changed (the prefix's conditions must then be judged again).
     pub(super) fn learn(
         &mut self,
-        w: usize,
+        w: WatchId,
         prefix: IpNet,
         vp: VpId,
         attrs: &RouteAttrs,
@@ -101,7 +102,7 @@ impl Engine {
     }
 
     /// Opens the learning window of `w` at `ts` and counts the routes held under it now.
-    fn open_window(&mut self, w: usize, ts: Timestamp) -> bool {
+    fn open_window(&mut self, w: WatchId, ts: Timestamp) -> bool {
         let watched = &mut self.watched[w];
         let until = ts.plus_secs(watched.cfg.learning_window_seconds);
         let quorum = watched.cfg.min_vantage_points as usize;
@@ -117,7 +118,7 @@ impl Engine {
     }
 
     /// Counts every route held under `w` into its open window.
-    fn count_held_routes(&mut self, w: usize) -> bool {
+    fn count_held_routes(&mut self, w: WatchId) -> bool {
         let net = self.watched[w].cfg.prefix;
         let under: Vec<IpNet> = std::iter::once(net)
             .chain(self.more_specifics[w].iter().copied())
@@ -138,7 +139,7 @@ impl Engine {
 
     /// Counts one route into the open window of `w`: origins of the prefix itself, and
     /// upstreams in front of allowed origins. True when what is allowed changed.
-    fn count_route(&mut self, w: usize, prefix: IpNet, vp: VpId, attrs: &RouteAttrs) -> bool {
+    fn count_route(&mut self, w: WatchId, prefix: IpNet, vp: VpId, attrs: &RouteAttrs) -> bool {
         let watched = &mut self.watched[w];
         let origins = attrs.path.origins();
         let mut changed = false;
@@ -172,7 +173,7 @@ impl Engine {
         if self.loading_rib {
             return false;
         }
-        let before = self.transitions.len();
+        let before = self.alerts.len();
         while let Some(&(until, w)) = self.learning_windows.first() {
             if until >= now {
                 break;
@@ -182,7 +183,7 @@ impl Engine {
             self.close_window(w, now);
             self.rebuild_conditions(w, now);
         }
-        self.transitions.len() > before
+        self.alerts.len() > before
     }
 
     /// Closes every open learning window at once (a table dump is a full view).
@@ -195,7 +196,7 @@ impl Engine {
     /// Ends the learning window of `w`: the candidates that met the quorum become the baseline.
     /// When no origin was learned (the prefix was seen by too few VPs), the next route to the
     /// prefix opens a new window.
-    fn close_window(&mut self, w: usize, now: Timestamp) {
+    fn close_window(&mut self, w: WatchId, now: Timestamp) {
         let rpki = self.ctx.rpki.data.clone();
         let watched = &mut self.watched[w];
         let net = watched.cfg.prefix;
@@ -229,7 +230,7 @@ impl Engine {
 
     /// Reopens the window of a learning prefix restored mid-window, counting the restored
     /// routes (which VPs showed what before the restart is not saved; the routes held now are).
-    pub(super) fn reopen_restored_window(&mut self, w: usize, now: Timestamp) {
+    pub(super) fn reopen_restored_window(&mut self, w: WatchId, now: Timestamp) {
         let watched = &mut self.watched[w];
         let Some(until) = watched.learn_until else {
             return;
@@ -280,7 +281,7 @@ impl Engine {
             Some(u) => u.accept(upstreams),
             None => Vec::new(),
         };
-        let resolved_before = self.stats.resolved;
+        let resolved_before = self.alerts.resolved;
         let now = self.now;
         self.rebuild_conditions(w, now);
         // The operator's word takes effect now, not at the end of the instant in progress.
@@ -294,7 +295,7 @@ impl Engine {
             upstreams: watched.upstreams.as_ref().map(|u| u.asns().to_vec()),
             added_origins,
             added_upstreams,
-            resolved_alerts: (self.stats.resolved - resolved_before) as usize,
+            resolved_alerts: (self.alerts.resolved - resolved_before) as usize,
         })
     }
 }

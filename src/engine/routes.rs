@@ -7,8 +7,10 @@
 //! Chunks are allocated only where some VP in their id range routes the prefix, so a
 //! prefix seen by a few VPs stays small.
 
-use super::Route;
+use ipnet::IpNet;
+
 use super::vps::VpId;
+use super::{FastMap, Route};
 
 /// VP slots per chunk.
 const CHUNK: usize = 16;
@@ -104,15 +106,22 @@ impl VpRoutes {
         }
     }
 
-    /// VP ids with a route, in order.
-    pub fn keys(&self) -> impl Iterator<Item = VpId> + '_ {
-        self.iter().map(|(vp, _)| vp)
-    }
-
     /// The routes, in VP id order.
     pub fn values(&self) -> impl Iterator<Item = &Route> + '_ {
         self.iter().map(|(_, r)| r)
     }
+}
+
+/// The prefixes `vp` has a route to, in order (map order is random per process; a replay must
+/// give the same output every time).
+pub(super) fn routed_by(routes: &FastMap<IpNet, VpRoutes>, vp: VpId) -> Vec<IpNet> {
+    let mut prefixes: Vec<IpNet> = routes
+        .iter()
+        .filter(|(_, by_vp)| by_vp.contains_key(&vp))
+        .map(|(p, _)| *p)
+        .collect();
+    prefixes.sort_unstable();
+    prefixes
 }
 
 /// Iterator over the routes of a [`VpRoutes`]; knows its length, so a `collect` allocates
@@ -194,7 +203,7 @@ mod tests {
         let got: Vec<(u32, i64)> = m.iter().map(|(vp, r)| (vp, r.since.0)).collect();
         let want: Vec<(u32, i64)> = reference.iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(got, want);
-        assert_eq!(m.keys().count(), m.values().count());
+        assert_eq!(m.iter().count(), m.values().count());
         assert_eq!(m.iter().len(), m.len());
         for vp in 0..700 {
             assert_eq!(m.contains_key(&vp), reference.contains_key(&vp));

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::baseline::Baseline;
+use super::lifecycle::Condition;
 use super::routes::VpRoutes;
-use super::{Condition, Engine, Route, detect, key};
+use super::watched::WatchId;
+use super::{Engine, Route, detect, key};
 use crate::alerts::{Alert, AlertTransition, Rule, TransitionKind};
 use crate::config::{Config, WatchedPrefix};
 use crate::event::{RouteAttrs, Timestamp, VantagePoint};
@@ -256,7 +258,7 @@ impl Engine {
         // The per-prefix views: which more-specifics are routed, and that every view is new.
         let routed: Vec<IpNet> = e.routes.keys().copied().collect();
         for prefix in routed {
-            let covering: Vec<usize> = e.watch.cover(&prefix).map(|(_, &i)| i).collect();
+            let covering: Vec<WatchId> = e.watch.cover(&prefix).map(|(_, &w)| w).collect();
             for w in covering {
                 e.last_change[w] = Some(now);
                 if e.watched[w].cfg.prefix != prefix {
@@ -264,12 +266,11 @@ impl Engine {
                 }
             }
         }
-        e.state_dirty = (0..e.watched.len()).collect();
-        let index: HashMap<IpNet, usize> = e
+        e.state_dirty = e.watched.ids().collect();
+        let index: HashMap<IpNet, WatchId> = e
             .watched
-            .iter()
             .enumerate()
-            .map(|(i, w)| (w.cfg.prefix, i))
+            .map(|(w, watched)| (watched.cfg.prefix, w))
             .collect();
         for b in state.baselines {
             let Some(&i) = index.get(&b.prefix) else {
@@ -289,7 +290,7 @@ impl Engine {
             w.learn_until = b.learn_until;
         }
         // A window that was open when the state was saved goes on until its end.
-        for w in 0..e.watched.len() {
+        for w in e.watched.ids() {
             e.reopen_restored_window(w, now);
         }
         for (watched, prefix) in state.visibility_reached {
@@ -324,13 +325,13 @@ impl Engine {
             let k = alert.key();
             let Some(&w) = index.get(&alert.watched_prefix) else {
                 // No longer watched: the alert ends here.
-                e.resolve(alert, now);
+                e.alerts.resolve(alert, now);
                 continue;
             };
             if alert.rule == Rule::VisibilityLoss {
                 if e.judge_of(&alert.prefix) != Some(w) {
                     // A longer watched prefix judges it now (or nothing routes it).
-                    e.resolve(alert, now);
+                    e.alerts.resolve(alert, now);
                     continue;
                 }
                 let v = e.visibility.entry((w, alert.prefix)).or_default();
@@ -356,7 +357,7 @@ impl Engine {
         for (w, k) in keys {
             e.unsettle(w, k);
         }
-        let mut vis: Vec<(usize, IpNet)> = e
+        let mut vis: Vec<(WatchId, IpNet)> = e
             .visibility
             .keys()
             .copied()
@@ -373,7 +374,9 @@ impl Engine {
         }
         e.settle_at(now);
         // Only fired and resolved matter after a restore; updates were already known.
-        e.transitions.retain(|t| t.event != TransitionKind::Updated);
+        e.alerts
+            .transitions()
+            .retain(|t| t.event != TransitionKind::Updated);
         // Changes from the state given: prefixes dropped or cut, everything when VPs were
         // renumbered, baselines and visibility when they differ. Saving after a restart with
         // the same config then writes next to nothing.
@@ -396,22 +399,24 @@ impl Engine {
     /// Applies a new config without losing the state of prefixes that stay.
     pub fn reconfigure(&mut self, cfg: &Config) {
         let state = self.export_state();
-        let pending: Vec<AlertTransition> = self.transitions.drain(..).collect();
-        let stats = self.stats;
+        let pending: Vec<AlertTransition> = self.alerts.transitions().drain(..).collect();
+        let stats = self.stats();
         let mut fresh = Engine::from_config(cfg);
         fresh.ctx.rpki = self.ctx.rpki.clone();
         *self = fresh.restored(state);
         self.stats = stats;
+        self.alerts.fired = stats.fired;
+        self.alerts.resolved = stats.resolved;
         let mut all = pending;
-        all.append(&mut self.transitions);
-        self.transitions = all;
+        all.append(self.alerts.transitions());
+        *self.alerts.transitions() = all;
         // Everything may differ from what the store has: export it all next time.
         self.dirty = self.routes.keys().copied().collect();
         self.meta_dirty = true;
     }
 }
 
-type AlertKeyAt = (usize, crate::alerts::AlertKey);
+type AlertKeyAt = (WatchId, crate::alerts::AlertKey);
 
 fn prefix_routes(prefix: IpNet, by_vp: &VpRoutes) -> PrefixRoutes {
     let mut routes: Vec<(u32, Arc<RouteAttrs>, Timestamp)> = by_vp

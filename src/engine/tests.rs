@@ -1,92 +1,19 @@
-use std::net::IpAddr;
-use std::path::Path;
-use std::sync::Arc;
+//! The prefix detectors end to end: thresholds, learning, visibility, nesting, hold-downs and
+//! alert ids, on hand-built events.
 
+use std::collections::HashSet;
+
+use super::test_support::{
+    announce, announce_path, engine_with_hold_downs, engine_without_hold_downs as engine, fired,
+    resolved, run, vp, withdraw,
+};
 use super::*;
-use crate::config::Config;
+use crate::alerts::{AlertTransition, TransitionKind};
 use crate::event::{AsPath, PathElem};
-
-/// An engine without hold-downs: these tests are about when conditions hold.
-fn engine(yaml: &str) -> Engine {
-    let mut cfg = Config::parse(yaml, Path::new("t.yml")).unwrap();
-    for p in &mut cfg.prefixes {
-        p.hold_downs = crate::config::HoldDowns::NONE;
-    }
-    Engine::new(&cfg.prefixes)
-}
-
-/// An engine with the hold-downs the config gives (built-in ones unless it says otherwise).
-fn engine_with_hold_downs(yaml: &str) -> Engine {
-    let cfg = Config::parse(yaml, Path::new("t.yml")).unwrap();
-    Engine::new(&cfg.prefixes)
-}
-
-fn vp(n: u32) -> Arc<VantagePoint> {
-    Arc::new(VantagePoint {
-        feed: "test".into(),
-        collector: "rrc00".into(),
-        peer_asn: 64500 + n,
-        peer_ip: IpAddr::from([192, 0, 2, n as u8]),
-        exporter: None,
-    })
-}
-
-fn announce(t: i64, v: u32, prefix: &str, path: &[u32]) -> FeedEvent {
-    announce_path(t, v, prefix, AsPath::from_asns(path.iter().copied()))
-}
-
-fn announce_path(t: i64, v: u32, prefix: &str, path: AsPath) -> FeedEvent {
-    FeedEvent::Route(RouteEvent {
-        timestamp: Timestamp::from_parts(t, 0),
-        vp: vp(v),
-        prefix: prefix.parse().unwrap(),
-        change: RouteChange::Announce(Arc::new(RouteAttrs {
-            path,
-            communities: Vec::new(),
-            next_hop: None,
-        })),
-    })
-}
-
-fn withdraw(t: i64, v: u32, prefix: &str) -> FeedEvent {
-    FeedEvent::Route(RouteEvent {
-        timestamp: Timestamp::from_parts(t, 0),
-        vp: vp(v),
-        prefix: prefix.parse().unwrap(),
-        change: RouteChange::Withdraw,
-    })
-}
-
-/// Runs events and returns the fired/resolved transitions as `(event, rule, prefix, asn, secs)`.
-fn run(e: &mut Engine, events: &[FeedEvent]) -> Vec<(TransitionKind, Rule, String, u32, i64)> {
-    let mut out = Vec::new();
-    for (i, ev) in events.iter().enumerate() {
-        e.process(ev);
-        // The last instant has no later event to settle it.
-        if i + 1 == events.len() {
-            e.settle();
-        }
-        for t in e.drain_transitions() {
-            if t.event == TransitionKind::Updated {
-                continue;
-            }
-            let a = &t.alert;
-            let when = a.resolved_at.unwrap_or(a.fired_at).secs();
-            out.push((
-                t.event,
-                a.rule,
-                a.prefix.to_string(),
-                a.upstream.or(a.origin).unwrap_or(0),
-                when,
-            ));
-        }
-    }
-    out
-}
 
 use TransitionKind::{Fired, Resolved};
 
-const EXACT: &str = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: [200]\n    visibility_min_vantage_points: 0\n";
+pub(super) const EXACT: &str = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: [200]\n    visibility_min_vantage_points: 0\n";
 
 #[test]
 fn hijack_fires_at_the_threshold_and_resolves_when_no_vp_shows_it() {
@@ -108,8 +35,8 @@ fn hijack_fires_at_the_threshold_and_resolves_when_no_vp_shows_it() {
     assert_eq!(
         got,
         vec![
-            (Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 3),
-            (Resolved, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 7),
+            fired(Rule::OriginHijack, "10.0.0.0/16", 666, 3),
+            resolved(Rule::OriginHijack, "10.0.0.0/16", 666, 7),
         ]
     );
 }
@@ -174,10 +101,7 @@ fn as_set_origin_is_a_hijack_only_for_members_not_allowed() {
             announce_path(2, 4, "10.0.0.0/16", set(&[100, 777])),
         ],
     );
-    assert_eq!(
-        got,
-        vec![(Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 777, 2)]
-    );
+    assert_eq!(got, vec![fired(Rule::OriginHijack, "10.0.0.0/16", 777, 2)]);
 }
 
 #[test]
@@ -197,8 +121,8 @@ fn prepends_are_collapsed_when_finding_the_upstream() {
     assert_eq!(
         got,
         vec![
-            (Fired, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 3),
-            (Resolved, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 5),
+            fired(Rule::NewUpstream, "10.0.0.0/16", 300, 3),
+            resolved(Rule::NewUpstream, "10.0.0.0/16", 300, 5),
         ]
     );
 }
@@ -221,8 +145,8 @@ fn more_specifics_hijacked_or_announced_by_the_owner() {
     assert_eq!(
         got,
         vec![
-            (Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 666, 1),
-            (Fired, Rule::MoreSpecific, "10.0.2.0/24".into(), 100, 2),
+            fired(Rule::SubprefixHijack, "10.0.1.0/24", 666, 1),
+            fired(Rule::MoreSpecific, "10.0.2.0/24", 100, 2),
         ]
     );
     assert_eq!(e.stats().matched, 4);
@@ -240,7 +164,7 @@ fn more_specifics_hijacked_or_announced_by_the_owner() {
     );
     assert_eq!(
         got,
-        vec![(Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 666, 3)]
+        vec![fired(Rule::SubprefixHijack, "10.0.1.0/24", 666, 3)]
     );
 }
 
@@ -272,9 +196,9 @@ fn learning_mode_learns_what_most_vps_showed_over_the_window() {
     assert_eq!(
         got,
         vec![
-            (Fired, Rule::SubprefixHijack, "10.0.1.0/24".into(), 666, 0),
-            (Fired, Rule::OriginChange, "10.0.0.0/16".into(), 666, 12),
-            (Fired, Rule::NewUpstream, "10.0.0.0/16".into(), 300, 13),
+            fired(Rule::SubprefixHijack, "10.0.1.0/24", 666, 0),
+            fired(Rule::OriginChange, "10.0.0.0/16", 666, 12),
+            fired(Rule::NewUpstream, "10.0.0.0/16", 300, 13),
         ]
     );
     assert_eq!(
@@ -314,7 +238,7 @@ fn a_table_dump_is_the_learned_baseline() {
     let got = run(&mut e, &[announce(1001, 5, "10.0.0.0/16", &[5, 17, 666])]);
     assert_eq!(
         got,
-        vec![(Fired, Rule::OriginChange, "10.0.0.0/16".into(), 666, 1001)]
+        vec![fired(Rule::OriginChange, "10.0.0.0/16", 666, 1001)]
     );
 }
 
@@ -366,9 +290,9 @@ fn visibility_loss_fires_after_the_threshold_was_reached_and_resolves_when_back(
     assert_eq!(
         got,
         vec![
-            (Fired, Rule::VisibilityLoss, "10.0.0.0/16".into(), 0, 4),
-            (Resolved, Rule::VisibilityLoss, "10.0.0.0/16".into(), 0, 7),
-            (Fired, Rule::VisibilityLoss, "10.0.5.0/24".into(), 0, 9),
+            fired(Rule::VisibilityLoss, "10.0.0.0/16", 0, 4),
+            resolved(Rule::VisibilityLoss, "10.0.0.0/16", 0, 7),
+            fired(Rule::VisibilityLoss, "10.0.5.0/24", 0, 9),
         ]
     );
 }
@@ -394,8 +318,8 @@ fn peer_down_drops_the_vps_routes() {
     assert_eq!(
         got,
         vec![
-            (Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 1),
-            (Resolved, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 3),
+            fired(Rule::OriginHijack, "10.0.0.0/16", 666, 1),
+            resolved(Rule::OriginHijack, "10.0.0.0/16", 666, 3),
         ]
     );
     assert_eq!(e.route_count(), 0);
@@ -482,10 +406,23 @@ fn deeply_nested_watched_prefixes_judge_by_the_longest_match() {
     );
     assert_eq!(
         got,
-        vec![(Fired, Rule::SubprefixHijack, "10.0.0.0/24".into(), 22, 2)]
+        vec![fired(Rule::SubprefixHijack, "10.0.0.0/24", 22, 2)]
     );
     let state = e.export_state();
     assert_eq!(state.firing[0].watched_prefix.to_string(), "10.0.0.0/23");
+    // Every one of the ten covering entries, not only the first eight, lists the route.
+    for len in 14..=23 {
+        let s = e
+            .prefix_state(&format!("10.0.0.0/{len}").parse().unwrap())
+            .unwrap();
+        let more: Vec<String> = s
+            .more_specifics
+            .iter()
+            .map(|m| m.prefix.to_string())
+            .collect();
+        assert_eq!(more, ["10.0.0.0/24"], "/{len}");
+        assert_eq!(s.last_change, Some(Timestamp::from_parts(2, 0)), "/{len}");
+    }
 }
 
 #[test]
@@ -520,10 +457,7 @@ fn a_table_dump_sets_the_baseline_and_then_conditions_are_judged() {
             withdraw(7, 3, "10.0.0.0/16"),
         ],
     );
-    assert_eq!(
-        got,
-        vec![(Fired, Rule::VisibilityLoss, "10.0.0.0/16".into(), 0, 6)]
-    );
+    assert_eq!(got, vec![fired(Rule::VisibilityLoss, "10.0.0.0/16", 0, 6)]);
 }
 
 #[test]
@@ -562,122 +496,6 @@ fn same_input_same_alert_ids() {
     assert_ne!(a[0], a[2]);
 }
 
-#[test]
-fn restored_engine_continues_the_same_alerts_silently() {
-    let mut e = engine(EXACT);
-    run(
-        &mut e,
-        &[
-            announce(1, 1, "10.0.0.0/16", &[1, 666]),
-            announce(2, 2, "10.0.0.0/16", &[2, 666]),
-            announce(3, 3, "10.0.0.0/16", &[3, 200, 100]),
-        ],
-    );
-    let state = e.export_state();
-    assert_eq!(state.firing.len(), 1);
-    assert_eq!(state.routes.len(), 1);
-    assert_eq!(state.routes[0].routes.len(), 3);
-    let id = state.firing[0].id.clone();
-    let mut r = Engine::restore(&e.watched_prefixes().cloned().collect::<Vec<_>>(), state);
-    assert_eq!(
-        r.drain_transitions().count(),
-        0,
-        "a restore raises nothing new"
-    );
-    assert_eq!(r.route_count(), 3);
-    let mut resolved = Vec::new();
-    for ev in [withdraw(4, 1, "10.0.0.0/16"), withdraw(5, 2, "10.0.0.0/16")] {
-        r.process(&ev);
-        r.settle();
-        resolved.extend(
-            r.drain_transitions()
-                .filter(|t| t.event == TransitionKind::Resolved),
-        );
-    }
-    assert_eq!(resolved.len(), 1);
-    assert_eq!(resolved[0].alert.id, id);
-    assert_eq!(resolved[0].alert.first_seen, Timestamp::from_parts(1, 0));
-}
-
-#[test]
-fn changes_are_exported_once() {
-    let mut e = engine(EXACT);
-    run(
-        &mut e,
-        &[
-            announce(1, 1, "10.0.0.0/16", &[1, 200, 100]),
-            announce(1, 2, "10.0.1.0/24", &[2, 200, 100]),
-            announce(1, 2, "192.0.2.0/24", &[2, 200, 100]),
-        ],
-    );
-    let first = e.take_changes();
-    assert_eq!(first.vps.len(), 2);
-    assert_eq!(first.first_vp, 0);
-    assert_eq!(first.routes.len(), 2);
-    assert!(e.take_changes().routes.is_empty());
-    e.process(&withdraw(2, 2, "10.0.1.0/24"));
-    e.process(&announce(2, 3, "10.0.0.0/16", &[3, 200, 100]));
-    let second = e.take_changes();
-    assert_eq!(second.first_vp, 2);
-    assert_eq!(second.vps.len(), 1);
-    let prefixes: Vec<(String, usize)> = second
-        .routes
-        .iter()
-        .map(|r| (r.prefix.to_string(), r.routes.len()))
-        .collect();
-    assert_eq!(
-        prefixes,
-        vec![("10.0.0.0/16".into(), 2), ("10.0.1.0/24".into(), 0)]
-    );
-}
-
-#[test]
-fn reconfigure_keeps_state_of_prefixes_that_stay() {
-    let yaml = "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n    upstreams: []\n    visibility_min_vantage_points: 0\n  - prefix: 10.1.0.0/16\n    upstreams: []\n    visibility_min_vantage_points: 0\n    learning_window_seconds: 0\n    min_vantage_points: 1\n";
-    let mut e = engine(yaml);
-    run(
-        &mut e,
-        &[
-            announce(1, 1, "10.0.0.0/16", &[1, 666]),
-            announce(1, 2, "10.0.0.0/16", &[2, 666]),
-            announce(1, 1, "10.1.0.0/16", &[1, 500]),
-            // Closes the learning window of 10.1.0.0/16.
-            announce(2, 1, "192.0.2.0/24", &[1, 7]),
-        ],
-    );
-    // AS666 becomes allowed for 10.0.0.0/16; 10.1.0.0/16 stays; 10.2.0.0/16 is new.
-    let new = yaml.replace("origins: [100]", "origins: [100, 666]")
-        + "  - prefix: 10.2.0.0/16\n    origins: [7]\n";
-    let cfg = Config::parse(&new, Path::new("t.yml")).unwrap();
-    e.reconfigure(&cfg);
-    let t: Vec<_> = e.drain_transitions().collect();
-    assert_eq!(t.len(), 1);
-    assert_eq!(t[0].event, TransitionKind::Resolved);
-    assert_eq!(t[0].alert.origin, Some(666));
-    assert_eq!(e.route_count(), 3);
-    assert_eq!(
-        e.baseline_origins(&"10.1.0.0/16".parse().unwrap()),
-        Some(vec![500]),
-        "the learned origin survives"
-    );
-    // A prefix removed from the watch list ends its alerts.
-    let mut e = engine(yaml);
-    run(
-        &mut e,
-        &[
-            announce(1, 1, "10.0.0.0/16", &[1, 666]),
-            announce(1, 2, "10.0.0.0/16", &[2, 666]),
-        ],
-    );
-    let only_second = "prefixes:\n  - prefix: 10.1.0.0/16\n";
-    let cfg = Config::parse(only_second, Path::new("t.yml")).unwrap();
-    e.reconfigure(&cfg);
-    let t: Vec<_> = e.drain_transitions().collect();
-    assert_eq!(t.len(), 1);
-    assert_eq!(t[0].event, TransitionKind::Resolved);
-    assert_eq!(e.route_count(), 0);
-}
-
 /// Thresholds are judged on the state after every event of one instant: a VP whose route is
 /// replaced within the same second never counts.
 #[test]
@@ -692,10 +510,7 @@ fn a_condition_that_ends_within_its_instant_raises_nothing() {
             announce(3, 3, "10.0.0.0/16", &[3, 666]),
         ],
     );
-    assert_eq!(
-        got,
-        vec![(Fired, Rule::OriginHijack, "10.0.0.0/16".into(), 666, 3)]
-    );
+    assert_eq!(got, vec![fired(Rule::OriginHijack, "10.0.0.0/16", 666, 3)]);
 }
 
 /// Hold-downs run on event time: a loss shorter than `for` raises nothing; a longer one fires

@@ -1,5 +1,6 @@
 //! Read-only views of what the engine knows per watched prefix, for the prefix API and the
-//! status page, and the store the engine thread publishes them to.
+//! status page, and [`SharedPrefixStates`], the in-memory copy the engine thread publishes them
+//! to (not the SQLite store).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -8,6 +9,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::Engine;
+use super::watched::WatchId;
 use crate::event::Timestamp;
 
 /// An ASN and how many VPs show it.
@@ -86,13 +88,13 @@ fn counts(map: HashMap<u32, usize>) -> Vec<AsnCount> {
 impl Engine {
     /// The state of one watched prefix (exact match); `None` when it is not watched.
     pub fn prefix_state(&self, prefix: &IpNet) -> Option<PrefixState> {
-        let i = *self.watch.get(prefix)?;
-        self.states_of([i]).pop()
+        let w = *self.watch.get(prefix)?;
+        self.states_of([w]).pop()
     }
 
     /// The state of every watched prefix, in config order.
     pub fn prefix_states(&self) -> Vec<PrefixState> {
-        self.states_of(0..self.watched.len())
+        self.states_of(self.watched.ids())
     }
 
     /// The states of the watched prefixes whose routes changed since the last call.
@@ -104,8 +106,8 @@ impl Engine {
         self.states_of(dirty)
     }
 
-    fn states_of(&self, which: impl IntoIterator<Item = usize>) -> Vec<PrefixState> {
-        let mut ids: Vec<usize> = which.into_iter().collect();
+    fn states_of(&self, which: impl IntoIterator<Item = WatchId>) -> Vec<PrefixState> {
+        let mut ids: Vec<WatchId> = which.into_iter().collect();
         ids.sort_unstable();
         ids.into_iter()
             .filter_map(|w| {
@@ -164,18 +166,18 @@ impl Engine {
 /// Prefix states published by the engine thread for the HTTP handlers: a snapshot that is
 /// replaced per prefix after each batch, so readers never wait on the engine.
 #[derive(Debug, Clone, Default)]
-pub struct PrefixStore {
-    inner: Arc<RwLock<StoreInner>>,
+pub struct SharedPrefixStates {
+    inner: Arc<RwLock<SharedInner>>,
 }
 
 #[derive(Debug, Default)]
-struct StoreInner {
+struct SharedInner {
     order: Vec<IpNet>,
     states: BTreeMap<IpNet, Arc<PrefixState>>,
     vantage_points: usize,
 }
 
-impl PrefixStore {
+impl SharedPrefixStates {
     /// Replaces every state (at start-up), keeping the given order.
     pub fn set_all(&self, states: Vec<PrefixState>) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
@@ -348,7 +350,7 @@ mod tests {
     #[test]
     fn store_keeps_config_order_and_replaces_per_prefix() {
         let mut e = engine(CFG);
-        let store = PrefixStore::default();
+        let store = SharedPrefixStates::default();
         store.set_all(e.prefix_states());
         e.process(&ev(10, 1, "192.0.2.0/24", Some(&[64501, 65009])));
         store.update(e.take_changed_states(), e.vantage_point_count());

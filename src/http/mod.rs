@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::alerts::{AlertBook, AlertFilter, AlertState, Rule, Severity};
-use crate::engine::PrefixStore;
+use crate::engine::SharedPrefixStates;
 use crate::health::Health;
 use crate::metrics::Metrics;
 
@@ -37,7 +37,7 @@ pub struct AppState {
     /// Feed health.
     pub health: Health,
     /// What the engine knows of each watched prefix, published after each batch.
-    pub prefixes: PrefixStore,
+    pub prefixes: SharedPrefixStates,
     /// Requests to the engine thread (accepting baselines); `None` without an engine.
     pub engine_commands: Option<tokio::sync::mpsc::Sender<crate::engine::AcceptRequest>>,
 }

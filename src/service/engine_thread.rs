@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::alerts::AlertTransition;
 use crate::config::Config;
-use crate::engine::{AcceptRequest, Engine, PrefixStore};
+use crate::engine::{AcceptRequest, Engine, SharedPrefixStates};
 use crate::event::Timestamp;
 use crate::feeds::queue::{EventReceiver, Queued};
 use crate::metrics::Metrics;
@@ -96,7 +96,7 @@ pub(super) struct EngineThread {
     /// Metrics.
     pub metrics: Metrics,
     /// Per-prefix views for the HTTP API.
-    pub views: PrefixStore,
+    pub views: SharedPrefixStates,
     /// The service's runtime, for waiting on the queue with a deadline.
     pub runtime: tokio::runtime::Handle,
     /// Becomes true when the service stops: the queue is then worked off for at most

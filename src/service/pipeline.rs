@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::alerts::{AlertBook, AlertTransition};
 use crate::config::Config;
-use crate::engine::{AcceptRequest, PrefixStore};
+use crate::engine::{AcceptRequest, SharedPrefixStates};
 use crate::feeds::FeedContext;
 use crate::feeds::queue::engine_queue;
 use crate::health::Health;
@@ -88,7 +88,7 @@ impl Pipeline {
         for feed in &cfg.feeds {
             metrics.init_feed(&feed.name());
         }
-        let views = PrefixStore::default();
+        let views = SharedPrefixStates::default();
         views.set_all(engine.prefix_states());
 
         let (events_tx, events_rx) = engine_queue(ENGINE_QUEUE_EVENTS);

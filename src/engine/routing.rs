@@ -1,0 +1,271 @@
+//! Route changes: what a route event or a peer going down changes in the routes held, the
+//! learning windows, the conditions of the watched prefix that judges the route and its
+//! visibility count, and in the monitored-ASN detectors.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::lifecycle::{self, Condition};
+use super::routes;
+use super::vps::VpId;
+use super::watched::WatchId;
+use super::{Chain, Engine, Finding, Route, detect, key};
+use crate::alerts::AlertKey;
+use crate::event::{RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint};
+
+impl Engine {
+    /// The monitored-ASN detectors: neighbours in any path, and the routes of unwatched
+    /// prefixes that a monitored ASN originates.
+    pub(super) fn monitored_asns(&mut self, ev: &RouteEvent) {
+        // The cheap test first: most events concern no monitored origin.
+        let outside =
+            self.asns.wants(&ev.prefix, &ev.change) && self.watch.get_lpm(&ev.prefix).is_none();
+        let attrs = match &ev.change {
+            RouteChange::Announce(a) => Some(a),
+            RouteChange::Withdraw => None,
+        };
+        if !outside && attrs.is_none() {
+            let (asns, mut out) = self.asn_monitor();
+            asns.expire(ev.timestamp, &mut out);
+            return;
+        }
+        let vp = self.vps.intern(&ev.vp);
+        let (asns, mut out) = self.asn_monitor();
+        asns.expire(ev.timestamp, &mut out);
+        if let Some(attrs) = attrs {
+            asns.scan_path(ev.prefix, vp, attrs, ev.timestamp, &mut out);
+        }
+        if outside {
+            asns.route(ev.prefix, vp, &ev.change, ev.timestamp, &mut out);
+        }
+    }
+
+    pub(super) fn peer_down(&mut self, vp: &Arc<VantagePoint>, ts: Timestamp) -> bool {
+        if ts > self.now {
+            self.advance_to(ts);
+        }
+        let Some(id) = self.vps.get(vp) else {
+            return false;
+        };
+        if !self.asns.is_empty() {
+            let (asns, mut out) = self.asn_monitor();
+            asns.peer_down(id, ts, &mut out);
+        }
+        let prefixes = routes::routed_by(&self.routes, id);
+        for prefix in &prefixes {
+            let covering: Chain = self.watch.cover(prefix).map(|(_, &i)| i).collect();
+            self.apply_route(&covering, *prefix, id, &RouteChange::Withdraw, ts);
+        }
+        !prefixes.is_empty()
+    }
+
+    pub(super) fn apply_route(
+        &mut self,
+        covering: &[WatchId],
+        prefix: IpNet,
+        vp: VpId,
+        change: &RouteChange,
+        ts: Timestamp,
+    ) {
+        let by_vp = self.routes.entry(prefix).or_default();
+        // `new` borrows from the event: one reference-count increment per route, not two.
+        let (old, new) = match change {
+            RouteChange::Announce(attrs) => {
+                let old = by_vp.insert(
+                    vp,
+                    Route {
+                        attrs: attrs.clone(),
+                        since: ts,
+                    },
+                );
+                (old.map(|r| r.attrs), Some(attrs))
+            }
+            RouteChange::Withdraw => (by_vp.remove(&vp).map(|r| r.attrs), None),
+        };
+        let visible = by_vp.len();
+        if visible == 0 {
+            self.routes.remove(&prefix);
+        }
+        match (&old, &new) {
+            (None, Some(_)) => self.route_count += 1,
+            (Some(_), None) => self.route_count -= 1,
+            (None, None) => return, // withdrawal of a route this VP did not have
+            (Some(_), Some(_)) => {}
+        }
+        self.dirty.insert(prefix);
+        if covering
+            .iter()
+            .any(|&w| self.watched[w].cfg.prefix == prefix)
+        {
+            self.touched.insert(prefix);
+        }
+        for &w in covering {
+            self.last_change[w] = Some(ts);
+            self.state_dirty.insert(w);
+            if self.watched[w].cfg.prefix != prefix {
+                if visible == 0 {
+                    self.more_specifics[w].remove(&prefix);
+                } else {
+                    self.more_specifics[w].insert(prefix);
+                }
+            }
+        }
+        // Only the longest watched prefix covering the route judges it (`covering` is
+        // shortest first); the others just list it among their routed more-specifics.
+        if let Some(&w) = covering.last() {
+            if let Some(attrs) = &new
+                && self.learn(w, prefix, vp, attrs, ts)
+            {
+                // The baseline grew: every route under this watched prefix is judged anew.
+                self.rebuild_conditions(w, ts);
+            } else if !self.loading_rib {
+                let watched = &self.watched[w];
+                let before = old
+                    .as_deref()
+                    .map(|a| detect::findings(&self.ctx, watched, prefix, a))
+                    .unwrap_or_default();
+                let after = new
+                    .map(|a| detect::findings(&self.ctx, watched, prefix, a))
+                    .unwrap_or_default();
+                for f in before.iter().filter(|f| !after.contains(f)) {
+                    self.remove_vp(w, prefix, *f, vp, ts);
+                }
+                for f in after.iter() {
+                    if before.contains(f) {
+                        self.refresh(w, prefix, *f, ts);
+                    } else {
+                        self.add_vp(w, prefix, *f, vp, ts);
+                    }
+                }
+                // (After a rebuild the count is already fresh.)
+                let delta = i64::from(new.is_some_and(|a| self.allowed(w, a)))
+                    - i64::from(old.as_deref().is_some_and(|a| self.allowed(w, a)));
+                self.count_visibility(w, prefix, delta);
+            }
+        }
+    }
+
+    /// True when every origin of the route is allowed for watched prefix `w`: the route is
+    /// the owner's, so it counts as visibility.
+    fn allowed(&self, w: WatchId, attrs: &RouteAttrs) -> bool {
+        let origins = attrs.path.origins();
+        let baseline = &self.watched[w].origins;
+        !origins.is_empty() && origins.iter().all(|o| baseline.contains(*o))
+    }
+
+    /// Changes the number of VPs with an allowed route to `prefix` (judged by `w`) by `delta`,
+    /// to be judged when the instant settles.
+    fn count_visibility(&mut self, w: WatchId, prefix: IpNet, delta: i64) {
+        if self.watched[w].cfg.visibility_min_vantage_points == 0 {
+            return;
+        }
+        let state = self.visibility.entry((w, prefix)).or_default();
+        state.allowed = (i64::from(state.allowed) + delta).max(0) as u32;
+        if self.unsettled_visibility_keys.insert((w, prefix)) {
+            self.unsettled_visibility.push((w, prefix));
+        }
+    }
+
+    /// Counts the allowed routes to `prefix` (judged by `w`) afresh, after its baseline changed.
+    pub(super) fn recount_visibility(&mut self, w: WatchId, prefix: IpNet) {
+        if self.watched[w].cfg.visibility_min_vantage_points == 0 {
+            return;
+        }
+        let allowed = self.routes.get(&prefix).map_or(0, |by_vp| {
+            by_vp.values().filter(|r| self.allowed(w, &r.attrs)).count()
+        });
+        let state = self.visibility.entry((w, prefix)).or_default();
+        state.allowed = allowed as u32;
+        if self.unsettled_visibility_keys.insert((w, prefix)) {
+            self.unsettled_visibility.push((w, prefix));
+        }
+    }
+
+    /// Marks a condition to be judged when the instant settles.
+    pub(super) fn unsettle(&mut self, w: WatchId, k: AlertKey) {
+        if self.unsettled_keys.insert(k) {
+            self.unsettled.push((w, k));
+        }
+    }
+
+    /// Re-evaluates every route under a watched prefix against its current baselines.
+    pub(super) fn rebuild_conditions(&mut self, w: WatchId, ts: Timestamp) {
+        let watched = &self.watched[w];
+        let net = watched.cfg.prefix;
+        // The prefix itself and its routed more-specifics (kept per watched prefix), so a
+        // rebuild costs the routes under this prefix, not all routes.
+        // Only what `w` judges: not a more-specific that a longer watched prefix covers.
+        let under: Vec<IpNet> = std::iter::once(net)
+            .chain(self.more_specifics[w].iter().copied())
+            .filter(|p| self.routes.contains_key(p) && self.judge_of(p) == Some(w))
+            .collect();
+        let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
+        for prefix in &under {
+            let Some(by_vp) = self.routes.get(prefix) else {
+                continue;
+            };
+            for (vp, route) in by_vp.iter() {
+                for f in detect::findings(&self.ctx, watched, *prefix, &route.attrs) {
+                    fresh.entry(key(net, *prefix, f)).or_default().insert(vp);
+                }
+            }
+        }
+        let mut stale: Vec<AlertKey> = self
+            .conditions
+            .keys()
+            .filter(|k| k.watched_prefix == net && !fresh.contains_key(k))
+            .copied()
+            .collect();
+        stale.sort_unstable();
+        for k in stale {
+            if let Some(cond) = self.conditions.get_mut(&k) {
+                cond.vps.clear();
+                self.unsettle(w, k);
+            }
+        }
+        let mut keys: Vec<AlertKey> = fresh.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let vps = fresh.remove(&k).unwrap_or_default();
+            if lifecycle::set_vps(&mut self.conditions, k, vps, ts) {
+                self.unsettle(w, k);
+            }
+        }
+        let mut prefixes = under;
+        prefixes.sort_unstable();
+        for prefix in prefixes {
+            self.recount_visibility(w, prefix);
+        }
+    }
+
+    fn add_vp(&mut self, w: WatchId, prefix: IpNet, f: Finding, vp: VpId, ts: Timestamp) {
+        let k = key(self.watched[w].cfg.prefix, prefix, f);
+        let cond = self
+            .conditions
+            .entry(k)
+            .or_insert_with(|| Condition::new(ts));
+        if cond.vps.insert(vp) {
+            self.unsettle(w, k);
+        }
+    }
+
+    fn remove_vp(&mut self, w: WatchId, prefix: IpNet, f: Finding, vp: VpId, _ts: Timestamp) {
+        let k = key(self.watched[w].cfg.prefix, prefix, f);
+        if let Some(cond) = self.conditions.get_mut(&k)
+            && cond.vps.remove(&vp)
+        {
+            self.unsettle(w, k);
+        }
+    }
+
+    /// A VP that already showed a condition re-announced (new path, same finding): keep the
+    /// alert's sample and last-seen time current.
+    fn refresh(&mut self, w: WatchId, prefix: IpNet, f: Finding, _ts: Timestamp) {
+        let k = key(self.watched[w].cfg.prefix, prefix, f);
+        if self.conditions.get(&k).is_some_and(|c| c.firing.is_some()) {
+            self.unsettle(w, k);
+        }
+    }
+}
