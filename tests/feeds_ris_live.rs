@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bgpsentry::event::{FeedEvent, PathElem, RouteChange, Timestamp};
-use bgpsentry::feeds::ris_live_parse::{self, RisFrame};
+use bgpsentry::feeds::ris_live::parser::{self as ris_live_parse, RisFrame};
 use feeds_common::{Cmd, Service, WsServer, poll, ris_announce};
 
 fn config(port: u16, extra: &str) -> String {

@@ -1,16 +1,21 @@
 //! Feeds: sources of BGP data, each turning its own format into [`FeedEvent`]s and handing
 //! them to the engine in batches.
+//!
+//! One folder per source ([`ris_live`], [`bgproutes`], [`mrt`]) holds its parser, its
+//! connection and what `bgpsentry stream` prints for it. What they share sits here: the
+//! [`error`] reasons and size limits, the [`fields`] and [`json`] pieces their parsers use, the
+//! [`websocket`] connection loop of the live feeds, the [`admit`] checks every event passes and
+//! the [`queue`] to the engine.
 
 pub mod admit;
 pub mod bgproutes;
-pub mod bgproutes_parse;
+pub mod error;
+pub mod fields;
 pub mod json;
-pub mod live;
 pub mod mrt;
-mod mrt_feed;
 pub mod queue;
 pub mod ris_live;
-pub mod ris_live_parse;
+pub mod websocket;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,7 +59,7 @@ pub struct FeedContext {
 pub fn spawn(cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
     let name = cfg.name();
     match cfg.kind.value {
-        FeedKind::Mrt => mrt_feed::spawn(name, cfg.files.clone(), ctx),
+        FeedKind::Mrt => mrt::feed::spawn(name, cfg.files.clone(), ctx),
         FeedKind::RisLive => ris_live::spawn(name, cfg, ctx),
         FeedKind::Bgproutes => {
             // One connection per API key; the feed's task waits for all of them.

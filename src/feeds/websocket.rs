@@ -1,5 +1,6 @@
-//! What the live WebSocket feeds share: reconnect backoff, secret redaction, per-feed health
-//! and metrics, and the connection loop with pings and staleness detection.
+//! The WebSocket connection loop the live feeds (RIS Live, bgproutes.io) share: connect, send
+//! pings, detect dead and stale connections, batch frames to the engine, reconnect with
+//! backoff; with each connection's health and metrics ([`FeedHandle`]) and secret redaction.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, warn};
 
 use super::admit::Admission;
-use super::bgproutes_parse::Invalid;
+use super::error::{FeedErrorReason, Invalid, InvalidReason};
 use super::{Batch, FeedContext};
 use crate::config::FeedConfig;
 use crate::event::{FeedEvent, Timestamp};
@@ -179,25 +180,25 @@ impl FeedHandle {
         self.ctx
             .metrics
             .invalid_input
-            .with_label_values(&[&self.name, bad.reason])
+            .with_label_values(&[&self.name, bad.reason.as_str()])
             .inc();
         // The detail may quote a huge field from the wire: the start of it says enough.
         let mut end = bad.detail.len().min(MAX_LOGGED_DETAIL);
         while !bad.detail.is_char_boundary(end) {
             end -= 1;
         }
-        debug!(feed = %self.name, reason = bad.reason, "invalid input: {}", &bad.detail[..end]);
+        debug!(feed = %self.name, reason = bad.reason.as_str(), "invalid input: {}", &bad.detail[..end]);
     }
 
     /// A connection-level failure; `message` must already be free of secrets.
-    pub fn error(&self, reason: &str, message: &str) {
+    pub fn error(&self, reason: FeedErrorReason, message: &str) {
         self.ctx
             .metrics
             .feed
             .errors
-            .with_label_values(&[&self.name, reason])
+            .with_label_values(&[&self.name, reason.as_str()])
             .inc();
-        warn!(feed = %self.name, reason, "{message}");
+        warn!(feed = %self.name, reason = reason.as_str(), "{message}");
         let msg = message.to_string();
         self.ctx
             .health
@@ -356,8 +357,8 @@ pub enum Ended {
     Shutdown,
     /// The connection failed or was dropped; reconnect (`reason` is the metric label).
     Failed {
-        /// Metric label.
-        reason: &'static str,
+        /// Why, as counted in `bgpsentry_feed_errors_total`.
+        reason: FeedErrorReason,
         /// Human message, free of secrets.
         message: String,
     },
@@ -401,7 +402,7 @@ pub async fn drive<P: Protocol>(
             return (
                 false,
                 Ended::Failed {
-                    reason: "send",
+                    reason: FeedErrorReason::Send,
                     message: format!("cannot subscribe: {e}"),
                 },
             );
@@ -433,14 +434,14 @@ pub async fn drive<P: Protocol>(
                 // than a dead connection is tolerated.
                 match tokio::time::timeout(timing.dead_after, sink.send(Message::Ping(Vec::new().into()))).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => break Ended::Failed { reason: "send", message: format!("cannot send a ping: {e}") },
-                    Err(_) => break Ended::Failed { reason: "dead", message: "a ping could not be sent; reconnecting".into() },
+                    Ok(Err(e)) => break Ended::Failed { reason: FeedErrorReason::Send, message: format!("cannot send a ping: {e}") },
+                    Err(_) => break Ended::Failed { reason: FeedErrorReason::Dead, message: "a ping could not be sent; reconnecting".into() },
                 }
             }
             _ = check.tick() => {
                 if last_frame.elapsed() > timing.dead_after {
                     break Ended::Failed {
-                        reason: "dead",
+                        reason: FeedErrorReason::Dead,
                         message: format!("no frame and no pong for {:?}; reconnecting", timing.dead_after),
                     };
                 }
@@ -449,7 +450,7 @@ pub async fn drive<P: Protocol>(
                 {
                     handle.set_stale(true);
                     break Ended::Failed {
-                        reason: "stale",
+                        reason: FeedErrorReason::Stale,
                         message: format!("no message for {stale:?}: feed marked stale; reconnecting"),
                     };
                 }
@@ -458,7 +459,7 @@ pub async fn drive<P: Protocol>(
                 {
                     next_periodic = Some(Instant::now() + every);
                     if let Err(e) = proto.periodic().await {
-                        handle.error("association", &e);
+                        handle.error(FeedErrorReason::Association, &e);
                     }
                 }
             }
@@ -514,18 +515,18 @@ fn on_message<P: Protocol>(
 ) -> Option<Ended> {
     match msg {
         None => Some(Ended::Failed {
-            reason: "closed",
+            reason: FeedErrorReason::Closed,
             message: "the server closed the connection".into(),
         }),
         Some(Err(e)) => Some(Ended::Failed {
-            reason: "read",
+            reason: FeedErrorReason::Read,
             message: format!("connection lost: {}", redact_url(&e.to_string())),
         }),
         Some(Ok(Message::Text(t))) => {
             if t.len() > timing.max_frame_bytes {
                 handle.message("oversized");
                 handle.invalid(&Invalid::new(
-                    "oversized",
+                    InvalidReason::Oversized,
                     format!(
                         "frame of {} bytes; the limit is {}",
                         t.len(),
@@ -543,7 +544,7 @@ fn on_message<P: Protocol>(
             }
             match verdict {
                 Verdict::Refused(m) => Some(Ended::Failed {
-                    reason: "server_error",
+                    reason: FeedErrorReason::ServerError,
                     message: m,
                 }),
                 Verdict::Continue => None,
@@ -552,7 +553,7 @@ fn on_message<P: Protocol>(
         Some(Ok(Message::Binary(b))) => {
             handle.message("binary");
             handle.invalid(&Invalid::new(
-                "not_json",
+                InvalidReason::NotJson,
                 format!("binary frame of {} bytes", b.len()),
             ));
             None
@@ -562,7 +563,7 @@ fn on_message<P: Protocol>(
                 .map(|c| format!(" (code {}, {})", c.code, c.reason))
                 .unwrap_or_default();
             Some(Ended::Failed {
-                reason: "closed",
+                reason: FeedErrorReason::Closed,
                 message: format!("the server closed the connection{why}"),
             })
         }

@@ -1,0 +1,30 @@
+//! bgproutes.io's live stream: the [`parser`] of its frames, the service's feed
+//! ([`connection`]: associate, connect, reconnect) and what `bgpsentry stream` prints
+//! ([`stream`]: a library client without reconnection and the reference client's format).
+//!
+//! # Library use
+//!
+//! ```no_run
+//! use bgpsentry::feeds::bgproutes::BgproutesClient;
+//! use futures_util::StreamExt;
+//!
+//! # async fn demo() -> Result<(), bgpsentry::feeds::bgproutes::ClientError> {
+//! let mut client = BgproutesClient::from_env()?; // reads BGP_API_KEY
+//! client.subscribe_to_prefixes("192.0.2.0/24,2001:db8::/32").await?;
+//! let mut messages = client.messages().await?;
+//! while let Some(msg) = messages.next().await {
+//!     println!("{}", msg?); // TIMESTAMP|MSG_TYPE|VP_ASN|VP_IP|PREFIXES|ASPATH|...
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod connection;
+pub mod parser;
+pub mod stream;
+
+pub use connection::{
+    ClientError, DEFAULT_KEY_ENV, DEFAULT_LIVE_MANAGER_URL, DEFAULT_REASSOCIATE_SECS, DEFAULT_URL,
+    associate, read_key, spawn, ws_url,
+};
+pub use stream::{BgpLiveMsg, BgproutesClient, MessageStream, MsgType};
