@@ -2,7 +2,11 @@
 //! [`InvalidReason`], connection failures by [`FeedErrorReason`], and the size limits that
 //! bound what one message may make the engine hold.
 //!
-//! Both reasons are closed enums because they are metric labels: a label cannot be mistyped.
+//! Both reasons are closed enums because they are metric labels: the service creates every
+//! `(feed, reason)` series of `bgpsentry_invalid_input_total` and `bgpsentry_feed_errors_total`
+//! at 0 when a feed starts (see [`crate::metrics::Metrics::init_feed_reasons`]), so that
+//! `increase()` in alerting rules sees the first event, and a reason cannot be added without
+//! its series.
 
 use std::fmt;
 

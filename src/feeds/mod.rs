@@ -58,6 +58,8 @@ pub struct FeedContext {
 /// Starts a feed; the task ends when the feed is done or the service shuts down.
 pub fn spawn(cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
     let name = cfg.name();
+    // A feed added by a reload gets its counters here, at 0, like those configured at start.
+    ctx.metrics.init_feed(&name);
     match cfg.kind.value {
         FeedKind::Mrt => mrt::feed::spawn(name, cfg.files.clone(), ctx),
         FeedKind::RisLive => ris_live::spawn(name, cfg, ctx),

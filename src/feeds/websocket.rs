@@ -108,6 +108,7 @@ impl FeedHandle {
     /// Registers the connection in health and metrics.
     pub fn new(ctx: FeedContext, name: &str, feed: Arc<str>, kind: &str) -> Self {
         ctx.health.register(name, kind);
+        ctx.metrics.init_feed_reasons(name);
         let acks = ctx
             .metrics
             .feed
