@@ -1,7 +1,9 @@
-//! Entry points for hostile input: the `cargo fuzz` targets in `fuzz/` call these, and a normal
-//! test runs every seed of `fuzz/corpus/` through them, so the seeds stay valid regression
-//! inputs without a nightly toolchain. Each takes raw bytes, must never panic on them, and
-//! asserts what must hold of whatever the parser accepted.
+//! Entry points for hostile input, shared by the fuzz targets and the corpus test.
+//!
+//! The `cargo fuzz` targets in `fuzz/` call these, and a normal test runs every seed of
+//! `fuzz/corpus/` through them, so the seeds stay valid regression inputs without a nightly
+//! toolchain. Each takes raw bytes, must never panic on them, and asserts what must hold of
+//! whatever the parser accepted.
 
 use std::io::Cursor;
 use std::path::Path;

@@ -1,5 +1,7 @@
-//! `bgpsentry stream`: print a live feed's messages for some prefixes, in the reference
-//! client's pipe format or as JSON lines.
+//! `bgpsentry stream`: print a live feed's messages for some prefixes.
+//!
+//! Each feed's `stream` module reads the feed; this command parses the arguments, sets up the
+//! log and prints in the reference client's pipe format or as JSON lines.
 
 use std::io::Write;
 use std::path::PathBuf;

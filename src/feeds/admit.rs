@@ -1,7 +1,8 @@
-//! What every feed's events must pass before the engine sees them: an event time inside a
-//! sane window, and a bounded number of distinct vantage points per feed connection. The live
-//! feeds apply it where they hand events to the engine, the MRT reader where it builds them,
-//! so the rules live here once.
+//! What every feed's events must pass before the engine sees them.
+//!
+//! An event time inside a sane window, and a bounded number of distinct vantage points per feed
+//! connection. The live feeds apply it where they hand events to the engine, the MRT reader
+//! where it builds them, so the rules live here once.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
-//! What every feed reports when its input or its connection fails: [`Invalid`] input with its
-//! [`InvalidReason`], connection failures by [`FeedErrorReason`], and the size limits that
-//! bound what one message may make the engine hold.
+//! The errors every feed reports, by reason, and the size limits every feed enforces.
+//!
+//! [`Invalid`] input carries its [`InvalidReason`], connection failures a [`FeedErrorReason`];
+//! the limits bound what one message may make the engine hold.
 //!
 //! Both reasons are closed enums because they are metric labels: the service creates every
 //! `(feed, reason)` series of `bgpsentry_invalid_input_total` and `bgpsentry_feed_errors_total`

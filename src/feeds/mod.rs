@@ -1,16 +1,16 @@
-//! Feeds: sources of BGP data, each turning its own format into [`FeedEvent`]s and handing
-//! them to the engine in batches.
+//! Feeds: sources of BGP data, turned into [`FeedEvent`]s and handed to the engine in batches.
 //!
 //! One folder per source ([`ris_live`], [`bgproutes`], [`mrt`]) holds its parser, its
 //! connection and what `bgpsentry stream` prints for it. What they share sits here: the
 //! [`error`] reasons and size limits, the [`fields`] and [`json`] pieces their parsers use, the
-//! [`websocket`] connection loop of the live feeds, the [`admit`] checks every event passes and
-//! the [`queue`] to the engine.
+//! [`websocket`] loop of the live feeds and their [`handle`] on health and metrics, the
+//! [`admit`] checks every event passes and the [`queue`] to the engine.
 
 pub mod admit;
 pub mod bgproutes;
 pub mod error;
 pub mod fields;
+pub mod handle;
 pub mod json;
 pub mod mrt;
 pub mod queue;

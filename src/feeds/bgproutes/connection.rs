@@ -1,6 +1,7 @@
-//! The `bgproutes` feed of the service: associate the watched prefixes with each API key (live
-//! manager), then read the WebSocket through the shared loop; reconnect and re-associate on
-//! every failure and periodically.
+//! The service's `bgproutes` feed: one reconnecting WebSocket connection per API key.
+//!
+//! Each connection associates the watched prefixes with its key (live manager), then reads the
+//! WebSocket through the shared loop; it re-associates on every reconnect and periodically.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
-//! bgproutes.io's live stream: the [`parser`] of its frames, the service's feed
-//! ([`connection`]: associate, connect, reconnect) and what `bgpsentry stream` prints
-//! ([`stream`]: a library client without reconnection and the reference client's format).
+//! The bgproutes.io live stream: its parser, the service's feed and its `stream` output.
+//!
+//! The [`parser`] reads its frames, [`connection`] is the service's feed (associate, connect,
+//! reconnect), and [`stream`] is what `bgpsentry stream` prints (a library client without
+//! reconnection and the reference client's format).
 //!
 //! # Library use
 //!

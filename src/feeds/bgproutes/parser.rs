@@ -1,5 +1,6 @@
-//! Pure parser of the bgproutes.io live stream: one text frame in, one [`BgpLiveMsg`] (or a
-//! server error) out, then route events. No I/O here, so it can be fuzzed on its own.
+//! Pure parser of the bgproutes.io live stream, without I/O so it can be fuzzed on its own.
+//!
+//! One text frame in, one [`BgpLiveMsg`] (or a server error) out, then route events.
 
 use std::fmt;
 use std::net::IpAddr;

@@ -1,7 +1,8 @@
-//! What `bgpsentry stream --feed bgproutes` reads and prints: the library client, which
-//! associates prefixes and streams the WebSocket's messages without reconnecting, and the
-//! message in the reference client's shape with its pipe and JSON line formats (RIS Live
-//! messages are printed in the same shape).
+//! What `bgpsentry stream --feed bgproutes` reads and prints.
+//!
+//! The library client associates prefixes and streams the WebSocket's messages without
+//! reconnecting; [`BgpLiveMsg`] is a message in the reference client's shape, with its pipe
+//! and JSON line formats (RIS Live messages are printed in the same shape).
 
 use std::fmt;
 use std::io::{self, Write};

@@ -1,6 +1,7 @@
-//! MRT files (RFC 6396): the [`reader`] that turns a file into route events, record by record,
-//! and the service's `mrt` [`feed`], which replays files once at start-up. MRT has no live
-//! connection and `bgpsentry stream` does not read it.
+//! MRT files (RFC 6396): their reader and the service's `mrt` feed.
+//!
+//! The [`reader`] turns a file into route events, record by record; the [`feed`] replays
+//! files once at start-up. MRT has no live connection and `bgpsentry stream` does not read it.
 
 pub mod feed;
 pub mod reader;

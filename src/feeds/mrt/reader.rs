@@ -1,5 +1,7 @@
-//! MRT files (RFC 6396: BGP4MP updates, TABLE_DUMP and TABLE_DUMP_V2 RIBs), gz, bz2 or plain,
-//! read with bgpkit-parser and turned into route events.
+//! Reads MRT files into route events, one record at a time.
+//!
+//! BGP4MP updates, TABLE_DUMP and TABLE_DUMP_V2 RIBs (RFC 6396), gz, bz2 or plain, read with
+//! bgpkit-parser.
 //!
 //! Records are framed one at a time so that a record that does not parse is reported with its
 //! byte offset (in the decompressed stream) and skipped, and the rest of the file still counts.

@@ -1,5 +1,7 @@
-//! The `ris_live` feed: RIPE RIS Live over WebSocket, one subscription per watched prefix and
-//! per canary beacon, reconnecting with backoff and resubscribing.
+//! The service's `ris_live` feed: RIPE RIS Live over a reconnecting WebSocket.
+//!
+//! It subscribes once per watched prefix and per canary beacon, and reconnects with backoff
+//! and resubscribes on every failure.
 
 use std::sync::Arc;
 

@@ -1,6 +1,8 @@
-//! The borrowed serde shapes of a RIS Live frame: the envelope, the `ris_message` fields that
-//! matter, and the path, communities and announcements checked as they are read. The
-//! [`parser`](super::parser) turns them into events.
+//! The borrowed serde shapes of a RIS Live frame, read in one pass.
+//!
+//! The envelope, the `ris_message` fields that matter, and the path, communities and
+//! announcements checked as they are read; the [`parser`](super::parser) turns them into
+//! events.
 
 use std::fmt;
 

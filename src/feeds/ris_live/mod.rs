@@ -1,6 +1,8 @@
-//! RIPE RIS Live: the [`parser`] of its frames (with the serde shapes of a frame in `frame`),
-//! the service's feed ([`connection`]: subscribe, reconnect, resubscribe) and what
-//! `bgpsentry stream` prints ([`stream`]).
+//! RIPE RIS Live: its parser, the service's feed and its `stream` output.
+//!
+//! The [`parser`] reads its frames (with the serde shapes of a frame in `frame`),
+//! [`connection`] is the service's feed (subscribe, reconnect, resubscribe), and [`stream`] is
+//! what `bgpsentry stream` prints.
 
 pub mod connection;
 mod frame;

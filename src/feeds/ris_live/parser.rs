@@ -1,5 +1,7 @@
-//! Pure parser of RIPE RIS Live frames: text in, [`RisFrame`] out, with route events for
-//! `ris_message` UPDATEs and peer-down events for `STATE` changes. No I/O here.
+//! Pure parser of RIPE RIS Live frames, without I/O so it can be fuzzed on its own.
+//!
+//! Text in, [`RisFrame`] out, with route events for `ris_message` UPDATEs and peer-down events
+//! for `STATE` changes.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,6 +1,7 @@
-//! What `bgpsentry stream --feed ris_live` reads and prints: a RIS Live client without
-//! reconnection that yields every UPDATE as reference-client messages ([`BgpLiveMsg`], the
-//! bgproutes.io client's shape, so both feeds print alike).
+//! What `bgpsentry stream --feed ris_live` reads and prints.
+//!
+//! A RIS Live client without reconnection that yields every UPDATE as reference-client
+//! messages ([`BgpLiveMsg`], the bgproutes.io client's shape, so both feeds print alike).
 
 use std::pin::Pin;
 use std::sync::Arc;
