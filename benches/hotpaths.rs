@@ -17,9 +17,9 @@ use bgpsentry::engine::Engine;
 use bgpsentry::event::{
     AsPath, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
 };
-use bgpsentry::feeds::bgproutes_parse;
+use bgpsentry::feeds::bgproutes::parser as bgproutes_parse;
 use bgpsentry::feeds::mrt::MrtReader;
-use bgpsentry::feeds::ris_live_parse;
+use bgpsentry::feeds::ris_live::parser as ris_live_parse;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ipnet::{IpNet, Ipv4Net};
 

@@ -1,7 +1,9 @@
-//! Entry points for hostile input: the `cargo fuzz` targets in `fuzz/` call these, and a normal
-//! test runs every seed of `fuzz/corpus/` through them, so the seeds stay valid regression
-//! inputs without a nightly toolchain. Each takes raw bytes, must never panic on them, and
-//! asserts what must hold of whatever the parser accepted.
+//! Entry points for hostile input, shared by the fuzz targets and the corpus test.
+//!
+//! The `cargo fuzz` targets in `fuzz/` call these, and a normal test runs every seed of
+//! `fuzz/corpus/` through them, so the seeds stay valid regression inputs without a nightly
+//! toolchain. Each takes raw bytes, must never panic on them, and asserts what must hold of
+//! whatever the parser accepted.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -9,11 +11,11 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::event::{FeedEvent, RouteChange};
-use crate::feeds::bgproutes_parse::{
-    self, Frame, MAX_AS_PATH_LEN, MAX_PREFIXES_PER_MESSAGE, parse_frame,
-};
+use crate::feeds::bgproutes::parser::{Frame, parse_as_path, parse_frame};
+use crate::feeds::error::{MAX_AS_PATH_LEN, MAX_PREFIXES_PER_MESSAGE};
 use crate::feeds::mrt::MrtReader;
-use crate::feeds::ris_live_parse::{self, RisFrame};
+use crate::feeds::ris_live::parser::{self as ris_live_parser, RisFrame};
+use crate::feeds::ris_live::stream::{origin_of, to_live_msgs};
 
 /// Route events must carry normalised prefixes (host bits clear).
 fn check_events(events: &[FeedEvent], limited: bool) {
@@ -41,7 +43,7 @@ pub fn bgproutes(data: &[u8]) {
     if let Ok(Frame::Message(m)) = parse_frame(text) {
         assert!(m.prefixes.len() <= MAX_PREFIXES_PER_MESSAGE);
         let _ = m.to_string();
-        let _ = bgproutes_parse::parse_as_path(&m.aspath);
+        let _ = parse_as_path(&m.aspath);
         let (events, _invalid) = m.to_events(&Arc::from("bgproutes"), &Arc::from(""));
         check_events(&events, true);
     }
@@ -52,13 +54,13 @@ pub fn ris_live(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = ris_live_parse::origin_of(text);
-    if let Ok(parsed) = ris_live_parse::parse(text, &Arc::from("ris"))
+    let _ = origin_of(text);
+    if let Ok(parsed) = ris_live_parser::parse(text, &Arc::from("ris"))
         && let RisFrame::Message { kind, events } = &parsed.frame
     {
-        let _ = ris_live_parse::metric_kind(kind);
+        let _ = ris_live_parser::metric_kind(kind);
         check_events(events, true);
-        for m in ris_live_parse::to_live_msgs(events) {
+        for m in to_live_msgs(events) {
             let _ = m.to_string();
         }
     }

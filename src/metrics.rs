@@ -7,6 +7,7 @@ use prometheus::{
 };
 
 use crate::alerts::{Alert, Rule, Severity};
+use crate::feeds::error::{FeedErrorReason, InvalidReason};
 
 /// The git revision bgpsentry was built from (`unknown` when built outside a git checkout
 /// without `BGPSENTRY_GIT_REVISION` set; see build.rs).
@@ -85,6 +86,8 @@ impl FeedMetrics {
                 ),
                 &["feed", "type"],
             )?,
+            // Every reason of a feed is created at 0 when the feed starts: see
+            // `Metrics::init_feed_reasons`.
             errors: IntCounterVec::new(
                 Opts::new(
                     "bgpsentry_feed_errors_total",
@@ -405,13 +408,26 @@ impl Metrics {
         }
     }
 
-    /// Creates a feed's route event counters at 0, so that rates and increase() see its first
-    /// events.
+    /// Creates a feed's route event counters at 0, and its failure and invalid-input counters
+    /// for every reason, so that rates and increase() see its first events.
     pub fn init_feed(&self, feed: &str) {
         for kind in ["announce", "withdraw", "peer_down"] {
             self.events.with_label_values(&[feed, kind]);
         }
         self.events_matched.with_label_values(&[feed]);
+        self.init_feed_reasons(feed);
+    }
+
+    /// Creates `bgpsentry_feed_errors_total` and `bgpsentry_invalid_input_total` at 0 for every
+    /// reason of one feed connection (the feed, or `name/keyN` for an extra bgproutes key).
+    pub fn init_feed_reasons(&self, name: &str) {
+        for reason in FeedErrorReason::ALL {
+            self.feed.errors.with_label_values(&[name, reason.as_str()]);
+        }
+        for reason in InvalidReason::ALL {
+            self.invalid_input
+                .with_label_values(&[name, reason.as_str()]);
+        }
     }
 
     /// Counts an alert that fired (or was restored firing at start-up).

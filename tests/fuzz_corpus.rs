@@ -76,7 +76,8 @@ fn every_fuzz_target_has_an_entry_here_and_a_corpus() {
 fn seeds_are_parsed_as_the_real_thing_not_rejected_early() {
     // The recorded RIS frames and hand-written bgproutes records must be accepted by the parsers,
     // else the fuzzer starts from inputs that never reach the interesting code.
-    use bgpsentry::feeds::{bgproutes_parse, ris_live_parse};
+    use bgpsentry::feeds::bgproutes::parser as bgproutes_parse;
+    use bgpsentry::feeds::ris_live::parser as ris_live_parse;
     let mut accepted = 0;
     for f in seeds("ris_live_parse") {
         let text = fs::read_to_string(&f).unwrap();

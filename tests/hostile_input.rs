@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use bgpsentry::event::{AsPath, FeedEvent, PathElem, RouteChange};
-use bgpsentry::feeds::bgproutes_parse::{
-    self, Frame, MAX_AS_PATH_LEN, MAX_PREFIXES_PER_MESSAGE, parse_frame,
+use bgpsentry::feeds::bgproutes::parser::{self as bgproutes_parse, Frame, parse_frame};
+use bgpsentry::feeds::error::{MAX_AS_PATH_LEN, MAX_PREFIXES_PER_MESSAGE};
+use bgpsentry::feeds::ris_live::parser::{
+    self as ris_live_parse, METRIC_KINDS, RisFrame, metric_kind,
 };
-use bgpsentry::feeds::ris_live_parse::{self, METRIC_KINDS, RisFrame, metric_kind};
 use bgpsentry::fuzzing;
 use ipnet::IpNet;
 use proptest::prelude::*;

@@ -288,6 +288,22 @@ fn every_series_rules_and_dashboards_use_is_exported_from_the_first_scrape() {
         }
     }
     assert!(text.contains("bgpsentry_config_reloads_total{result=\"error\"} 0"));
+    // A feed's failures and invalid input exist at 0 for every reason, so that increase()
+    // sees the first one.
+    for reason in bgpsentry::feeds::error::InvalidReason::ALL {
+        let series = format!(
+            "bgpsentry_invalid_input_total{{feed=\"replay\",reason=\"{}\"}} 0",
+            reason.as_str()
+        );
+        assert!(text.contains(&series), "no {series}");
+    }
+    for reason in bgpsentry::feeds::error::FeedErrorReason::ALL {
+        let series = format!(
+            "bgpsentry_feed_errors_total{{feed=\"replay\",reason=\"{}\"}} 0",
+            reason.as_str()
+        );
+        assert!(text.contains(&series), "no {series}");
+    }
 }
 
 /// The `bgpsentry_*` names of every `expr` in a dashboard, panels and annotations alike.

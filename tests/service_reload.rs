@@ -414,3 +414,53 @@ async fn feed_counters_keep_counting_after_a_reload_restarts_the_feed() {
         svc.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_added_by_a_reload_exports_its_counters_at_zero() {
+    let mut ws = WsServer::start().await;
+    let yaml = config(&ws.addr, &["10.1.0.0/16"]);
+    let svc = Service::start(&yaml, &[]).await;
+    let mut conn = ws.accept(30).await;
+    subscriptions(&mut conn, 1).await;
+    let schema = "bgpsentry_invalid_input_total{feed=\"second\",reason=\"schema\"}";
+    assert_eq!(svc.metric(schema).await, None, "no such feed yet");
+
+    let added = format!(
+        "{yaml}  - kind: ris_live\n    name: second\n    url: ws://{}/v1/ws/\n    beacons: []\n",
+        ws.addr
+    );
+    std::fs::write(svc.config_path(), added).unwrap();
+    svc.signal("HUP");
+    poll("the added feed's counters", 20, || async {
+        svc.metric(schema).await
+    })
+    .await;
+    // Nothing has reached the new feed: every series it will ever count in is there, at 0, so
+    // that increase() sees its first event.
+    let body = svc.get("/metrics").await.1;
+    let value = |series: String| {
+        body.lines().find_map(|l| {
+            l.strip_prefix(series.as_str())
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(str::to_string)
+        })
+    };
+    for reason in bgpsentry::feeds::error::InvalidReason::ALL {
+        let series = format!(
+            "bgpsentry_invalid_input_total{{feed=\"second\",reason=\"{}\"}}",
+            reason.as_str()
+        );
+        assert_eq!(value(series.clone()).as_deref(), Some("0"), "{series}");
+    }
+    for reason in bgpsentry::feeds::error::FeedErrorReason::ALL {
+        let series = format!(
+            "bgpsentry_feed_errors_total{{feed=\"second\",reason=\"{}\"}}",
+            reason.as_str()
+        );
+        assert!(value(series.clone()).is_some(), "no {series}\n{body}");
+    }
+    for kind in ["announce", "withdraw", "peer_down"] {
+        let series = format!("bgpsentry_route_events_total{{feed=\"second\",type=\"{kind}\"}}");
+        assert_eq!(value(series.clone()).as_deref(), Some("0"), "{series}");
+    }
+}

@@ -1,5 +1,7 @@
-//! `bgpsentry stream`: print a live feed's messages for some prefixes, in the reference
-//! client's pipe format or as JSON lines.
+//! `bgpsentry stream`: print a live feed's messages for some prefixes.
+//!
+//! Each feed's `stream` module reads the feed; this command parses the arguments, sets up the
+//! log and prints in the reference client's pipe format or as JSON lines.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,8 +10,7 @@ use std::process::ExitCode;
 use futures_util::StreamExt;
 use ipnet::IpNet;
 
-use crate::feeds::bgproutes::{self, BgproutesClient};
-use crate::feeds::bgproutes_parse::BgpLiveMsg;
+use crate::feeds::bgproutes::{self, BgpLiveMsg, BgproutesClient};
 use crate::feeds::ris_live;
 
 /// Which feed to stream.
@@ -157,7 +158,7 @@ pub fn stream(args: StreamArgs) -> ExitCode {
             }
             StreamFeed::RisLive => {
                 let url = args.url.as_deref().unwrap_or(ris_live::DEFAULT_URL);
-                let mut messages = ris_live::stream_messages(url, &args.client, &prefixes)
+                let mut messages = ris_live::stream::stream_messages(url, &args.client, &prefixes)
                     .await
                     .map_err(|e| e.to_string())?;
                 while let Some(m) = messages.next().await {
@@ -180,12 +181,7 @@ pub fn stream(args: StreamArgs) -> ExitCode {
 /// Prints one message; an empty error means stdout is gone.
 fn print(m: &BgpLiveMsg, json: bool) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
-    let r = if json {
-        serde_json::to_string(m)
-            .map_err(std::io::Error::other)
-            .and_then(|s| writeln!(out, "{s}"))
-    } else {
-        writeln!(out, "{m}")
-    };
-    r.and_then(|()| out.flush()).map_err(|_| String::new())
+    m.write_line(&mut out, json)
+        .and_then(|()| out.flush())
+        .map_err(|_| String::new())
 }

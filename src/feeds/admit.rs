@@ -1,14 +1,15 @@
-//! What every feed's events must pass before the engine sees them: an event time inside a
-//! sane window, and a bounded number of distinct vantage points per feed connection. The live
-//! feeds apply it where they hand events to the engine, the MRT reader where it builds them,
-//! so the rules live here once.
+//! What every feed's events must pass before the engine sees them.
+//!
+//! An event time inside a sane window, and a bounded number of distinct vantage points per feed
+//! connection. The live feeds apply it where they hand events to the engine, the MRT reader
+//! where it builds them, so the rules live here once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use tracing::warn;
 
-use super::bgproutes_parse::Invalid;
+use super::error::{Invalid, InvalidReason};
 use crate::event::{FeedEvent, Timestamp, VantagePoint};
 
 /// Earliest event time accepted, 1990-01-01T00:00:00Z: BGP-4 and every archive of it are
@@ -35,12 +36,6 @@ pub const MAX_VANTAGE_POINTS: usize = 32_768;
 /// DNS name is 253 bytes. Longer ones are `oversized_field`.
 pub const MAX_NAME_BYTES: usize = 255;
 
-/// The `reason` label of an event time outside the window.
-pub const REASON_TIME: &str = "timestamp_out_of_range";
-
-/// The `reason` label of an event from a vantage point beyond [`MAX_VANTAGE_POINTS`].
-pub const REASON_TOO_MANY_VPS: &str = "too_many_vantage_points";
-
 /// The event time of any feed event.
 pub fn event_time(ev: &FeedEvent) -> Timestamp {
     match ev {
@@ -63,7 +58,7 @@ pub fn check_time(ts: Timestamp, now: Timestamp) -> Result<(), Invalid> {
     let latest = now.plus_secs(MAX_AHEAD_OF_NOW_SECS as u64);
     if ts < earliest || ts > latest {
         return Err(Invalid::new(
-            REASON_TIME,
+            InvalidReason::TimestampOutOfRange,
             format!(
                 "event time {} is outside {}..{} (1990 to a day after now)",
                 ts.as_secs_f64(),
@@ -79,7 +74,7 @@ pub fn check_time(ts: Timestamp, now: Timestamp) -> Result<(), Invalid> {
 pub fn check_name(what: &str, name: &str) -> Result<(), Invalid> {
     if name.len() > MAX_NAME_BYTES {
         return Err(Invalid::new(
-            "oversized_field",
+            InvalidReason::OversizedField,
             format!(
                 "`{what}` of {} bytes; the limit is {MAX_NAME_BYTES}",
                 name.len()
@@ -124,12 +119,13 @@ impl Admission {
                 warn!(
                     vantage_point = %vp,
                     "this feed has brought {MAX_VANTAGE_POINTS} distinct vantage points, the most one feed may; \
-                     events of new ones are dropped and counted as reason=\"{REASON_TOO_MANY_VPS}\" \
-                     (a broken or hostile feed server; restart to start counting afresh)"
+                     events of new ones are dropped and counted as reason=\"{}\" \
+                     (a broken or hostile feed server; restart to start counting afresh)",
+                    InvalidReason::TooManyVantagePoints
                 );
             }
             return Err(Invalid::new(
-                REASON_TOO_MANY_VPS,
+                InvalidReason::TooManyVantagePoints,
                 format!("vantage point {vp} is beyond the limit of {MAX_VANTAGE_POINTS}"),
             ));
         }
@@ -162,7 +158,7 @@ impl FileClock {
                 }
                 self.rejected = Some(ts);
                 Err(Invalid::new(
-                    REASON_TIME,
+                    InvalidReason::TimestampOutOfRange,
                     format!(
                         "record time {} is more than {MAX_MRT_RECORD_GAP_SECS} s away from the file's records around it ({})",
                         ts.secs(),
@@ -217,7 +213,10 @@ mod tests {
         ];
         let bad = a.filter(&mut events, now);
         assert_eq!(bad.len(), 4);
-        assert!(bad.iter().all(|b| b.reason == REASON_TIME));
+        assert!(
+            bad.iter()
+                .all(|b| b.reason == InvalidReason::TimestampOutOfRange)
+        );
         let kept: Vec<i64> = events.iter().map(|e| event_time(e).secs()).collect();
         assert_eq!(kept, [1_700_003_600, 700_000_000]);
     }
@@ -230,7 +229,10 @@ mod tests {
             assert!(a.admit(&withdraw(vp(n), 1.7e9), now).is_ok());
         }
         let over = a.admit(&withdraw(vp(u32::MAX), 1.7e9), now);
-        assert_eq!(over.map_err(|e| e.reason), Err(REASON_TOO_MANY_VPS));
+        assert_eq!(
+            over.map_err(|e| e.reason),
+            Err(InvalidReason::TooManyVantagePoints)
+        );
         assert!(a.admit(&withdraw(vp(7), 1.7e9), now).is_ok());
         assert_eq!(a.vps.len(), MAX_VANTAGE_POINTS);
     }
@@ -254,7 +256,7 @@ mod tests {
         );
         assert_eq!(
             check_name("host", &"x".repeat(256)).map_err(|e| e.reason),
-            Err("oversized_field")
+            Err(InvalidReason::OversizedField)
         );
     }
 }

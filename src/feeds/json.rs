@@ -1,7 +1,9 @@
-//! Small borrowed JSON pieces for the feed parsers: frames are read straight into typed structs
-//! whose strings point into the frame, instead of building a `serde_json::Value` tree with an
-//! allocation per key and string. Every piece accepts any JSON shape and records what it saw,
-//! so the parsers still decide what is wrong and report it with their own reasons.
+//! Small borrowed JSON pieces for the feed parsers.
+//!
+//! Frames are read straight into typed structs whose strings point into the frame, instead of
+//! building a `serde_json::Value` tree with an allocation per key and string. Every piece
+//! accepts any JSON shape and records what it saw, so the parsers still decide what is wrong
+//! and report it with their own reasons.
 
 use std::borrow::Cow;
 use std::fmt;

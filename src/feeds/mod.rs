@@ -1,16 +1,21 @@
-//! Feeds: sources of BGP data, each turning its own format into [`FeedEvent`]s and handing
-//! them to the engine in batches.
+//! Feeds: sources of BGP data, turned into [`FeedEvent`]s and handed to the engine in batches.
+//!
+//! One folder per source ([`ris_live`], [`bgproutes`], [`mrt`]) holds its parser, its
+//! connection and what `bgpsentry stream` prints for it. What they share sits here: the
+//! [`error`] reasons and size limits, the [`fields`] and [`json`] pieces their parsers use, the
+//! [`websocket`] loop of the live feeds and their [`handle`] on health and metrics, the
+//! [`admit`] checks every event passes and the [`queue`] to the engine.
 
 pub mod admit;
 pub mod bgproutes;
-pub mod bgproutes_parse;
+pub mod error;
+pub mod fields;
+pub mod handle;
 pub mod json;
-pub mod live;
 pub mod mrt;
-mod mrt_feed;
 pub mod queue;
 pub mod ris_live;
-pub mod ris_live_parse;
+pub mod websocket;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,8 +58,10 @@ pub struct FeedContext {
 /// Starts a feed; the task ends when the feed is done or the service shuts down.
 pub fn spawn(cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
     let name = cfg.name();
+    // A feed added by a reload gets its counters here, at 0, like those configured at start.
+    ctx.metrics.init_feed(&name);
     match cfg.kind.value {
-        FeedKind::Mrt => mrt_feed::spawn(name, cfg.files.clone(), ctx),
+        FeedKind::Mrt => mrt::feed::spawn(name, cfg.files.clone(), ctx),
         FeedKind::RisLive => ris_live::spawn(name, cfg, ctx),
         FeedKind::Bgproutes => {
             // One connection per API key; the feed's task waits for all of them.

@@ -7,8 +7,8 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::mrt::MrtReader;
-use super::{Batch, FeedContext};
+use super::reader::MrtReader;
+use crate::feeds::{Batch, FeedContext};
 
 /// Events per batch sent to the engine.
 const BATCH: usize = 1024;
@@ -37,7 +37,7 @@ pub fn spawn(name: String, files: Vec<PathBuf>, ctx: FeedContext) -> JoinHandle<
                     warn!(feed = %name, "{bad}");
                     ctx.metrics
                         .invalid_input
-                        .with_label_values(&[&name, bad.reason])
+                        .with_label_values(&[&name, bad.reason.as_str()])
                         .inc();
                 }
                 if events.len() >= BATCH {

@@ -1,23 +1,22 @@
-//! What the live WebSocket feeds share: reconnect backoff, secret redaction, per-feed health
-//! and metrics, and the connection loop with pings and staleness detection.
+//! The WebSocket connection loop the live feeds (RIS Live, bgproutes.io) share.
+//!
+//! It connects, sends pings, detects dead and stale connections, batches frames to the engine
+//! and reconnects with backoff; it also redacts secrets from what it reports.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use prometheus::IntCounter;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tracing::{debug, info, warn};
+use tracing::info;
 
-use super::admit::Admission;
-use super::bgproutes_parse::Invalid;
-use super::{Batch, FeedContext};
+use super::error::{FeedErrorReason, Invalid, InvalidReason};
+pub use super::handle::FeedHandle;
+use super::handle::until_shutdown;
 use crate::config::FeedConfig;
-use crate::event::{FeedEvent, Timestamp};
+use crate::event::FeedEvent;
 
 /// A WebSocket connection to a feed.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -75,185 +74,6 @@ pub fn scrub(message: &str, secret: &str) -> String {
     } else {
         m.replace(secret, "REDACTED")
     }
-}
-
-/// One live connection's view of health and metrics.
-#[derive(Clone)]
-pub struct FeedHandle {
-    /// Name in health and metrics (the feed name, or `name/keyN` for extra bgproutes keys).
-    pub name: String,
-    /// Feed name in vantage-point identities and event metrics.
-    pub feed: Arc<str>,
-    /// Where events go, health and the shared metrics.
-    pub ctx: FeedContext,
-    /// This connection's series of `bgpsentry_feed_subscription_acks_total`.
-    acks: IntCounter,
-    /// Message counters by type, resolved once: a label lookup per message is measurable.
-    counters: Arc<Mutex<Vec<(&'static str, IntCounter)>>>,
-    /// When the last message was written to health (µs since the epoch).
-    health_written: Arc<AtomicI64>,
-    /// Event times and vantage points this connection's events must pass.
-    admission: Arc<Mutex<Admission>>,
-}
-
-/// Bytes of an invalid input's detail written to the debug log.
-const MAX_LOGGED_DETAIL: usize = 256;
-
-/// Health learns of messages at most this often (µs): per message it would cost a lock and
-/// several label lookups, and a last-message time this fine is all anyone reads.
-const HEALTH_EVERY_US: i64 = 100_000;
-
-impl FeedHandle {
-    /// Registers the connection in health and metrics.
-    pub fn new(ctx: FeedContext, name: &str, feed: Arc<str>, kind: &str) -> Self {
-        ctx.health.register(name, kind);
-        let acks = ctx
-            .metrics
-            .feed
-            .subscription_acks
-            .with_label_values(&[name]);
-        FeedHandle {
-            name: name.to_string(),
-            feed,
-            ctx,
-            acks,
-            counters: Arc::default(),
-            health_written: Arc::new(AtomicI64::new(i64::MIN)),
-            admission: Arc::default(),
-        }
-    }
-
-    /// Marks the connection up or down.
-    pub fn set_connected(&self, up: bool) {
-        self.ctx.health.update(&self.name, |h| {
-            h.connected = up;
-            if up {
-                h.last_error = None;
-            }
-        });
-    }
-
-    /// Marks the connection stale or not.
-    pub fn set_stale(&self, stale: bool) {
-        // The next message clears it whenever it comes.
-        self.health_written.store(i64::MIN, Ordering::Relaxed);
-        self.ctx.health.update(&self.name, |h| h.stale = stale);
-    }
-
-    /// A message of `kind` arrived.
-    pub fn message(&self, kind: &'static str) {
-        {
-            let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-            match counters.iter().find(|(k, _)| *k == kind) {
-                Some((_, c)) => c.inc(),
-                None => {
-                    let c = self
-                        .ctx
-                        .metrics
-                        .feed
-                        .messages
-                        .with_label_values(&[&self.name, kind]);
-                    c.inc();
-                    counters.push((kind, c));
-                }
-            }
-        }
-        let now = Timestamp::now();
-        let written = self.health_written.load(Ordering::Relaxed);
-        if now.0.saturating_sub(written) >= HEALTH_EVERY_US {
-            self.health_written.store(now.0, Ordering::Relaxed);
-            self.ctx.health.update(&self.name, |h| {
-                h.last_message = Some(now);
-                h.stale = false;
-            });
-        }
-    }
-
-    /// A subscription was acknowledged.
-    pub fn ack(&self) {
-        self.acks.inc();
-    }
-
-    /// Input that could not be used: counted by reason, logged at debug; the feed goes on.
-    pub fn invalid(&self, bad: &Invalid) {
-        self.ctx
-            .metrics
-            .invalid_input
-            .with_label_values(&[&self.name, bad.reason])
-            .inc();
-        // The detail may quote a huge field from the wire: the start of it says enough.
-        let mut end = bad.detail.len().min(MAX_LOGGED_DETAIL);
-        while !bad.detail.is_char_boundary(end) {
-            end -= 1;
-        }
-        debug!(feed = %self.name, reason = bad.reason, "invalid input: {}", &bad.detail[..end]);
-    }
-
-    /// A connection-level failure; `message` must already be free of secrets.
-    pub fn error(&self, reason: &str, message: &str) {
-        self.ctx
-            .metrics
-            .feed
-            .errors
-            .with_label_values(&[&self.name, reason])
-            .inc();
-        warn!(feed = %self.name, reason, "{message}");
-        let msg = message.to_string();
-        self.ctx
-            .health
-            .update(&self.name, |h| h.last_error = Some(msg));
-    }
-
-    /// A reconnection is starting.
-    pub fn reconnecting(&self) {
-        self.ctx.health.update(&self.name, |h| h.reconnects += 1);
-    }
-
-    /// Hands events to the engine, less those with an event time outside the sane window or
-    /// from a vantage point beyond the limit (counted as invalid input); false when the engine
-    /// is gone. Waits while the engine's queue is full (the connection loop does not read the
-    /// socket meanwhile, so TCP slows the server down).
-    pub async fn send(&self, mut events: Vec<FeedEvent>) -> bool {
-        if events.is_empty() {
-            return true;
-        }
-        let rejected = self
-            .admission
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .filter(&mut events, Timestamp::now());
-        for bad in &rejected {
-            self.invalid(bad);
-        }
-        if events.is_empty() {
-            return true;
-        }
-        let batch = Batch {
-            feed: self.feed.clone(),
-            events,
-            received: Instant::now(),
-        };
-        self.ctx.events.send(batch).await.is_ok()
-    }
-
-    /// True once the service is shutting down.
-    pub fn shutting_down(&self) -> bool {
-        *self.ctx.shutdown.borrow()
-    }
-
-    /// Sleeps, or returns early (true) when the service shuts down.
-    pub async fn sleep_or_shutdown(&self, d: Duration) -> bool {
-        let mut shutdown = self.ctx.shutdown.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(d) => false,
-            _ = until_shutdown(&mut shutdown) => true,
-        }
-    }
-}
-
-/// Resolves when the service shuts down (or the sender is gone).
-async fn until_shutdown(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Timing of a live connection.
@@ -356,8 +176,8 @@ pub enum Ended {
     Shutdown,
     /// The connection failed or was dropped; reconnect (`reason` is the metric label).
     Failed {
-        /// Metric label.
-        reason: &'static str,
+        /// Why, as counted in `bgpsentry_feed_errors_total`.
+        reason: FeedErrorReason,
         /// Human message, free of secrets.
         message: String,
     },
@@ -401,7 +221,7 @@ pub async fn drive<P: Protocol>(
             return (
                 false,
                 Ended::Failed {
-                    reason: "send",
+                    reason: FeedErrorReason::Send,
                     message: format!("cannot subscribe: {e}"),
                 },
             );
@@ -433,14 +253,14 @@ pub async fn drive<P: Protocol>(
                 // than a dead connection is tolerated.
                 match tokio::time::timeout(timing.dead_after, sink.send(Message::Ping(Vec::new().into()))).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => break Ended::Failed { reason: "send", message: format!("cannot send a ping: {e}") },
-                    Err(_) => break Ended::Failed { reason: "dead", message: "a ping could not be sent; reconnecting".into() },
+                    Ok(Err(e)) => break Ended::Failed { reason: FeedErrorReason::Send, message: format!("cannot send a ping: {e}") },
+                    Err(_) => break Ended::Failed { reason: FeedErrorReason::Dead, message: "a ping could not be sent; reconnecting".into() },
                 }
             }
             _ = check.tick() => {
                 if last_frame.elapsed() > timing.dead_after {
                     break Ended::Failed {
-                        reason: "dead",
+                        reason: FeedErrorReason::Dead,
                         message: format!("no frame and no pong for {:?}; reconnecting", timing.dead_after),
                     };
                 }
@@ -449,7 +269,7 @@ pub async fn drive<P: Protocol>(
                 {
                     handle.set_stale(true);
                     break Ended::Failed {
-                        reason: "stale",
+                        reason: FeedErrorReason::Stale,
                         message: format!("no message for {stale:?}: feed marked stale; reconnecting"),
                     };
                 }
@@ -458,7 +278,7 @@ pub async fn drive<P: Protocol>(
                 {
                     next_periodic = Some(Instant::now() + every);
                     if let Err(e) = proto.periodic().await {
-                        handle.error("association", &e);
+                        handle.error(FeedErrorReason::Association, &e);
                     }
                 }
             }
@@ -514,18 +334,18 @@ fn on_message<P: Protocol>(
 ) -> Option<Ended> {
     match msg {
         None => Some(Ended::Failed {
-            reason: "closed",
+            reason: FeedErrorReason::Closed,
             message: "the server closed the connection".into(),
         }),
         Some(Err(e)) => Some(Ended::Failed {
-            reason: "read",
+            reason: FeedErrorReason::Read,
             message: format!("connection lost: {}", redact_url(&e.to_string())),
         }),
         Some(Ok(Message::Text(t))) => {
             if t.len() > timing.max_frame_bytes {
                 handle.message("oversized");
                 handle.invalid(&Invalid::new(
-                    "oversized",
+                    InvalidReason::Oversized,
                     format!(
                         "frame of {} bytes; the limit is {}",
                         t.len(),
@@ -543,7 +363,7 @@ fn on_message<P: Protocol>(
             }
             match verdict {
                 Verdict::Refused(m) => Some(Ended::Failed {
-                    reason: "server_error",
+                    reason: FeedErrorReason::ServerError,
                     message: m,
                 }),
                 Verdict::Continue => None,
@@ -552,7 +372,7 @@ fn on_message<P: Protocol>(
         Some(Ok(Message::Binary(b))) => {
             handle.message("binary");
             handle.invalid(&Invalid::new(
-                "not_json",
+                InvalidReason::NotJson,
                 format!("binary frame of {} bytes", b.len()),
             ));
             None
@@ -562,7 +382,7 @@ fn on_message<P: Protocol>(
                 .map(|c| format!(" (code {}, {})", c.code, c.reason))
                 .unwrap_or_default();
             Some(Ended::Failed {
-                reason: "closed",
+                reason: FeedErrorReason::Closed,
                 message: format!("the server closed the connection{why}"),
             })
         }

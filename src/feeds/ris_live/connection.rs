@@ -1,22 +1,21 @@
-//! The `ris_live` feed: RIPE RIS Live over WebSocket, one subscription per watched prefix and
-//! per canary beacon, reconnecting with backoff and resubscribing.
+//! The service's `ris_live` feed: RIPE RIS Live over a reconnecting WebSocket.
+//!
+//! It subscribes once per watched prefix and per canary beacon, and reconnects with backoff
+//! and resubscribes on every failure.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::{SinkExt, Stream, StreamExt};
 use ipnet::IpNet;
 use serde_json::json;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-use tracing::{debug, info};
+use tracing::info;
 
-use super::FeedContext;
-use super::bgproutes_parse::{BgpLiveMsg, MsgType};
-use super::live::{self, Backoff, FeedHandle, LiveTiming, Protocol, Verdict};
-use super::ris_live_parse::{self, RisFrame};
+use super::parser::{self, RisFrame};
 use crate::config::FeedConfig;
 use crate::event::FeedEvent;
+use crate::feeds::FeedContext;
+use crate::feeds::error::FeedErrorReason;
+use crate::feeds::websocket::{self, Backoff, FeedHandle, Protocol, Verdict};
 
 /// The public RIS Live WebSocket.
 pub const DEFAULT_URL: &str = "wss://ris-live.ripe.net/v1/ws/";
@@ -68,7 +67,7 @@ pub fn subscribe_frames(prefixes: &[IpNet]) -> Vec<String> {
 }
 
 struct RisProto {
-    parser: ris_live_parse::Parser,
+    parser: parser::Parser,
     subscriptions: Vec<String>,
 }
 
@@ -90,7 +89,7 @@ impl Protocol for RisProto {
                 }
                 match parsed.frame {
                     RisFrame::Message { kind, events } => {
-                        handle.message(ris_live_parse::metric_kind(&kind));
+                        handle.message(parser::metric_kind(&kind));
                         (events, Verdict::Continue)
                     }
                     RisFrame::SubscribeOk => {
@@ -105,11 +104,14 @@ impl Protocol for RisProto {
                     RisFrame::Error(m) => {
                         // RIS sends a final error before dropping a client; the close follows.
                         handle.message("ris_error");
-                        handle.error("server_error", &format!("RIS Live error: {m}"));
+                        handle.error(
+                            FeedErrorReason::ServerError,
+                            &format!("RIS Live error: {m}"),
+                        );
                         (Vec::new(), Verdict::Continue)
                     }
                     RisFrame::Other(kind) => {
-                        handle.message(ris_live_parse::metric_kind(&kind));
+                        handle.message(parser::metric_kind(&kind));
                         (Vec::new(), Verdict::Continue)
                     }
                 }
@@ -133,7 +135,7 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
             .filter_map(|s| s.parse().ok())
             .collect(),
     };
-    let timing = live::timing_from_config(cfg, Some(DEFAULT_STALE_AFTER_SECS));
+    let timing = websocket::timing_from_config(cfg, Some(DEFAULT_STALE_AFTER_SECS));
     let mut prefixes = ctx.prefixes.clone();
     for b in beacons {
         if !prefixes.contains(&b) {
@@ -143,118 +145,35 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
     let feed: Arc<str> = name.as_str().into();
     let handle = FeedHandle::new(ctx, &name, feed.clone(), "ris_live");
     let mut proto = RisProto {
-        parser: ris_live_parse::Parser::new(feed),
+        parser: parser::Parser::new(feed),
         subscriptions: subscribe_frames(&prefixes),
     };
     tokio::spawn(async move {
         let mut backoff = Backoff::new(timing.backoff_initial, timing.backoff_max);
-        info!(feed = %handle.name, url = %live::redact_url(&url), subscriptions = prefixes.len(), "starting RIS Live feed");
+        info!(feed = %handle.name, url = %websocket::redact_url(&url), subscriptions = prefixes.len(), "starting RIS Live feed");
         loop {
             if handle.shutting_down() {
                 return;
             }
-            let ended = match live::connect(&url, &timing).await {
+            let ended = match websocket::connect(&url, &timing).await {
                 Ok(ws) => {
                     info!(feed = %handle.name, "connected; subscribing to {} prefixes", prefixes.len());
-                    let (worked, ended) = live::drive(ws, &mut proto, &handle, &timing).await;
+                    let (worked, ended) = websocket::drive(ws, &mut proto, &handle, &timing).await;
                     if worked {
                         backoff.reset();
                     }
                     ended
                 }
-                Err(message) => live::Ended::Failed {
-                    reason: "connect",
+                Err(message) => websocket::Ended::Failed {
+                    reason: FeedErrorReason::Connect,
                     message,
                 },
             };
-            if live::after_disconnect(&handle, &mut backoff, ended).await {
+            if websocket::after_disconnect(&handle, &mut backoff, ended).await {
                 return;
             }
         }
     })
-}
-
-/// Errors of the RIS Live library client.
-#[derive(Debug, thiserror::Error)]
-pub enum RisLiveError {
-    /// The connection could not be opened, or was cut.
-    #[error("RIS Live connection error: {0}")]
-    Connection(String),
-    /// The server sent `ris_error`.
-    #[error("RIS Live error: {0}")]
-    Server(String),
-}
-
-/// A stream of RIS Live UPDATEs as reference-format messages.
-pub type RisMessageStream = Pin<Box<dyn Stream<Item = Result<BgpLiveMsg, RisLiveError>> + Send>>;
-
-/// Connects to RIS Live, subscribes to `prefixes` (more-specifics included) and yields every
-/// UPDATE as [`BgpLiveMsg`]s. Like the reference client it does not reconnect: the stream ends
-/// with an error when the connection drops. Frames that do not parse are logged and skipped.
-pub async fn stream_messages(
-    url: &str,
-    client: &str,
-    prefixes: &[IpNet],
-) -> Result<RisMessageStream, RisLiveError> {
-    let timing = LiveTiming::default();
-    let ws = live::connect(&ws_url(url, client), &timing)
-        .await
-        .map_err(RisLiveError::Connection)?;
-    let (mut sink, stream) = ws.split();
-    for frame in subscribe_frames(prefixes) {
-        sink.send(Message::text(frame))
-            .await
-            .map_err(|e| RisLiveError::Connection(format!("cannot subscribe: {e}")))?;
-    }
-    let feed: Arc<str> = "ris_live".into();
-    let state = (stream, sink, feed, Vec::<BgpLiveMsg>::new(), false);
-    let s = futures_util::stream::unfold(
-        state,
-        |(mut stream, sink, feed, mut queue, done)| async move {
-            loop {
-                if let Some(m) = queue.pop() {
-                    return Some((Ok(m), (stream, sink, feed, queue, done)));
-                }
-                if done {
-                    return None;
-                }
-                match stream.next().await {
-                    None | Some(Ok(Message::Close(_))) => {
-                        let e = RisLiveError::Connection("the server closed the connection".into());
-                        return Some((Err(e), (stream, sink, feed, queue, true)));
-                    }
-                    Some(Err(e)) => {
-                        let e = RisLiveError::Connection(format!("connection lost: {e}"));
-                        return Some((Err(e), (stream, sink, feed, queue, true)));
-                    }
-                    Some(Ok(Message::Text(t))) => match ris_live_parse::parse(t.as_str(), &feed) {
-                        Ok(p) => match p.frame {
-                            RisFrame::Message { events, .. } => {
-                                let mut msgs = ris_live_parse::to_live_msgs(&events);
-                                let origin = ris_live_parse::origin_of(t.as_str());
-                                for m in msgs.iter_mut().filter(|m| m.msg_type == MsgType::Announce)
-                                {
-                                    m.origin = origin.clone();
-                                }
-                                msgs.reverse();
-                                queue = msgs;
-                            }
-                            RisFrame::Error(m) => {
-                                return Some((
-                                    Err(RisLiveError::Server(m)),
-                                    (stream, sink, feed, queue, false),
-                                ));
-                            }
-                            other => debug!("RIS Live: {other:?}"),
-                        },
-                        Err(bad) => debug!("RIS Live: skipping a frame: {bad}"),
-                    },
-                    Some(Ok(_)) => {}
-                }
-            }
-        },
-    );
-    Ok(Box::pin(s))
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! MRT files (RFC 6396: BGP4MP updates, TABLE_DUMP and TABLE_DUMP_V2 RIBs), gz, bz2 or plain,
-//! read with bgpkit-parser and turned into route events.
+//! Reads MRT files into route events, one record at a time.
+//!
+//! BGP4MP updates, TABLE_DUMP and TABLE_DUMP_V2 RIBs (RFC 6396), gz, bz2 or plain, read with
+//! bgpkit-parser.
 //!
 //! Records are framed one at a time so that a record that does not parse is reported with its
 //! byte offset (in the decompressed stream) and skipped, and the rest of the file still counts.
@@ -19,11 +21,12 @@ use bgpkit_parser::models::{Community as BgpCommunity, MrtRecord};
 use bgpkit_parser::parser::iters::record_validation_warnings;
 use bgpkit_parser::{Elementor, chunk_mrt_record, error::ParserError};
 
-use super::admit::{Admission, FileClock, check_time};
 use crate::event::{
     AsPath, Community, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp,
     VantagePoint,
 };
+use crate::feeds::admit::{Admission, FileClock, check_time};
+use crate::feeds::error::InvalidReason;
 
 /// Counts of what a file held.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +60,7 @@ pub struct BadRecord {
     /// The record parsed with problems and its valid parts were used (not skipped).
     pub used_in_part: bool,
     /// The `reason` label it is counted under in `bgpsentry_invalid_input_total`.
-    pub reason: &'static str,
+    pub reason: InvalidReason,
 }
 
 impl BadRecord {
@@ -316,7 +319,7 @@ impl MrtReader {
             message,
             recoverable,
             used_in_part: false,
-            reason: "mrt_record",
+            reason: InvalidReason::MrtRecord,
         }
     }
 

@@ -1,39 +1,22 @@
-//! The `bgproutes` feed and library client: associate the watched prefixes with the API key
-//! (live manager), then read the WebSocket; reconnect and re-associate on every failure.
+//! The service's `bgproutes` feed: one reconnecting WebSocket connection per API key.
 //!
-//! # Library use
-//!
-//! ```no_run
-//! use bgpsentry::feeds::bgproutes::BgproutesClient;
-//! use futures_util::StreamExt;
-//!
-//! # async fn demo() -> Result<(), bgpsentry::feeds::bgproutes::ClientError> {
-//! let mut client = BgproutesClient::from_env()?; // reads BGP_API_KEY
-//! client.subscribe_to_prefixes("192.0.2.0/24,2001:db8::/32").await?;
-//! let mut messages = client.messages().await?;
-//! while let Some(msg) = messages.next().await {
-//!     println!("{}", msg?); // TIMESTAMP|MSG_TYPE|VP_ASN|VP_IP|PREFIXES|ASPATH|...
-//! }
-//! # Ok(())
-//! # }
-//! ```
+//! Each connection associates the watched prefixes with its key (live manager), then reads the
+//! WebSocket through the shared loop; it re-associates on every reconnect and periodically.
 
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
 use ipnet::IpNet;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
-use super::FeedContext;
-use super::bgproutes_parse::{self, BgpLiveMsg, Frame};
-use super::live::{self, Backoff, FeedHandle, LiveTiming, PeriodicFut, Protocol, Verdict};
+use super::parser::{Frame, parse_frame};
 use crate::config::FeedConfig;
 use crate::event::FeedEvent;
+use crate::feeds::FeedContext;
+use crate::feeds::error::FeedErrorReason;
+use crate::feeds::websocket::{self, Backoff, FeedHandle, PeriodicFut, Protocol, Verdict};
 
 /// The public WebSocket.
 pub const DEFAULT_URL: &str = "wss://websocket.bgproutes.io";
@@ -117,10 +100,10 @@ pub async fn associate(
         prefixes
     );
     let resp = http.get(&url).send().await.map_err(|e| {
-        ClientError::PrefixAssociation(live::scrub(
+        ClientError::PrefixAssociation(websocket::scrub(
             &format!(
                 "cannot reach the live manager at {}: {}",
-                live::redact_url(&url),
+                websocket::redact_url(&url),
                 e.without_url()
             ),
             key,
@@ -132,7 +115,7 @@ pub async fn associate(
     }
     let body = resp.text().await.unwrap_or_default();
     let body: String = body.trim().chars().take(1000).collect();
-    Err(ClientError::PrefixAssociation(live::scrub(
+    Err(ClientError::PrefixAssociation(websocket::scrub(
         &format!(
             "the live manager refused to associate {prefixes} with the key (HTTP {status}): \
              {body}; check the API key and the prefixes (at most 10 per key)"
@@ -141,110 +124,12 @@ pub async fn associate(
     )))
 }
 
-fn http_client() -> reqwest::Client {
+pub(super) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("bgpsentry/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default()
-}
-
-/// A stream of messages from the WebSocket.
-pub type MessageStream = Pin<Box<dyn Stream<Item = Result<BgpLiveMsg, ClientError>> + Send>>;
-
-/// A bgproutes.io live client with the reference client's shape: associate prefixes, then
-/// read messages. It does not reconnect (the `bgproutes` feed of the service does).
-#[derive(Debug, Clone)]
-pub struct BgproutesClient {
-    api_key: String,
-    ws_base: String,
-    manager: String,
-    http: reqwest::Client,
-    max_frame_bytes: usize,
-}
-
-impl BgproutesClient {
-    /// A client for this API key, talking to the public service.
-    pub fn new(api_key: impl Into<String>) -> Self {
-        BgproutesClient {
-            api_key: api_key.into(),
-            ws_base: DEFAULT_URL.into(),
-            manager: DEFAULT_LIVE_MANAGER_URL.into(),
-            http: http_client(),
-            max_frame_bytes: live::DEFAULT_MAX_FRAME_BYTES,
-        }
-    }
-
-    /// A client with the key from `BGP_API_KEY`.
-    pub fn from_env() -> Result<Self, ClientError> {
-        Ok(Self::new(read_key(None, None)?))
-    }
-
-    /// Uses another WebSocket base URL (`ws://` allowed, for tests).
-    pub fn with_websocket_url(mut self, url: impl Into<String>) -> Self {
-        self.ws_base = url.into();
-        self
-    }
-
-    /// Uses another live-manager base URL (`http://` allowed, for tests).
-    pub fn with_live_manager_url(mut self, url: impl Into<String>) -> Self {
-        self.manager = url.into();
-        self
-    }
-
-    /// Associates a comma-separated list of prefixes with the key.
-    pub async fn subscribe_to_prefixes(&mut self, prefixes: &str) -> Result<(), ClientError> {
-        associate(&self.http, &self.manager, &self.api_key, prefixes).await?;
-        debug!("prefixes associated with the API key");
-        Ok(())
-    }
-
-    /// Opens the WebSocket and streams its messages. A `{"error": ...}` frame or a dropped
-    /// connection ends the stream with [`ClientError::Connection`]; frames that do not parse
-    /// are logged at debug level and skipped.
-    pub async fn messages(&self) -> Result<MessageStream, ClientError> {
-        let timing = LiveTiming {
-            max_frame_bytes: self.max_frame_bytes,
-            ..LiveTiming::default()
-        };
-        let ws = live::connect(&ws_url(&self.ws_base, &self.api_key), &timing)
-            .await
-            .map_err(|e| ClientError::Connection(live::scrub(&e, &self.api_key)))?;
-        let max = self.max_frame_bytes;
-        let s = futures_util::stream::unfold(Some(ws), move |state| async move {
-            let mut ws = state?;
-            loop {
-                let cut = |m: String| Some((Err(ClientError::Connection(m)), None));
-                match ws.next().await {
-                    None | Some(Ok(Message::Close(_))) => {
-                        return cut("connection with the websocket server has been cut off".into());
-                    }
-                    Some(Err(e)) => {
-                        return cut(format!(
-                            "connection lost: {}",
-                            live::redact_url(&e.to_string())
-                        ));
-                    }
-                    Some(Ok(Message::Text(t))) => {
-                        if t.len() > max {
-                            debug!("skipping a frame of {} bytes (limit {max})", t.len());
-                            continue;
-                        }
-                        match bgproutes_parse::parse_frame(t.as_str()) {
-                            Ok(Frame::Message(m)) => return Some((Ok(m), Some(ws))),
-                            Ok(Frame::Error(reason)) => {
-                                return cut(format!("connection rejected: '{reason}'"));
-                            }
-                            Ok(Frame::Skipped(rt)) => debug!("skipping record type {rt}"),
-                            Err(bad) => debug!("unable to parse a message: {bad}"),
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                }
-            }
-        });
-        Ok(Box::pin(s))
-    }
 }
 
 struct BgpProto {
@@ -263,7 +148,7 @@ impl Protocol for BgpProto {
     }
 
     fn on_text(&mut self, text: &str, handle: &FeedHandle) -> (Vec<FeedEvent>, Verdict) {
-        match bgproutes_parse::parse_frame(text) {
+        match parse_frame(text) {
             Err(bad) => {
                 handle.message("invalid");
                 handle.invalid(&bad);
@@ -273,7 +158,7 @@ impl Protocol for BgpProto {
                 handle.message("error");
                 (
                     Vec::new(),
-                    Verdict::Refused(live::scrub(
+                    Verdict::Refused(websocket::scrub(
                         &format!(
                             "bgproutes rejected the connection: {reason} (check the API key; a \
                              key allows one session at a time)"
@@ -339,7 +224,7 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
             .map(|s| s.value)
             .unwrap_or(DEFAULT_REASSOCIATE_SECS),
     );
-    let timing = live::timing_from_config(cfg, None);
+    let timing = websocket::timing_from_config(cfg, None);
     // (env, file, own prefixes) per key.
     type KeySource = (
         Option<String>,
@@ -405,7 +290,7 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
         let key = match key {
             Ok(k) => Arc::<str>::from(k),
             Err(e) => {
-                handle.error("no_key", &e.to_string());
+                handle.error(FeedErrorReason::NoKey, &e.to_string());
                 continue;
             }
         };
@@ -427,32 +312,32 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
         let timing = timing.clone();
         tasks.push(tokio::spawn(async move {
             let mut backoff = Backoff::new(timing.backoff_initial, timing.backoff_max);
-            info!(feed = %handle.name, url = %live::redact_url(&url), prefixes = %proto.prefixes, "starting bgproutes feed");
+            info!(feed = %handle.name, url = %websocket::redact_url(&url), prefixes = %proto.prefixes, "starting bgproutes feed");
             loop {
                 if handle.shutting_down() {
                     return;
                 }
                 let ended = match associate(&proto.http, &proto.manager, &proto.key, &proto.prefixes).await {
-                    Err(e) => live::Ended::Failed {
-                        reason: "association",
+                    Err(e) => websocket::Ended::Failed {
+                        reason: FeedErrorReason::Association,
                         message: e.to_string(),
                     },
-                    Ok(()) => match live::connect(&url, &timing).await {
+                    Ok(()) => match websocket::connect(&url, &timing).await {
                         Ok(ws) => {
                             info!(feed = %handle.name, "prefixes associated; connected");
-                            let (worked, ended) = live::drive(ws, &mut proto, &handle, &timing).await;
+                            let (worked, ended) = websocket::drive(ws, &mut proto, &handle, &timing).await;
                             if worked {
                                 backoff.reset();
                             }
                             ended
                         }
-                        Err(message) => live::Ended::Failed {
-                            reason: "connect",
-                            message: live::scrub(&message, &proto.key),
+                        Err(message) => websocket::Ended::Failed {
+                            reason: FeedErrorReason::Connect,
+                            message: websocket::scrub(&message, &proto.key),
                         },
                     },
                 };
-                if live::after_disconnect(&handle, &mut backoff, ended).await {
+                if websocket::after_disconnect(&handle, &mut backoff, ended).await {
                     return;
                 }
             }
@@ -493,7 +378,7 @@ mod tests {
             "wss://websocket.bgproutes.io/?api_key=a%20b%26c"
         );
         assert_eq!(
-            live::redact_url(&ws_url(DEFAULT_URL, "K")),
+            websocket::redact_url(&ws_url(DEFAULT_URL, "K")),
             "wss://websocket.bgproutes.io/?api_key=REDACTED"
         );
     }
