@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::NotifyEvent;
-use super::channel::{SendError, channel_url, check_response, http_client};
+use super::error::{ChannelError, SendError};
+use super::http_client::{channel_url, check_response, http_client};
 use super::template::{Context, DEFAULT_MARKDOWN_TEXT, DEFAULT_SLACK_TEXT, Templates};
 use crate::config::{ChannelConfig, ChannelKind};
 
@@ -35,7 +36,11 @@ fn truncate(s: &str, max: usize) -> String {
 
 impl ChatChannel {
     /// Builds from config, reading the URL.
-    pub fn new(cfg: &ChannelConfig, base_url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        cfg: &ChannelConfig,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, ChannelError> {
         let default = if cfg.kind() == ChannelKind::Slack {
             DEFAULT_SLACK_TEXT
         } else {
@@ -63,7 +68,10 @@ impl ChatChannel {
         events: &[NotifyEvent],
     ) -> Result<serde_json::Value, SendError> {
         let ctx = Context::new(events, &self.base_url, delivery_id, channel);
-        let text = self.templates.render("text", &ctx).map_err(SendError)?;
+        let text = self
+            .templates
+            .render("text", &ctx)
+            .map_err(|e| SendError(e.to_string()))?;
         let text = text.trim();
         Ok(match self.kind {
             ChannelKind::Discord => json!({ "content": truncate(text, DISCORD_LIMIT) }),

@@ -11,7 +11,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::NotifyEvent;
-use super::channel::{SendError, read_secret};
+use super::error::{ChannelError, SendError};
+use super::secret::read_secret;
 use super::template::{Context, DEFAULT_BODY, DEFAULT_SUBJECT, Templates};
 use crate::config::{ChannelConfig, SmtpTls};
 
@@ -27,7 +28,11 @@ pub struct EmailChannel {
 
 impl EmailChannel {
     /// Builds from config, reading the password.
-    pub fn new(cfg: &ChannelConfig, base_url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        cfg: &ChannelConfig,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, ChannelError> {
         let host = cfg
             .smtp_host
             .as_ref()
@@ -123,7 +128,10 @@ impl EmailChannel {
         events: &[NotifyEvent],
     ) -> Result<Message, SendError> {
         let ctx = Context::new(events, &self.base_url, delivery_id, channel);
-        let subject = self.templates.render("subject", &ctx).map_err(SendError)?;
+        let subject = self
+            .templates
+            .render("subject", &ctx)
+            .map_err(|e| SendError(e.to_string()))?;
         // A header must be one line, whatever the template or the alert text hold.
         let subject: String = subject
             .chars()
@@ -131,7 +139,10 @@ impl EmailChannel {
             .collect::<String>()
             .trim()
             .to_string();
-        let text = self.templates.render("body", &ctx).map_err(SendError)?;
+        let text = self
+            .templates
+            .render("body", &ctx)
+            .map_err(|e| SendError(e.to_string()))?;
         let mut b = Message::builder()
             .from(self.from.clone())
             .subject(subject)
@@ -144,7 +155,7 @@ impl EmailChannel {
             let html = self
                 .templates
                 .render("body.html", &ctx)
-                .map_err(SendError)?;
+                .map_err(|e| SendError(e.to_string()))?;
             b.multipart(MultiPart::alternative_plain_html(text, html))
         } else {
             b.header(ContentType::TEXT_PLAIN).body(text)

@@ -92,12 +92,30 @@ pub fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Checks that a template compiles (for config validation).
-pub fn check(source: &str) -> Result<(), String> {
+/// A template that does not compile or render; the text says which and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError(pub String);
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+impl From<TemplateError> for super::error::ChannelError {
+    fn from(e: TemplateError) -> Self {
+        super::error::ChannelError::new(e.0)
+    }
+}
+
+/// Checks that a template compiles (for `bgpsentry check` and before a start or reload).
+pub fn check(source: &str) -> Result<(), TemplateError> {
     let env = environment();
     env.template_from_str(source)
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| TemplateError(e.to_string()))
 }
 
 /// A set of named templates, compiled once.
@@ -107,11 +125,11 @@ pub struct Templates {
 
 impl Templates {
     /// Compiles `(name, source)` pairs; names ending in `.html` are HTML-escaped.
-    pub fn new(sources: &[(&str, &str)]) -> Result<Self, String> {
+    pub fn new(sources: &[(&str, &str)]) -> Result<Self, TemplateError> {
         let mut env = environment();
         for (name, source) in sources {
             env.add_template_owned(name.to_string(), source.to_string())
-                .map_err(|e| format!("template `{name}` does not compile: {e}"))?;
+                .map_err(|e| TemplateError(format!("template `{name}` does not compile: {e}")))?;
         }
         Ok(Templates { env })
     }
@@ -122,13 +140,13 @@ impl Templates {
     }
 
     /// Renders one template with a context.
-    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, String> {
+    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, TemplateError> {
         let t = self
             .env
             .get_template(name)
-            .map_err(|e| format!("template `{name}`: {e}"))?;
+            .map_err(|e| TemplateError(format!("template `{name}`: {e}")))?;
         t.render(minijinja::value::Serde(ctx))
-            .map_err(|e| format!("template `{name}` failed to render: {e}"))
+            .map_err(|e| TemplateError(format!("template `{name}` failed to render: {e}")))
     }
 }
 

@@ -13,9 +13,9 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::NotifyEvent;
-use super::channel::{
-    SendError, channel_headers, channel_url, check_response, http_client, read_secret,
-};
+use super::error::{ChannelError, SendError};
+use super::http_client::{channel_headers, channel_url, check_response, http_client};
+use super::secret::read_secret;
 use crate::alerts::Alert;
 use crate::config::ChannelConfig;
 
@@ -67,7 +67,7 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 
 impl WebhookChannel {
     /// Builds from config, reading the secret.
-    pub fn new(cfg: &ChannelConfig, timeout: Duration) -> Result<Self, String> {
+    pub fn new(cfg: &ChannelConfig, timeout: Duration) -> Result<Self, ChannelError> {
         let headers = channel_headers(cfg)?;
         Ok(WebhookChannel {
             client: http_client(timeout)?,
