@@ -16,7 +16,7 @@ use super::http_client::{channel_headers, channel_url, check_response, http_clie
 use super::template::alert_link;
 use super::{EventKind, NotifyEvent};
 use crate::alerts::Alert;
-use crate::config::{ChannelConfig, DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS};
+use crate::config::{AlertmanagerSettings, DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS};
 use crate::event::Timestamp;
 
 /// One alert in Alertmanager's `postableAlert` shape.
@@ -53,34 +53,25 @@ pub struct AlertmanagerChannel {
 impl AlertmanagerChannel {
     /// Builds from config.
     pub fn new(
-        cfg: &ChannelConfig,
+        cfg: &AlertmanagerSettings,
         base_url: &str,
         timeout: Duration,
     ) -> Result<Self, ChannelError> {
-        let base = channel_url(cfg)?;
+        let base = channel_url(cfg.url_source())?;
         let endpoint = base
             .join(&format!(
                 "{}/api/v2/alerts",
                 base.path().trim_end_matches('/')
             ))
             .map_err(|e| format!("cannot build the Alertmanager URL: {e}"))?;
-        let headers = channel_headers(cfg)?;
+        let headers = channel_headers(&cfg.headers)?;
         Ok(AlertmanagerChannel {
             client: http_client(timeout)?,
             endpoint,
             headers,
-            labels: cfg
-                .labels
-                .as_ref()
-                .map(|l| l.value.clone())
-                .unwrap_or_default(),
+            labels: cfg.labels.clone(),
             base_url: base_url.to_string(),
-            repush: Duration::from_secs_f64(
-                cfg.repush_seconds
-                    .as_ref()
-                    .map(|r| r.value)
-                    .unwrap_or(DEFAULT_REPUSH_SECONDS),
-            ),
+            repush: Duration::from_secs_f64(cfg.repush_seconds.unwrap_or(DEFAULT_REPUSH_SECONDS)),
             hold_resolved: Duration::from_secs_f64(
                 cfg.hold_resolved_seconds
                     .unwrap_or(DEFAULT_HOLD_RESOLVED_SECONDS)

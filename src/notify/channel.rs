@@ -10,7 +10,7 @@ use super::email::EmailChannel;
 use super::error::{ChannelError, SendError};
 use super::webhook::WebhookChannel;
 use super::{NotifyEvent, Routing};
-use crate::config::{ChannelConfig, ChannelKind, NotifyConfig};
+use crate::config::{ChannelConfig, ChannelKind, ChannelSettings, NotifyConfig};
 
 /// Most alerts in one message: keeps a chat message or an email readable.
 const MAX_EVENTS_PER_MESSAGE: usize = 200;
@@ -52,17 +52,21 @@ impl Channel {
         base_url: &str,
     ) -> Result<Channel, ChannelError> {
         let name = cfg.name().to_string();
-        let timeout = Duration::from_secs_f64(cfg.timeout_seconds);
+        let timeout = Duration::from_secs_f64(cfg.common().timeout_seconds);
         let build = || -> Result<Sender, ChannelError> {
-            Ok(match cfg.kind() {
-                ChannelKind::Email => Sender::Email(EmailChannel::new(cfg, base_url, timeout)?),
-                ChannelKind::Webhook => Sender::Webhook(WebhookChannel::new(cfg, timeout)?),
-                ChannelKind::Slack
-                | ChannelKind::Mattermost
-                | ChannelKind::Discord
-                | ChannelKind::Teams => Sender::Chat(ChatChannel::new(cfg, base_url, timeout)?),
-                ChannelKind::Alertmanager => {
-                    Sender::Alertmanager(AlertmanagerChannel::new(cfg, base_url, timeout)?)
+            Ok(match &cfg.settings {
+                ChannelSettings::Email(s) => {
+                    Sender::Email(EmailChannel::new(s, base_url, timeout)?)
+                }
+                ChannelSettings::Webhook(s) => Sender::Webhook(WebhookChannel::new(s, timeout)?),
+                ChannelSettings::Slack(s)
+                | ChannelSettings::Mattermost(s)
+                | ChannelSettings::Discord(s)
+                | ChannelSettings::Teams(s) => {
+                    Sender::Chat(ChatChannel::new(cfg.kind(), s, base_url, timeout)?)
+                }
+                ChannelSettings::Alertmanager(s) => {
+                    Sender::Alertmanager(AlertmanagerChannel::new(s, base_url, timeout)?)
                 }
             })
         };

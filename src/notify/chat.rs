@@ -9,7 +9,7 @@ use super::NotifyEvent;
 use super::error::{ChannelError, SendError};
 use super::http_client::{channel_url, check_response, http_client};
 use super::template::{Context, DEFAULT_MARKDOWN_TEXT, DEFAULT_SLACK_TEXT, Templates};
-use crate::config::{ChannelConfig, ChannelKind};
+use crate::config::{ChannelKind, ChatSettings};
 
 /// Discord refuses messages over 2000 characters.
 const DISCORD_LIMIT: usize = 2000;
@@ -37,24 +37,21 @@ fn truncate(s: &str, max: usize) -> String {
 impl ChatChannel {
     /// Builds from config, reading the URL.
     pub fn new(
-        cfg: &ChannelConfig,
+        kind: ChannelKind,
+        cfg: &ChatSettings,
         base_url: &str,
         timeout: Duration,
     ) -> Result<Self, ChannelError> {
-        let default = if cfg.kind() == ChannelKind::Slack {
+        let default = if kind == ChannelKind::Slack {
             DEFAULT_SLACK_TEXT
         } else {
             DEFAULT_MARKDOWN_TEXT
         };
-        let text = cfg
-            .text
-            .as_ref()
-            .map(|t| t.value.as_str())
-            .unwrap_or(default);
+        let text = cfg.text.as_deref().unwrap_or(default);
         Ok(ChatChannel {
-            kind: cfg.kind(),
+            kind,
             client: http_client(timeout)?,
-            url: channel_url(cfg)?,
+            url: channel_url(cfg.url_source())?,
             templates: Templates::new(&[("text", text)])?,
             base_url: base_url.to_string(),
         })

@@ -22,6 +22,8 @@ impl std::error::Error for SendError {}
 /// fix, never a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelError {
+    /// `FILE:LINE:COLUMN` of the channel's entry, once known.
+    at: Option<String>,
     channel: Option<String>,
     reason: String,
 }
@@ -30,9 +32,21 @@ impl ChannelError {
     /// A problem with the channel being built.
     pub fn new(reason: impl Into<String>) -> Self {
         ChannelError {
+            at: None,
             channel: None,
             reason: reason.into(),
         }
+    }
+
+    /// The same problem, located at the channel's entry in the config file.
+    pub fn at(mut self, file: &std::path::Path, entry: &serde_saphyr::Location) -> Self {
+        self.at = Some(format!(
+            "{}:{}:{}",
+            file.display(),
+            entry.line(),
+            entry.column()
+        ));
+        self
     }
 
     /// The same problem, naming the channel.
@@ -49,6 +63,9 @@ impl ChannelError {
 
 impl fmt::Display for ChannelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = &self.at {
+            write!(f, "{at}: ")?;
+        }
         match &self.channel {
             Some(name) => write!(f, "channel `{name}`: {}", self.reason),
             None => f.write_str(&self.reason),

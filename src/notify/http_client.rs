@@ -6,18 +6,16 @@ use std::time::Duration;
 
 use super::error::{ChannelError, SendError};
 use super::secret::read_secret;
-use crate::config::{ChannelConfig, redact_url};
+use std::collections::BTreeMap;
+
+use crate::config::{UrlSource, redact_url};
 
 /// The channel's URL from `url`, `url_env` or `url_file`.
-pub fn channel_url(cfg: &ChannelConfig) -> Result<reqwest::Url, ChannelError> {
-    let text = match &cfg.url {
-        Some(u) => u.value.trim().to_string(),
-        None => read_secret(
-            cfg.url_env.as_ref().map(|s| s.value.as_str()),
-            cfg.url_file.as_ref().map(|s| s.value.as_path()),
-            "URL",
-        )?
-        .ok_or("no URL configured; set `url`, `url_env` or `url_file`")?,
+pub fn channel_url(source: UrlSource<'_>) -> Result<reqwest::Url, ChannelError> {
+    let text = match source.url {
+        Some(u) => u.trim().to_string(),
+        None => read_secret(source.url_env, source.url_file, "URL")?
+            .ok_or("no URL configured; set `url`, `url_env` or `url_file`")?,
     };
     match reqwest::Url::parse(text.trim()) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(u),
@@ -33,17 +31,17 @@ pub fn channel_url(cfg: &ChannelConfig) -> Result<reqwest::Url, ChannelError> {
 }
 
 /// The extra HTTP headers of a webhook or Alertmanager channel (`headers:`).
-pub fn channel_headers(cfg: &ChannelConfig) -> Result<reqwest::header::HeaderMap, ChannelError> {
+pub fn channel_headers(
+    configured: &BTreeMap<String, String>,
+) -> Result<reqwest::header::HeaderMap, ChannelError> {
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
     let mut headers = HeaderMap::new();
-    if let Some(h) = &cfg.headers {
-        for (k, v) in &h.value {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| format!("header name `{k}` is not valid"))?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|_| format!("the value of header `{k}` is not valid"))?;
-            headers.insert(name, value);
-        }
+    for (k, v) in configured {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("header name `{k}` is not valid"))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| format!("the value of header `{k}` is not valid"))?;
+        headers.insert(name, value);
     }
     Ok(headers)
 }

@@ -101,11 +101,12 @@ pub struct Routing {
 impl Routing {
     /// The channel's routing, with the section's defaults.
     pub fn from_config(cfg: &ChannelConfig, notify: &NotifyConfig) -> Self {
+        let cfg = cfg.common();
         let renotify = cfg.renotify_seconds.unwrap_or(notify.renotify_seconds);
         Routing {
-            groups: cfg.groups.clone(),
-            rules: cfg.rules.clone(),
-            severities: cfg.severities.clone(),
+            groups: cfg.groups.to_vec(),
+            rules: cfg.rules.to_vec(),
+            severities: cfg.severities.to_vec(),
             send_resolved: cfg.send_resolved.unwrap_or(notify.send_resolved),
             renotify: (renotify > 0).then(|| Duration::from_secs(renotify)),
         }
@@ -134,7 +135,7 @@ pub fn build_channels(cfg: &Config) -> Result<Vec<Channel>, ChannelError> {
     cfg.notify
         .channels
         .iter()
-        .map(|c| Channel::build(c, &cfg.notify, &base))
+        .map(|c| Channel::build(c, &cfg.notify, &base).map_err(|e| e.at(&cfg.source, &c.location)))
         .collect()
 }
 
@@ -142,4 +143,28 @@ pub fn build_channels(cfg: &Config) -> Result<Vec<Channel>, ChannelError> {
 pub fn open_outbox(cfg: &Config) -> anyhow::Result<Arc<dyn Outbox>> {
     let outbox = outbox_sqlite::SqliteOutbox::open(&cfg.store_file(), now_ms())?;
     Ok(Arc::new(outbox))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_channel_that_cannot_be_built_is_named_and_located() {
+        let cfg = Config::parse(
+            "notify:\n  channels:\n    - name: ok\n      kind: webhook\n      url: http://127.0.0.1:9/\n    - name: chat\n      kind: slack\n      url_env: BGPSENTRY_TEST_SURELY_UNSET_URL\n",
+            Path::new("c.yml"),
+        )
+        .expect("valid config");
+        let e = build_channels(&cfg)
+            .err()
+            .expect("the variable is not set")
+            .to_string();
+        assert!(
+            e.starts_with("c.yml:6:7: channel `chat`: the URL is to come from environment variable BGPSENTRY_TEST_SURELY_UNSET_URL"),
+            "{e}"
+        );
+    }
 }
