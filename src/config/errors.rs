@@ -140,3 +140,22 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// A config value that cannot be used, found outside the file's parsing: an ASN written as
+/// text, a secret that cannot be read, a store location that cannot be written. The text says
+/// what is wrong and what to do, and never holds a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+impl From<String> for ValueError {
+    fn from(message: String) -> Self {
+        ValueError(message)
+    }
+}
+
+impl From<&str> for ValueError {
+    fn from(message: &str) -> Self {
+        ValueError(message.to_string())
+    }
+}

@@ -19,7 +19,7 @@ use serde_saphyr::Spanned;
 
 pub use asn::AsnValue;
 pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUNITIES};
-pub use errors::{ConfigError, ConfigErrors, Located};
+pub use errors::{ConfigError, ConfigErrors, Located, ValueError};
 pub use notify::{
     AlertmanagerSettings, ChannelCommon, ChannelConfig, ChannelKind, ChannelSettings, ChatSettings,
     DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS, EmailSettings, NotifyConfig, SmtpTls,

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::ValueError;
+
 /// Where a secret comes from: exactly one of `env` or `file`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -57,9 +59,9 @@ impl SecretSource {
     }
 
     /// Reads the secret. The error names the variable or file, never the value.
-    pub fn read(&self) -> Result<Secret, String> {
+    pub fn read(&self) -> Result<Secret, ValueError> {
         if let Some(msg) = self.shape_error() {
-            return Err(msg.to_string());
+            return Err(msg.into());
         }
         let value = match (&self.env, &self.file) {
             (Some(var), _) => std::env::var(var).map_err(|_| {
@@ -73,11 +75,11 @@ impl SecretSource {
         };
         let value = value.trim().to_string();
         if value.is_empty() {
-            return Err(match (&self.env, &self.file) {
+            return Err(ValueError(match (&self.env, &self.file) {
                 (Some(var), _) => format!("the environment variable {var} is empty"),
                 (_, Some(path)) => format!("the secret file {} is empty", path.display()),
                 _ => "the secret is empty".to_string(),
-            });
+            }));
         }
         Ok(Secret(value))
     }
@@ -155,7 +157,7 @@ mod tests {
         };
         assert_eq!(src.read().unwrap().expose(), "s3cret");
         std::fs::write(&path, "\n").unwrap();
-        assert!(src.read().unwrap_err().contains("is empty"));
+        assert!(src.read().unwrap_err().to_string().contains("is empty"));
         let both = SecretSource {
             env: Some("X".into()),
             file: Some(path),
@@ -165,7 +167,7 @@ mod tests {
             env: Some("BGPSENTRY_TEST_SURELY_UNSET_VARIABLE".into()),
             file: None,
         };
-        let err = missing.read().unwrap_err();
+        let err = missing.read().unwrap_err().to_string();
         assert!(
             err.contains("BGPSENTRY_TEST_SURELY_UNSET_VARIABLE is not set"),
             "{err}"
