@@ -562,8 +562,9 @@ impl Config {
                 store: StoreConfig::default(),
             }
         } else {
-            serde_saphyr::from_str_with_options(text, options)
-                .map_err(|e| ConfigErrors::single(source, Located::from_yaml(&e)))?
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+                ConfigErrors::single(source, Located::from_yaml(&e).at_unknown_key(text))
+            })?
         };
         let mut errors = Vec::new();
         let prefixes = watch::validate_prefixes(&raw.defaults, raw.prefixes, &mut errors);

@@ -631,12 +631,12 @@ mod tests {
     #[test]
     fn a_key_of_another_kind_is_refused_at_its_channel_naming_the_key() {
         // The second channel, a webhook, has an email key: the parser refuses it, pointing at
-        // that channel's entry (line 6, column 7) and listing the keys a webhook takes.
+        // the key (line 9, column 7) and listing the keys a webhook takes.
         let e = errors(
             "notify:\n  channels:\n    - name: mail\n      kind: email\n      smtp_host: mx\n    - name: hook\n      kind: webhook\n      url: http://a\n      smtp_host: mx\n",
         );
         assert!(
-            e.starts_with("c.yml:6:7: unknown field `smtp_host`, expected one of"),
+            e.starts_with("c.yml:9:7: unknown field `smtp_host`, expected one of"),
             "{e}"
         );
         assert!(e.contains("secret_env"), "{e}");
@@ -644,7 +644,7 @@ mod tests {
         let e = errors(
             "notify:\n  channels:\n    - name: mail\n      kind: email\n      url: http://a\n",
         );
-        assert!(e.starts_with("c.yml:3:7: unknown field `url`"), "{e}");
+        assert!(e.starts_with("c.yml:5:7: unknown field `url`"), "{e}");
         let e = errors(
             "notify:\n  channels:\n    - name: chat\n      kind: slack\n      url: http://a\n      txt: hi\n",
         );
@@ -652,6 +652,11 @@ mod tests {
             e.contains("unknown field `txt`") && e.contains("did you mean `text`?"),
             "{e}"
         );
+        // In flow style the key is not on a line of its own: the channel's position stays.
+        let e = errors(
+            "notify:\n  channels:\n    - {name: x, kind: webhook, url: \"http://a\", smtp_host: m}\n",
+        );
+        assert!(e.starts_with("c.yml:3:7: unknown field `smtp_host`"), "{e}");
         for (kind, key) in [
             ("slack", "headers: {X-A: b}"),
             ("discord", "labels: {a: b}"),
@@ -664,7 +669,7 @@ mod tests {
             ));
             let name = key.split(':').next().unwrap_or_default();
             assert!(
-                e.starts_with(&format!("c.yml:3:7: unknown field `{name}`")),
+                e.starts_with(&format!("c.yml:6:7: unknown field `{name}`")),
                 "{kind}: {e}"
             );
         }
