@@ -150,6 +150,14 @@ async fn channels_added_and_removed_by_a_reload_keep_what_is_firing() {
         &config(&ws.addr, &notify(&[("a", &a_url, ""), ("b", &b_url, "")])),
     );
     reloads(&svc, "ok", 1.0).await;
+    // The added channel's series exist from the reload on, at 0 until something happens.
+    poll("b's metric series to appear at 0", 20, || async {
+        (svc.metric("bgpsentry_notifications_dead_total{channel=\"b\"}")
+            .await
+            == Some(0.0))
+        .then_some(())
+    })
+    .await;
     assert_eq!(wait_event(&b, "reminder", HIJACKED).await, first);
     svc.wait_metric("bgpsentry_notifications_sent_total{channel=\"b\"}", 1.0)
         .await;

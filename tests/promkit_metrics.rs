@@ -233,13 +233,21 @@ fn alert_series_of_a_monitored_asn_are_labelled_with_the_asn_not_wire_prefixes()
 
 #[test]
 fn every_series_rules_and_dashboards_use_is_exported_from_the_first_scrape() {
-    // A service that has seen nothing yet: every core family a rule or a dashboard reads is
-    // there, and the counters the alerts take increase() of exist at 0.
+    // A service that has seen nothing yet: every core and notifier family a rule or a
+    // dashboard reads is there, and the counters the alerts take increase() of exist at 0,
+    // for every rule and every configured channel.
     let dir = tempfile::tempdir().unwrap();
     let mrt = dir.path().join("empty.mrt");
     std::fs::write(&mrt, b"").unwrap();
     let config = dir.path().join("bgpsentry.yml");
-    std::fs::write(&config, scenario::config(&[&mrt])).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{}notify:\n  channels:\n    - name: hook\n      kind: webhook\n      url: http://127.0.0.1:9/hook\n",
+            scenario::config(&[&mrt])
+        ),
+    )
+    .unwrap();
     let mut svc = start_bgpsentry(&config);
     let (status, text) = http_get(&format!("http://{}/metrics", svc.addr)).unwrap();
     svc.proc.terminate();
@@ -265,9 +273,9 @@ fn every_series_rules_and_dashboards_use_is_exported_from_the_first_scrape() {
         let entry = catalogue
             .get(family)
             .unwrap_or_else(|| panic!("{name} is used but not in the catalogue"));
-        // Feed message counters come with live feeds, notifier families with channels, rpki
-        // families with `rpki:`; this config has none of them.
-        if entry.exported_by == "core"
+        // Feed message counters come with live feeds, rpki families with `rpki:`; this
+        // config has neither.
+        if ["core", "notifier"].contains(&entry.exported_by.as_str())
             && !ABSENT_WHEN_NONE.contains(&family)
             && !live.contains_key(family)
         {
@@ -303,6 +311,13 @@ fn every_series_rules_and_dashboards_use_is_exported_from_the_first_scrape() {
             reason.as_str()
         );
         assert!(text.contains(&series), "no {series}");
+    }
+    for entry in catalogue.values().filter(|e| e.exported_by == "notifier") {
+        let sample = match entry.kind.as_str() {
+            "histogram" => format!("{}_count{{channel=\"hook\"}} 0", entry.name),
+            _ => format!("{}{{channel=\"hook\"}} 0", entry.name),
+        };
+        assert!(text.contains(&sample), "no {sample}\n{text}");
     }
 }
 

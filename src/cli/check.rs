@@ -13,7 +13,11 @@ pub struct CheckArgs {
 
 /// Prints a one-line summary and exits 0, or prints every error and exits 1.
 pub fn check(args: CheckArgs) -> ExitCode {
-    match args.config.load() {
+    match args
+        .config
+        .load()
+        .and_then(|cfg| crate::notify::template::check_config(&cfg).map(|()| cfg))
+    {
         Ok(cfg) => {
             println!(
                 "{}: OK, {} watched prefixes, {} feeds",
@@ -44,5 +48,21 @@ pub fn check(args: CheckArgs) -> ExitCode {
             eprintln!("{errors}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    #[test]
+    fn built_in_default_config_is_valid() {
+        let cfg = Config::parse(super::super::DEFAULT_CONFIG, Path::new("default.yml"))
+            .expect("the built-in config parses");
+        assert!(cfg.prefixes.iter().all(|p| p.origins == vec![12654]));
+        assert!(!cfg.feeds.is_empty());
+        crate::notify::template::check_config(&cfg).expect("its templates compile");
     }
 }

@@ -33,7 +33,7 @@ pub struct GenerateArgs {
     force: bool,
 }
 
-fn parse_asn(s: &str) -> Result<u32, String> {
+fn parse_asn(s: &str) -> Result<u32, crate::config::ValueError> {
     AsnValue::Text(s.to_string()).resolve()
 }
 

@@ -56,7 +56,7 @@ pub fn notify(args: NotifyArgs) -> ExitCode {
         Err(code) => return code,
     };
     let result = runtime.block_on(async {
-        let ch = Channel::build(ch_cfg, &cfg.notify, &base_url(&cfg))?;
+        let ch = Channel::build(ch_cfg, &cfg.notify, &base_url(&cfg)).map_err(|e| e.to_string())?;
         let id = new_delivery_id();
         let events = [NotifyEvent {
             event: EventKind::Fired,

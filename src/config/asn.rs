@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::Located;
+use super::{Located, ValueError};
 
 /// An ASN as written; checked by [`AsnValue::resolve`].
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ impl<'de> Deserialize<'de> for AsnValue {
 
 impl AsnValue {
     /// The ASN, or a message saying why it is not one.
-    pub fn resolve(&self) -> Result<u32, String> {
+    pub fn resolve(&self) -> Result<u32, ValueError> {
         let n: i64 = match self {
             AsnValue::Number(n) => *n,
             AsnValue::Text(s) => {
@@ -66,9 +66,9 @@ impl AsnValue {
             }
         };
         if n <= 0 || n > u32::MAX as i64 {
-            return Err(format!(
+            return Err(ValueError(format!(
                 "ASN {n} is out of range; ASNs are 1 to 4294967295 (0 is reserved)"
-            ));
+            )));
         }
         if n == 23456 {
             return Err(
@@ -89,7 +89,7 @@ pub(super) fn resolve_asns(list: &[Spanned<AsnValue>], errors: &mut Vec<Located>
                 format!("AS{asn} is listed twice"),
             )),
             Ok(asn) => out.push(asn),
-            Err(msg) => errors.push(Located::at(&value.referenced, msg)),
+            Err(msg) => errors.push(Located::at(&value.referenced, msg.to_string())),
         }
     }
     out

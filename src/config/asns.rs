@@ -67,7 +67,7 @@ pub(super) fn validate_asns(
         let asn = match entry.asn.value.resolve() {
             Ok(a) => a,
             Err(msg) => {
-                errors.push(Located::at(&entry.asn.referenced, msg));
+                errors.push(Located::at(&entry.asn.referenced, msg.to_string()));
                 continue;
             }
         };

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use super::*;
-use crate::alerts::Severity;
+use crate::config::AspaProcedure;
+use crate::config::Severity;
 use crate::event::Community;
-use crate::rpki::AspaProcedure;
 
 fn parse(text: &str) -> Result<Config, ConfigErrors> {
     Config::parse(text, Path::new("test.yml"))

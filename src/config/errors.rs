@@ -57,6 +57,48 @@ impl Located {
     }
 }
 
+impl Located {
+    /// Points an unknown-key error at the key itself. The parser reports a key it refuses
+    /// inside a channel (read through a tagged enum, which buffers) at the start of the
+    /// channel's mapping; the key is then found in `text` among that mapping's lines, at the
+    /// mapping's column. Left as it is when the key is not found there (flow style).
+    pub fn at_unknown_key(mut self, text: &str) -> Self {
+        let Some(key) = self
+            .message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        else {
+            return self;
+        };
+        if self.line == 0 || self.column == 0 {
+            return self;
+        }
+        let indent = (self.column - 1) as usize;
+        for (i, line) in text.lines().enumerate().skip((self.line - 1) as usize) {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let (Some(head), Some(rest)) = (line.get(..indent), line.get(indent..)) else {
+                break;
+            };
+            // The mapping's lines: the first may start with `- `, the others are indented to
+            // its column; anything else ends it.
+            let first = i as u64 + 1 == self.line;
+            if !head.chars().all(|c| c == ' ' || (first && c == '-')) {
+                break;
+            }
+            let after = rest
+                .strip_prefix(key)
+                .or_else(|| rest.strip_prefix(&format!("\"{key}\"")));
+            if after.is_some_and(|r| r.trim_start().starts_with(':')) {
+                self.line = i as u64 + 1;
+                return self;
+            }
+        }
+        self
+    }
+}
+
 /// Adds "did you mean" to an unknown-key or unknown-value message when one expected name is
 /// close to what was written.
 fn with_suggestion(message: String) -> String {
@@ -140,3 +182,22 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// A config value that cannot be used, found outside the file's parsing: an ASN written as
+/// text, a secret that cannot be read, a store location that cannot be written. The text says
+/// what is wrong and what to do, and never holds a secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+impl From<String> for ValueError {
+    fn from(message: String) -> Self {
+        ValueError(message)
+    }
+}
+
+impl From<&str> for ValueError {
+    fn from(message: &str) -> Self {
+        ValueError(message.to_string())
+    }
+}

@@ -6,6 +6,7 @@ mod asns;
 mod errors;
 mod notify;
 mod rpki;
+mod rule;
 mod secret;
 mod store;
 mod watch;
@@ -18,12 +19,14 @@ use serde_saphyr::Spanned;
 
 pub use asn::AsnValue;
 pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUNITIES};
-pub use errors::{ConfigError, ConfigErrors, Located};
+pub use errors::{ConfigError, ConfigErrors, Located, ValueError};
 pub use notify::{
-    ChannelConfig, ChannelKind, DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS,
-    NotifyConfig, SmtpTls,
+    AlertmanagerSettings, ChannelCommon, ChannelConfig, ChannelKind, ChannelSettings, ChatSettings,
+    DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS, EmailSettings, NotifyConfig, SmtpTls,
+    UrlSource, WebhookSettings,
 };
-pub use rpki::RpkiConfig;
+pub use rpki::{AspaProcedure, RpkiConfig};
+pub use rule::{Rule, Severity};
 pub use secret::{Secret, SecretSource, redact_url};
 pub use store::{STATE_DIRECTORY_ENV, StoreConfig, check_store_writable};
 pub use watch::{
@@ -559,8 +562,9 @@ impl Config {
                 store: StoreConfig::default(),
             }
         } else {
-            serde_saphyr::from_str_with_options(text, options)
-                .map_err(|e| ConfigErrors::single(source, Located::from_yaml(&e)))?
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+                ConfigErrors::single(source, Located::from_yaml(&e).at_unknown_key(text))
+            })?
         };
         let mut errors = Vec::new();
         let prefixes = watch::validate_prefixes(&raw.defaults, raw.prefixes, &mut errors);

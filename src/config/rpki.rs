@@ -2,11 +2,23 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::Located;
-use crate::rpki::AspaProcedure;
+
+/// Which procedure of the ASPA verification draft verifies a path (`rpki.aspa_procedure`);
+/// the RPKI module applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AspaProcedure {
+    /// For routes received from a customer or a lateral peer: the path may only go up.
+    Upstream,
+    /// For routes received from a provider (full tables, as collectors get them): the path may
+    /// go up, then down, with no valley.
+    #[default]
+    Downstream,
+}
 
 /// `rpki:` as written.
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::ValueError;
+
 /// Where a secret comes from: exactly one of `env` or `file`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -57,9 +59,9 @@ impl SecretSource {
     }
 
     /// Reads the secret. The error names the variable or file, never the value.
-    pub fn read(&self) -> Result<Secret, String> {
+    pub fn read(&self) -> Result<Secret, ValueError> {
         if let Some(msg) = self.shape_error() {
-            return Err(msg.to_string());
+            return Err(msg.into());
         }
         let value = match (&self.env, &self.file) {
             (Some(var), _) => std::env::var(var).map_err(|_| {
@@ -73,28 +75,64 @@ impl SecretSource {
         };
         let value = value.trim().to_string();
         if value.is_empty() {
-            return Err(match (&self.env, &self.file) {
+            return Err(ValueError(match (&self.env, &self.file) {
                 (Some(var), _) => format!("the environment variable {var} is empty"),
                 (_, Some(path)) => format!("the secret file {} is empty", path.display()),
                 _ => "the secret is empty".to_string(),
-            });
+            }));
         }
         Ok(Secret(value))
     }
 }
 
-/// Replaces the value of every `api_key=` query parameter, so that a URL can be logged.
-pub fn redact_url(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    let mut rest = url;
-    while let Some(pos) = rest.find("api_key=") {
-        let (head, tail) = rest.split_at(pos + "api_key=".len());
-        out.push_str(head);
-        out.push_str("REDACTED");
-        rest = tail.find('&').map(|i| &tail[i..]).unwrap_or("");
+/// Makes text fit for logs and errors: a URL, or a message quoting URLs, with the secrets
+/// URLs carry taken out. Two kinds of URL carry secrets:
+///
+/// - feed APIs take their key as an `api_key=` query parameter: its value becomes
+///   `REDACTED`, and the rest of the URL stays (its path says which call failed);
+/// - chat and webhook URLs hold their key anywhere in the path or query: so any other URL
+///   keeps only its scheme, host and port, and `/…` stands for the path and query it had.
+///
+/// User information (`user:password@`) is always dropped. Text around URLs is unchanged.
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(sep) = rest.find("://") {
+        let scheme_start = rest[..sep]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let after = &rest[sep + 3..];
+        let len = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')'))
+            .unwrap_or(after.len());
+        out.push_str(&rest[..scheme_start]);
+        redact_one(&rest[scheme_start..sep], &after[..len], &mut out);
+        rest = &after[len..];
     }
     out.push_str(rest);
     out
+}
+
+/// Appends one redacted URL, given its scheme and what follows `://`.
+fn redact_one(scheme: &str, tail: &str, out: &mut String) {
+    let authority_len = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+    let (authority, path) = tail.split_at(authority_len);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    out.push_str(scheme);
+    out.push_str("://");
+    out.push_str(host);
+    if path.contains("api_key=") {
+        let mut rest = path;
+        while let Some(pos) = rest.find("api_key=") {
+            let (head, value) = rest.split_at(pos + "api_key=".len());
+            out.push_str(head);
+            out.push_str("REDACTED");
+            rest = value.find('&').map_or("", |i| &value[i..]);
+        }
+        out.push_str(rest);
+    } else if !path.is_empty() && path != "/" {
+        out.push_str("/…");
+    }
 }
 
 #[cfg(test)]
@@ -119,7 +157,7 @@ mod tests {
         };
         assert_eq!(src.read().unwrap().expose(), "s3cret");
         std::fs::write(&path, "\n").unwrap();
-        assert!(src.read().unwrap_err().contains("is empty"));
+        assert!(src.read().unwrap_err().to_string().contains("is empty"));
         let both = SecretSource {
             env: Some("X".into()),
             file: Some(path),
@@ -129,10 +167,45 @@ mod tests {
             env: Some("BGPSENTRY_TEST_SURELY_UNSET_VARIABLE".into()),
             file: None,
         };
-        let err = missing.read().unwrap_err();
+        let err = missing.read().unwrap_err().to_string();
         assert!(
             err.contains("BGPSENTRY_TEST_SURELY_UNSET_VARIABLE is not set"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        // A chat webhook's key is in its path; the query may hold one too.
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/SECRET?x=1"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:9093"), "http://127.0.0.1:9093");
+        assert_eq!(
+            redact_url("http://127.0.0.1:9093/"),
+            "http://127.0.0.1:9093"
+        );
+        assert_eq!(redact_url("https://h?token=SECRET"), "https://h/…");
+        assert_eq!(redact_url("https://user:SECRET@h/"), "https://h");
+        // A feed API's key is a query parameter; the path stays, to say which call failed.
+        assert_eq!(
+            redact_url("wss://h/?api_key=SECRET"),
+            "wss://h/?api_key=REDACTED"
+        );
+        assert_eq!(
+            redact_url("https://h/update_live_prefixes?api_key=SECRET&new_pfxs=1.0.0.0/8"),
+            "https://h/update_live_prefixes?api_key=REDACTED&new_pfxs=1.0.0.0/8"
+        );
+        // URLs quoted in a message; the rest of the message stays.
+        assert_eq!(
+            redact_url(
+                "error sending request (https://h/x/SECRET): refused; see wss://g/?api_key=K&a=1 now"
+            ),
+            "error sending request (https://h/…): refused; see wss://g/?api_key=REDACTED&a=1 now"
+        );
+        assert_eq!(redact_url("no url here"), "no url here");
+        let out = redact_url("a https://h/SECRET b http://i/SECRET c");
+        assert!(!out.contains("SECRET"), "{out}");
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::Config;
+use super::{Config, ValueError};
 
 /// The environment variable systemd sets to the unit's `StateDirectory=` (colon-separated
 /// when there are several; the first one is used). The container images set it too.
@@ -74,7 +74,7 @@ fn state_directory() -> Option<PathBuf> {
 /// Checks that the store's file and its folder (SQLite writes `-wal` and `-shm` files beside
 /// it) can be written by this process, so that a read-only location is reported with the way
 /// out instead of SQLite's "unable to open database file".
-pub fn check_store_writable(file: &Path) -> Result<(), String> {
+pub fn check_store_writable(file: &Path) -> Result<(), ValueError> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -87,11 +87,11 @@ pub fn check_store_writable(file: &Path) -> Result<(), String> {
     // A probe file, removed at once: the only portable way to ask "may I create files here".
     let probe = dir.join(format!(".bgpsentry-write-test-{}", std::process::id()));
     if let Err(e) = std::fs::File::create(&probe) {
-        return Err(format!(
+        return Err(ValueError(format!(
             "the store {} cannot be created: its folder {} is not writable ({e}); {fix}",
             file.display(),
             dir.display()
-        ));
+        )));
     }
     let _ = std::fs::remove_file(&probe);
     if file.exists()
@@ -100,10 +100,10 @@ pub fn check_store_writable(file: &Path) -> Result<(), String> {
             .write(true)
             .open(file)
     {
-        return Err(format!(
+        return Err(ValueError(format!(
             "the store {} is not writable ({e}); {fix}",
             file.display()
-        ));
+        )));
     }
     Ok(())
 }
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn a_read_only_folder_is_named_with_the_fix() {
         let missing = Path::new("/nonexistent-bgpsentry-dir/bgpsentry.db");
-        let err = check_store_writable(missing).unwrap_err();
+        let err = check_store_writable(missing).unwrap_err().to_string();
         assert!(err.contains("/nonexistent-bgpsentry-dir"), "{err}");
         assert!(
             err.contains(STATE_DIRECTORY_ENV) && err.contains("store.path"),

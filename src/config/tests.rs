@@ -186,13 +186,6 @@ fn mrt_feed_needs_files() {
 }
 
 #[test]
-fn built_in_default_config_is_valid() {
-    let cfg = parse(crate::cli::DEFAULT_CONFIG).unwrap();
-    assert!(cfg.prefixes.iter().all(|p| p.origins == vec![12654]));
-    assert!(!cfg.feeds.is_empty());
-}
-
-#[test]
 fn learning_keys_have_defaults_and_are_checked() {
     let cfg = parse(
         "defaults:\n  learning_min_share_percent: 30\nprefixes:\n  - prefix: 10.0.0.0/8\n  - prefix: 10.1.0.0/16\n    learning_window_seconds: 60\n    learning_min_share_percent: 80\n",
@@ -217,7 +210,7 @@ fn learning_keys_have_defaults_and_are_checked() {
 
 #[test]
 fn hold_downs_merge_builtin_defaults_and_the_prefix_per_key() {
-    use crate::alerts::Rule;
+    use crate::config::Rule;
     let cfg = parse(
         "defaults:\n  hold_downs:\n    visibility_loss: {for_seconds: 120}\n    new_upstream: {for_seconds: 30, keep_firing_for_seconds: 10}\nprefixes:\n  - prefix: 192.0.2.0/24\n    hold_downs:\n      new_upstream: {keep_firing_for_seconds: 0}\n  - prefix: 198.51.100.0/24\n",
     )

@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::asn::resolve_asns;
 use super::{AsnValue, Located};
-use crate::alerts::{Rule, Severity};
+use super::{Rule, Severity};
 
 /// What to do with a more-specific announced by an allowed origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

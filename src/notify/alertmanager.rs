@@ -5,17 +5,18 @@
 //! carry `endsAt` a few re-push intervals ahead (they resolve on their own if every instance
 //! dies); resolutions carry the time the incident ended.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde::Serialize;
 
-use super::channel::{SendError, channel_headers, channel_url, check_response, http_client};
+use super::error::{ChannelError, SendError};
+use super::http_client::{channel_headers, channel_url, check_response, http_client};
 use super::template::alert_link;
 use super::{EventKind, NotifyEvent};
 use crate::alerts::Alert;
-use crate::config::{ChannelConfig, DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS};
+use crate::config::{AlertmanagerSettings, DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS};
 use crate::event::Timestamp;
 
 /// One alert in Alertmanager's `postableAlert` shape.
@@ -51,37 +52,69 @@ pub struct AlertmanagerChannel {
 
 impl AlertmanagerChannel {
     /// Builds from config.
-    pub fn new(cfg: &ChannelConfig, base_url: &str, timeout: Duration) -> Result<Self, String> {
-        let base = channel_url(cfg)?;
+    pub fn new(
+        cfg: &AlertmanagerSettings,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, ChannelError> {
+        let base = channel_url(cfg.url_source())?;
         let endpoint = base
             .join(&format!(
                 "{}/api/v2/alerts",
                 base.path().trim_end_matches('/')
             ))
             .map_err(|e| format!("cannot build the Alertmanager URL: {e}"))?;
-        let headers = channel_headers(cfg)?;
+        let headers = channel_headers(&cfg.headers)?;
         Ok(AlertmanagerChannel {
             client: http_client(timeout)?,
             endpoint,
             headers,
-            labels: cfg
-                .labels
-                .as_ref()
-                .map(|l| l.value.clone())
-                .unwrap_or_default(),
+            labels: cfg.labels.clone(),
             base_url: base_url.to_string(),
-            repush: Duration::from_secs_f64(
-                cfg.repush_seconds
-                    .as_ref()
-                    .map(|r| r.value)
-                    .unwrap_or(DEFAULT_REPUSH_SECONDS),
-            ),
+            repush: Duration::from_secs_f64(cfg.repush_seconds.unwrap_or(DEFAULT_REPUSH_SECONDS)),
             hold_resolved: Duration::from_secs_f64(
                 cfg.hold_resolved_seconds
                     .unwrap_or(DEFAULT_HOLD_RESOLVED_SECONDS)
                     .clamp(0.0, 86_400.0),
             ),
         })
+    }
+
+    /// Turns a closed grouping window's events, queued at `created_ms`, into notifications:
+    /// firings and reminders now, in one; a resolution no earlier than `hold_resolved` after
+    /// its alert's first push, so that an incident shorter than Alertmanager's `group_wait`
+    /// is still notified. `first_push` (alert id → Unix ms of its first push) is this
+    /// channel's memory of first pushes: firings add to it, resolutions take from it.
+    pub fn batches(
+        &self,
+        events: Vec<NotifyEvent>,
+        first_push: &mut HashMap<String, i64>,
+        created_ms: i64,
+    ) -> Vec<(i64, Vec<NotifyEvent>)> {
+        let hold = self.hold_resolved.as_millis() as i64;
+        let mut batches = Vec::new();
+        let mut now_batch = Vec::new();
+        for e in events {
+            match e.event {
+                EventKind::Fired | EventKind::Reminder => {
+                    first_push.entry(e.alert.id.clone()).or_insert(created_ms);
+                    now_batch.push(e);
+                }
+                EventKind::Resolved => {
+                    let first = first_push.remove(&e.alert.id).unwrap_or(created_ms);
+                    let not_before = first + hold;
+                    if not_before > created_ms {
+                        batches.push((not_before, vec![e]));
+                    } else {
+                        now_batch.push(e);
+                    }
+                }
+            }
+        }
+        if !now_batch.is_empty() {
+            batches.insert(0, (created_ms, now_batch));
+        }
+        batches
     }
 
     /// How long a firing push stays valid: several re-pushes, and past the hold.

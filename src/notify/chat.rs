@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::NotifyEvent;
-use super::channel::{SendError, channel_url, check_response, http_client};
+use super::error::{ChannelError, SendError};
+use super::http_client::{channel_url, check_response, http_client};
 use super::template::{Context, DEFAULT_MARKDOWN_TEXT, DEFAULT_SLACK_TEXT, Templates};
-use crate::config::{ChannelConfig, ChannelKind};
+use crate::config::{ChannelKind, ChatSettings};
 
 /// Discord refuses messages over 2000 characters.
 const DISCORD_LIMIT: usize = 2000;
@@ -35,21 +36,22 @@ fn truncate(s: &str, max: usize) -> String {
 
 impl ChatChannel {
     /// Builds from config, reading the URL.
-    pub fn new(cfg: &ChannelConfig, base_url: &str, timeout: Duration) -> Result<Self, String> {
-        let default = if cfg.kind() == ChannelKind::Slack {
+    pub fn new(
+        kind: ChannelKind,
+        cfg: &ChatSettings,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, ChannelError> {
+        let default = if kind == ChannelKind::Slack {
             DEFAULT_SLACK_TEXT
         } else {
             DEFAULT_MARKDOWN_TEXT
         };
-        let text = cfg
-            .text
-            .as_ref()
-            .map(|t| t.value.as_str())
-            .unwrap_or(default);
+        let text = cfg.text.as_deref().unwrap_or(default);
         Ok(ChatChannel {
-            kind: cfg.kind(),
+            kind,
             client: http_client(timeout)?,
-            url: channel_url(cfg)?,
+            url: channel_url(cfg.url_source())?,
             templates: Templates::new(&[("text", text)])?,
             base_url: base_url.to_string(),
         })
@@ -63,7 +65,10 @@ impl ChatChannel {
         events: &[NotifyEvent],
     ) -> Result<serde_json::Value, SendError> {
         let ctx = Context::new(events, &self.base_url, delivery_id, channel);
-        let text = self.templates.render("text", &ctx).map_err(SendError)?;
+        let text = self
+            .templates
+            .render("text", &ctx)
+            .map_err(|e| SendError(e.to_string()))?;
         let text = text.trim();
         Ok(match self.kind {
             ChannelKind::Discord => json!({ "content": truncate(text, DISCORD_LIMIT) }),

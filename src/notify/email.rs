@@ -11,9 +11,10 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::NotifyEvent;
-use super::channel::{SendError, read_secret};
+use super::error::{ChannelError, SendError};
+use super::secret::read_secret;
 use super::template::{Context, DEFAULT_BODY, DEFAULT_SUBJECT, Templates};
-use crate::config::{ChannelConfig, SmtpTls};
+use crate::config::{EmailSettings, SmtpTls};
 
 /// A configured email channel.
 pub struct EmailChannel {
@@ -27,13 +28,17 @@ pub struct EmailChannel {
 
 impl EmailChannel {
     /// Builds from config, reading the password.
-    pub fn new(cfg: &ChannelConfig, base_url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        cfg: &EmailSettings,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, ChannelError> {
         let host = cfg
             .smtp_host
             .as_ref()
-            .map(|h| h.value.trim().to_string())
+            .map(|h| h.trim().to_string())
             .ok_or("no `smtp_host` configured")?;
-        let tls = cfg.smtp_tls.as_ref().map(|t| t.value).unwrap_or_default();
+        let tls = cfg.smtp_tls.unwrap_or_default();
         let mut builder = match tls {
             SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
             SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
@@ -47,7 +52,7 @@ impl EmailChannel {
             SmtpTls::Tls => 465,
         });
         if let Some(ca) = &cfg.smtp_ca_file {
-            let path = &ca.value;
+            let path = ca;
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read smtp_ca_file {}: {e}", path.display()))?;
             let cert = Certificate::from_pem(&pem).map_err(|e| {
@@ -68,42 +73,32 @@ impl EmailChannel {
         builder = builder.port(port).timeout(Some(timeout));
         if let Some(user) = &cfg.username {
             let password = read_secret(
-                cfg.password_env.as_ref().map(|s| s.value.as_str()),
-                cfg.password_file.as_ref().map(|s| s.value.as_path()),
+                cfg.password_env.as_deref(),
+                cfg.password_file.as_deref(),
                 "SMTP password",
             )?
             .ok_or("`username` is set but no `password_env` or `password_file`")?;
-            builder = builder.credentials(Credentials::new(user.value.clone(), password));
+            builder = builder.credentials(Credentials::new(user.clone(), password));
         }
         let from = cfg
             .from
             .as_ref()
             .ok_or("no `from` configured")?
-            .value
             .parse::<Mailbox>()
             .map_err(|e| format!("`from` is not an email address: {e}"))?;
         let to = cfg
             .to
             .iter()
             .map(|t| {
-                t.value
-                    .parse::<Mailbox>()
-                    .map_err(|e| format!("`{}` is not an email address: {e}", t.value))
+                t.parse::<Mailbox>()
+                    .map_err(|e| format!("`{t}` is not an email address: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let subject = cfg
-            .subject
-            .as_ref()
-            .map(|s| s.value.as_str())
-            .unwrap_or(DEFAULT_SUBJECT);
-        let body = cfg
-            .body
-            .as_ref()
-            .map(|s| s.value.as_str())
-            .unwrap_or(DEFAULT_BODY);
+        let subject = cfg.subject.as_deref().unwrap_or(DEFAULT_SUBJECT);
+        let body = cfg.body.as_deref().unwrap_or(DEFAULT_BODY);
         let mut sources = vec![("subject", subject), ("body", body)];
         if let Some(h) = &cfg.html_body {
-            sources.push(("body.html", h.value.as_str()));
+            sources.push(("body.html", h.as_str()));
         }
         Ok(EmailChannel {
             transport: builder.build(),
@@ -123,7 +118,10 @@ impl EmailChannel {
         events: &[NotifyEvent],
     ) -> Result<Message, SendError> {
         let ctx = Context::new(events, &self.base_url, delivery_id, channel);
-        let subject = self.templates.render("subject", &ctx).map_err(SendError)?;
+        let subject = self
+            .templates
+            .render("subject", &ctx)
+            .map_err(|e| SendError(e.to_string()))?;
         // A header must be one line, whatever the template or the alert text hold.
         let subject: String = subject
             .chars()
@@ -131,7 +129,10 @@ impl EmailChannel {
             .collect::<String>()
             .trim()
             .to_string();
-        let text = self.templates.render("body", &ctx).map_err(SendError)?;
+        let text = self
+            .templates
+            .render("body", &ctx)
+            .map_err(|e| SendError(e.to_string()))?;
         let mut b = Message::builder()
             .from(self.from.clone())
             .subject(subject)
@@ -144,7 +145,7 @@ impl EmailChannel {
             let html = self
                 .templates
                 .render("body.html", &ctx)
-                .map_err(SendError)?;
+                .map_err(|e| SendError(e.to_string()))?;
             b.multipart(MultiPart::alternative_plain_html(text, html))
         } else {
             b.header(ContentType::TEXT_PLAIN).body(text)

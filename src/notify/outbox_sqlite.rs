@@ -8,6 +8,7 @@ use tracing::warn;
 
 use super::outbox::{HandedOver, NewNotification, Outbox, OutboxError, Queued};
 use super::{EventKind, NotifyEvent};
+use crate::store::hand_over;
 
 /// Delivered notifications are kept this long for inspection, then pruned.
 const KEEP_DELIVERED_MS: i64 = 7 * 86_400_000;
@@ -92,14 +93,9 @@ impl SqliteOutbox {
             params![now_ms - KEEP_DELIVERED_MS, now_ms - KEEP_DEAD_MS],
         )
         .map_err(|e| err("cannot prune", e))?;
-        let has_alert_events = table_exists(&conn, "alert_events")?;
+        let has_alert_events =
+            hand_over::prepare(&conn).map_err(|e| err("cannot prepare the hand-over", e))?;
         if has_alert_events {
-            // Hand-overs mark events by alert: without this index each mark reads the whole
-            // queue, and an alert storm holds the store's write lock for seconds.
-            conn.execute_batch(
-                "CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, event);",
-            )
-            .map_err(|e| err("cannot create its index", e))?;
             // What a channel was told matters only while the alert fires or has an event
             // waiting (resolutions recorded while no notifier ran leave rows behind).
             conn.execute(
@@ -244,15 +240,11 @@ impl Outbox for SqliteOutbox {
             }
         }
         if self.has_alert_events {
-            let mut mark = tx
-                .prepare_cached(
-                    "UPDATE alert_events SET notified = 1 WHERE alert_id = ?1 AND event = ?2",
-                )
-                .map_err(|e| err("cannot store notifications", e))?;
-            for h in handed_over {
-                mark.execute(params![h.alert_id, h.event])
-                    .map_err(|e| err("cannot store notifications", e))?;
-            }
+            hand_over::mark(
+                &tx,
+                handed_over.iter().map(|h| (h.alert_id.as_str(), h.event)),
+            )
+            .map_err(|e| err("cannot store notifications", e))?;
         }
         tx.commit()
             .map_err(|e| err("cannot store notifications", e))
@@ -541,5 +533,49 @@ mod tests {
         assert!(ob.pending("ch", 10).unwrap().is_empty());
         assert_eq!(ob.status("bad").unwrap().unwrap().0, "dead");
         assert_eq!(ob.depth("ch").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_group_marks_the_alert_events_it_completes_in_the_store() {
+        use crate::alerts::{AlertTransition, TransitionKind};
+        use crate::store::{Commit, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        let fired = |id: &str| AlertTransition {
+            event: TransitionKind::Fired,
+            alert: event(EventKind::Fired, id).alert,
+        };
+        store
+            .commit(&Commit {
+                transitions: vec![fired("a1"), fired("a2")],
+                changes: Default::default(),
+            })
+            .unwrap();
+        assert_eq!(store.pending_events().unwrap().len(), 2);
+        let ob = SqliteOutbox::open(&path, 1000).unwrap();
+        let events = [event(EventKind::Fired, "a1")];
+        ob.enqueue_group(
+            &[NewNotification {
+                delivery_id: "d1",
+                channel: "hook",
+                created_ms: 1000,
+                not_before_ms: 1000,
+                events: &events,
+            }],
+            &[HandedOver {
+                alert_id: "a1".into(),
+                event: "fired",
+            }],
+        )
+        .unwrap();
+        // The store sees a1's event handed over, and a2's still waiting.
+        let pending: Vec<String> = store
+            .pending_events()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.transition.alert.id)
+            .collect();
+        assert_eq!(pending, ["a2"]);
     }
 }

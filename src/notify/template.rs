@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{EventKind, NotifyEvent};
 use crate::alerts::Alert;
+use crate::config::{Config, ConfigErrors, Located};
 
 /// Default email subject.
 pub const DEFAULT_SUBJECT: &str = "[bgpsentry] \
@@ -92,12 +93,55 @@ pub fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Checks that a template compiles (for config validation).
-pub fn check(source: &str) -> Result<(), String> {
+/// A template that does not compile or render; the text says which and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError(pub String);
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+impl From<TemplateError> for super::error::ChannelError {
+    fn from(e: TemplateError) -> Self {
+        super::error::ChannelError::new(e.0)
+    }
+}
+
+/// Checks that a template compiles.
+pub fn check(source: &str) -> Result<(), TemplateError> {
     let env = environment();
     env.template_from_str(source)
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| TemplateError(e.to_string()))
+}
+
+/// Checks every template of the config's channels, for `bgpsentry check` (a start or a
+/// reload compiles them when it builds the channels, and refuses the config as well). Each
+/// error is located at its channel's entry.
+pub fn check_config(cfg: &Config) -> Result<(), ConfigErrors> {
+    let mut problems = Vec::new();
+    for ch in &cfg.notify.channels {
+        for (key, source) in ch.templates() {
+            if let Err(e) = check(source) {
+                problems.push(Located::at(
+                    &ch.location,
+                    format!(
+                        "channel `{}`: the `{key}` template does not compile: {e}",
+                        ch.name()
+                    ),
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors::new(&cfg.source, problems))
+    }
 }
 
 /// A set of named templates, compiled once.
@@ -107,11 +151,11 @@ pub struct Templates {
 
 impl Templates {
     /// Compiles `(name, source)` pairs; names ending in `.html` are HTML-escaped.
-    pub fn new(sources: &[(&str, &str)]) -> Result<Self, String> {
+    pub fn new(sources: &[(&str, &str)]) -> Result<Self, TemplateError> {
         let mut env = environment();
         for (name, source) in sources {
             env.add_template_owned(name.to_string(), source.to_string())
-                .map_err(|e| format!("template `{name}` does not compile: {e}"))?;
+                .map_err(|e| TemplateError(format!("template `{name}` does not compile: {e}")))?;
         }
         Ok(Templates { env })
     }
@@ -122,13 +166,13 @@ impl Templates {
     }
 
     /// Renders one template with a context.
-    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, String> {
+    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, TemplateError> {
         let t = self
             .env
             .get_template(name)
-            .map_err(|e| format!("template `{name}`: {e}"))?;
+            .map_err(|e| TemplateError(format!("template `{name}`: {e}")))?;
         t.render(minijinja::value::Serde(ctx))
-            .map_err(|e| format!("template `{name}` failed to render: {e}"))
+            .map_err(|e| TemplateError(format!("template `{name}` failed to render: {e}")))
     }
 }
 
@@ -241,5 +285,34 @@ mod tests {
         assert!(check("{{ unclosed").is_err());
         assert!(check("{{ events|length }}").is_ok());
         assert!(Templates::new(&[("body", "{% for e in events %}")]).is_err());
+    }
+
+    #[test]
+    fn the_templates_of_a_config_are_checked_at_their_channel() {
+        let parse = |yaml: &str| {
+            crate::config::Config::parse(yaml, std::path::Path::new("c.yml"))
+                .expect("the config itself is valid")
+        };
+        let cfg = parse(
+            "notify:\n  channels:\n    - name: ok\n      kind: slack\n      url: http://a\n      text: \"{{ events|length }}\"\n    - name: chat\n      kind: slack\n      url: http://a\n      text: \"{% for %}\"\n",
+        );
+        let e = check_config(&cfg)
+            .expect_err("a broken template")
+            .to_string();
+        assert!(
+            e.starts_with("c.yml:7:7: channel `chat`: the `text` template does not compile"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let cfg = parse(
+            "notify:\n  channels:\n    - name: mail\n      kind: email\n      smtp_host: mx\n      from: a@b.c\n      to: [d@e.f]\n      html_body: \"{{ unclosed\"\n",
+        );
+        let e = check_config(&cfg)
+            .expect_err("a broken template")
+            .to_string();
+        assert!(
+            e.contains("the `html_body` template does not compile"),
+            "{e}"
+        );
     }
 }

@@ -13,11 +13,11 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use super::NotifyEvent;
-use super::channel::{
-    SendError, channel_headers, channel_url, check_response, http_client, read_secret,
-};
+use super::error::{ChannelError, SendError};
+use super::http_client::{channel_headers, channel_url, check_response, http_client};
+use super::secret::read_secret;
 use crate::alerts::Alert;
-use crate::config::ChannelConfig;
+use crate::config::WebhookSettings;
 
 /// Header with the delivery id.
 pub const DELIVERY_HEADER: &str = "x-bgpsentry-delivery";
@@ -67,15 +67,15 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 
 impl WebhookChannel {
     /// Builds from config, reading the secret.
-    pub fn new(cfg: &ChannelConfig, timeout: Duration) -> Result<Self, String> {
-        let headers = channel_headers(cfg)?;
+    pub fn new(cfg: &WebhookSettings, timeout: Duration) -> Result<Self, ChannelError> {
+        let headers = channel_headers(&cfg.headers)?;
         Ok(WebhookChannel {
             client: http_client(timeout)?,
-            url: channel_url(cfg)?,
+            url: channel_url(cfg.url_source())?,
             headers,
             secret: read_secret(
-                cfg.secret_env.as_ref().map(|s| s.value.as_str()),
-                cfg.secret_file.as_ref().map(|s| s.value.as_path()),
+                cfg.secret_env.as_deref(),
+                cfg.secret_file.as_deref(),
                 "webhook secret",
             )?,
         })

@@ -4,22 +4,9 @@
 //! The draft indexes the path from the origin: AS(1) is the origin, AS(N) the neighbour that
 //! sent the route. `hop(A, B)` asks A's ASPA whether B is one of A's providers.
 
-use serde::{Deserialize, Serialize};
-
 use super::AspaState;
+pub use crate::config::AspaProcedure;
 use crate::event::{AsPath, PathElem};
-
-/// Which procedure of the draft verifies a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AspaProcedure {
-    /// For routes received from a customer or a lateral peer: the path may only go up.
-    Upstream,
-    /// For routes received from a provider (full tables, as collectors get them): the path may
-    /// go up, then down, with no valley.
-    #[default]
-    Downstream,
-}
 
 /// The outcome, and for an invalid path the suspected leaker: for the upstream procedure the
 /// first AS past the up-ramp (it heard the route from a non-customer), for the downstream

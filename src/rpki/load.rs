@@ -12,6 +12,39 @@ use tracing::{info, warn};
 use super::{MAX_RPKI_FILE_BYTES, RpkiData, RpkiSnapshot, parse_json};
 use crate::config::RpkiConfig;
 
+/// Why the RPKI files could not be loaded: a file that cannot be read, is too large or is
+/// not a relying party's JSON export. Names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        reason: String,
+    },
+    /// Bigger than [`MAX_RPKI_FILE_BYTES`].
+    #[error(
+        "{} is {size} bytes, more than the limit of {MAX_RPKI_FILE_BYTES}; is it really a VRP export?",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// Not a usable export.
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: super::ParseError,
+    },
+}
+
 /// What one file contributed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedFile {
@@ -35,23 +68,29 @@ fn mtime_secs(meta: &std::fs::Metadata) -> Option<i64> {
 
 /// Reads and merges every file. The data's generation time is the oldest among the files
 /// (from their metadata, else their modification time), so one stale file makes it all stale.
-pub fn load_files(paths: &[PathBuf]) -> Result<(RpkiData, Vec<LoadedFile>), String> {
+pub fn load_files(paths: &[PathBuf]) -> Result<(RpkiData, Vec<LoadedFile>), LoadError> {
     let mut vrps = Vec::new();
     let mut aspas = Vec::new();
     let mut generated: Option<i64> = None;
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        let shown = path.display();
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let unreadable = |e: std::io::Error| LoadError::Unreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let meta = std::fs::metadata(path).map_err(unreadable)?;
         if meta.len() > MAX_RPKI_FILE_BYTES as u64 {
-            return Err(format!(
-                "{shown} is {} bytes, more than the limit of {MAX_RPKI_FILE_BYTES}; is it really a VRP export?",
-                meta.len()
-            ));
+            return Err(LoadError::TooLarge {
+                path: path.clone(),
+                size: meta.len(),
+            });
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let bytes = std::fs::read(path).map_err(unreadable)?;
         let parsed =
-            parse_json(&bytes, MAX_RPKI_FILE_BYTES).map_err(|e| format!("{shown}: {e}"))?;
+            parse_json(&bytes, MAX_RPKI_FILE_BYTES).map_err(|source| LoadError::Invalid {
+                path: path.clone(),
+                source,
+            })?;
         let when = parsed.generated.or_else(|| mtime_secs(&meta));
         generated = match (generated, when) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{AsPath, PathElem};
 
 pub use aspa::{AspaProcedure, AspaVerdict, verify_path};
-pub use load::{LoadedFile, RpkiLoader, load_files};
+pub use load::{LoadError, LoadedFile, RpkiLoader, load_files};
 pub use parse::{MAX_RPKI_FILE_BYTES, ParseError, Parsed, parse_json};
 
 /// Route origin validation state of a route (RFC 6811).

@@ -350,6 +350,8 @@ fn loading_merges_files_and_takes_the_oldest_generation_time() {
     assert_eq!(d.vrp_count(), 6);
     assert_eq!(d.aspa_count(), 3);
     assert_eq!(d.generated, Some(1470931121));
-    let e = load_files(&[fixture("no-such-file.json")]).unwrap_err();
+    let e = load_files(&[fixture("no-such-file.json")])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot read"), "{e}");
 }

@@ -47,7 +47,7 @@ impl Switch {
             let channels = match build_channels(&u.cfg) {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = u.verdict.send(Err(e));
+                    let _ = u.verdict.send(Err(e.to_string()));
                     continue;
                 }
             };

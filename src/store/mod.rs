@@ -6,6 +6,7 @@
 //! passed on. Whatever anyone saw of an alert was on disk first, with the routes behind it.
 
 mod codec;
+pub mod hand_over;
 
 use std::path::{Path, PathBuf};
 
