@@ -22,8 +22,9 @@
 //!   webhooks, chat and Alertmanager through a durable outbox; [`metrics`] and [`health`] what
 //!   `/metrics` and `/readyz` show.
 //! - **run**: [`config`] the YAML file with `FILE:LINE:COLUMN` errors; [`service`] starts the
-//!   flow, reloads the config and stops within a bound; [`cli`] the command line; [`fuzzing`]
-//!   entry points for hostile input.
+//!   flow, reloads the config and stops within a bound; [`cli`] the command line; [`error`]
+//!   the error types of every layer and what becomes of them; [`fuzzing`] entry points for
+//!   hostile input.
 
 // collect
 pub mod event;
@@ -47,5 +48,6 @@ pub mod notify;
 // run
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod fuzzing;
 pub mod service;

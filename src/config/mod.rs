@@ -158,7 +158,7 @@ pub enum FeedKind {
     Bgproutes,
 }
 
-/// One feed (`feeds:` entry). Kind-specific keys are checked by [`FeedConfig::validate`].
+/// One feed (`feeds:` entry). Kind-specific keys are checked when the file is read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedConfig {

@@ -42,7 +42,7 @@ pub struct PrefixDefaults {
     /// See [`WatchedPrefix::visibility_severity`].
     pub visibility_severity: Severity,
     /// See [`WatchedPrefix::learning_window_seconds`] (also the default of monitored ASNs,
-    /// whose own default is 0); `None`: [`DEFAULT_LEARNING_WINDOW_SECONDS`] for prefixes.
+    /// whose own default is 0); `None`: `DEFAULT_LEARNING_WINDOW_SECONDS` (300) for prefixes.
     pub learning_window_seconds: Option<u64>,
     /// See [`WatchedPrefix::learning_min_share_percent`].
     pub learning_min_share_percent: u32,

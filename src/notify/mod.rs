@@ -3,13 +3,13 @@
 //!
 //! Flow: [`NotifierSink`] (an [`AlertSink`](crate::alerts::AlertSink)) → the
 //! [`dispatcher`] task (which channels take an event, grouping window, re-notify,
-//! Alertmanager re-push) → outbox → one [`dispatch::Worker`] per channel. The [`notifier`]
+//! Alertmanager re-push) → outbox → one [`delivery::Worker`] per channel. The [`notifier`]
 //! starts, reconfigures and stops all of it.
 
 pub mod alertmanager;
 pub mod channel;
 pub mod chat;
-pub mod dispatch;
+pub mod delivery;
 pub mod dispatcher;
 pub mod email;
 pub mod error;

@@ -1,5 +1,5 @@
 //! Starting, reconfiguring and stopping the notifier: one delivery worker per channel, and
-//! the [`Dispatcher`] task that feeds them through the outbox.
+//! the [`Dispatcher`](super::dispatcher) task that feeds them through the outbox.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use super::channel::Channel;
-use super::dispatch::{RetryPolicy, Worker};
+use super::delivery::{RetryPolicy, Worker};
 use super::dispatcher::{Dispatcher, Input, NotifierSink, Slot};
 use super::metrics::NotifyMetrics;
 use super::outbox::Outbox;

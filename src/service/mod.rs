@@ -1,6 +1,6 @@
 //! The running service: feeds → engine thread → store thread → publish stage (alert book,
 //! metrics, notifier), and the HTTP server beside them. [`run`] restores the state
-//! ([`restore`]), starts the flow ([`pipeline`]) and stops it within a bound ([`shutdown`]).
+//! (`restore`), starts the flow (`pipeline`) and stops it within a bound (`shutdown`).
 
 mod engine_thread;
 mod feeds_supervisor;
