@@ -136,6 +136,62 @@ fn get(addr: &str, path: &str, accept: Option<&str>) -> Option<(u16, String, Str
     Some((status, ctype, resp.body_mut().read_to_string().ok()?))
 }
 
+/// Headless Chromium, which tests/run-all.sh installs; its absence is a failure, not a skip.
+fn chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser"] {
+        if let Ok(out) = Command::new("which").arg(name).output()
+            && out.status.success()
+        {
+            return PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        }
+    }
+    panic!("chromium is not installed; tests/run-all.sh installs it (apt-get install chromium)");
+}
+
+/// Runs headless Chromium with `args` and returns its stdout.
+fn run_chromium(profile: &Path, args: &[&str]) -> String {
+    let out_file = profile.join("stdout.txt");
+    let err_file = profile.join("stderr.txt");
+    let child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.join("profile").display()
+        ))
+        .args(args)
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    // A browser that hangs must fail the test, not stall it, and not outlive it.
+    struct Reap(Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reap(child);
+    let status = wait_for(120, "chromium to finish", || child.0.try_wait().unwrap());
+    assert!(
+        status.success(),
+        "chromium failed ({status}): {}",
+        std::fs::read_to_string(&err_file).unwrap_or_default()
+    );
+    std::fs::read_to_string(&out_file).unwrap()
+}
+
 /// Every alert in the book, firing and resolved.
 fn all_alerts(addr: &str) -> Vec<Value> {
     let (status, _, body) = get(addr, "/alerts?state=all", None).unwrap();
@@ -297,4 +353,31 @@ fn alert_page_opens_in_a_browser_and_stays_json_for_curl() {
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["id"], id.as_str());
     }
+
+    // A real browser's own Accept gets the page (not JSON in a <pre>), and nothing runs on it.
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{}{path}", svc.addr);
+    let dom = run_chromium(profile.path(), &["--dump-dom", &url]);
+    assert!(dom.contains("<section id=\"vantage-points\">"), "{dom}");
+    assert!(
+        dom.contains("announced by AS58678 (expected AS18196); fired"),
+        "{dom}"
+    );
+    assert!(!dom.contains("<script"), "{dom}");
+    // A screenshot for people to review.
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/alert.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    run_chromium(
+        profile.path(),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1100",
+            &url,
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    eprintln!("screenshot: {}", shot.display());
 }

@@ -196,7 +196,7 @@ fn alert_row<'a>(a: &'a Alert, watched: &HashSet<IpNet>, filter: &PageFilter) ->
         headline: headline(a),
         description: &a.description,
         watched_prefix: is_watched.then(|| a.watched_prefix.to_string()),
-        monitored_asn: a.detail.monitored_asn.or(a.origin).filter(|_| !is_watched),
+        monitored_asn: a.detail.monitored_asn.filter(|_| !is_watched),
         prefix_href: filter.with_prefix(a.prefix).href(),
         rule_href: filter.with_rule(a.rule).href(),
         vantage_points: a.vantage_points,
