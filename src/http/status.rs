@@ -78,11 +78,15 @@ struct AlertRow<'a> {
 /// One sampled VP as shown: its name without empty segments, its route.
 #[derive(Serialize)]
 pub(super) struct SampleRow<'a> {
+    /// See [`vp_display`].
     pub vantage_point: String,
+    /// As received (escaped by the template).
     pub as_path: &'a str,
+    /// As received (escaped by the template).
     pub communities: &'a [String],
 }
 
+/// An alert's sample as the pages show it.
 pub(super) fn sample_rows(sample: &[VpSample]) -> Vec<SampleRow<'_>> {
     sample
         .iter()
@@ -170,6 +174,7 @@ struct Page<'a> {
     prefixes: Vec<PrefixRow>,
 }
 
+/// A time as the pages show it: `2016-08-11 16:00:06 UTC`.
 pub(super) fn time(t: Timestamp) -> String {
     // Seconds are enough on a status page; the API has the microseconds.
     let s = t.to_rfc3339();
