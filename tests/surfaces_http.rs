@@ -220,14 +220,20 @@ fn prefix_api_and_status_page() {
     assert!(firing.contains("Firing alerts (2)"), "{firing}");
     assert!(firing.contains("<code>origin_hijack</code>"), "{firing}");
     assert!(firing.contains("<code>new_upstream</code>"), "{firing}");
-    // Newest first.
+    // Most severe first: the critical hijack above the newer new_upstream warning.
     let fired: Vec<&str> = firing
         .split(" · fired ")
         .skip(1)
         .map(|s| s.split(" · ").next().unwrap())
         .collect();
-    assert_eq!(fired.len(), 2, "{firing}");
-    assert!(fired.windows(2).all(|w| w[0] >= w[1]), "{fired:?}");
+    assert_eq!(
+        fired,
+        ["2016-08-11 16:00:06 UTC", "2016-08-11 16:00:40 UTC"],
+        "{firing}"
+    );
+    let critical = firing.find("<span class=\"pill critical\">critical</span>");
+    let warning = firing.find("<span class=\"pill warning\">warning</span>");
+    assert!(critical.is_some() && critical < warning, "{firing}");
     assert!(
         firing.contains("202.134.148.0/24 announced by AS18196 (expected AS58678)"),
         "{firing}"
@@ -396,7 +402,7 @@ fn status_page_with_thousands_of_alerts() {
     );
     assert_eq!(html.matches("<div class=\"alert sev-").count(), 200);
     assert!(
-        html.contains(&format!("and {} older firing alerts", total - 200)),
+        html.contains(&format!("and {} more firing alerts", total - 200)),
         "hidden count missing"
     );
     let (_, list) = json(&addr, "/api/prefixes");

@@ -2,11 +2,15 @@
 //! `/baselines`, `/baselines/{prefix}`, `/metrics`, `/healthz`, `/readyz`, and the status
 //! page at `/`.
 
+mod alert_page;
 mod baselines;
 mod prefixes;
 mod status;
 
 mod auth;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -14,7 +18,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -178,16 +182,39 @@ async fn list_alerts(
     Json(json!({ "alerts": alerts })).into_response()
 }
 
-async fn get_alert(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+/// One alert: a page for a browser, JSON for everyone else (see [`alert_page::prefers_html`]).
+async fn get_alert(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let book = state.book.read().unwrap_or_else(|p| p.into_inner());
-    match book.get(&id) {
-        Some(alert) => Json(alert).into_response(),
-        None => (
+    let html = alert_page::prefers_html(&headers);
+    let mut response = match (book.get(&id), html) {
+        (Some(alert), true) => alert_page::page(alert),
+        (Some(alert), false) => Json(alert).into_response(),
+        (None, true) => (
+            StatusCode::NOT_FOUND,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            format!(
+                "No alert with id {id}: it may have been pruned from the store. The status page at / lists the current ones.\n"
+            ),
+        )
+            .into_response(),
+        (None, false) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": format!("no alert with id {id}") })),
         )
             .into_response(),
-    }
+    };
+    // Caches must keep the page and the JSON apart.
+    response
+        .headers_mut()
+        .insert(header::VARY, header::HeaderValue::from_static("Accept"));
+    response
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

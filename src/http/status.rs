@@ -2,25 +2,26 @@
 //! phone. Everything shown is escaped by the template engine (AS paths, descriptions and
 //! errors are data from the network or from users).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use minijinja::Environment;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::error;
 
 use super::AppState;
-use crate::alerts::{Alert, AlertFilter, AlertState, VpSample};
+use crate::alerts::{Alert, AlertFilter, AlertState, Rule, Severity, VpSample};
 use crate::event::Timestamp;
 
 /// Seconds between automatic reloads of the page.
 pub const REFRESH_SECONDS: u32 = 15;
 
-/// Firing alerts listed on the page (newest first); the rest are counted and left to `/alerts`.
+/// Firing alerts listed on the page (most severe first, then newest); the rest are counted and
+/// left to `/alerts`.
 pub const FIRING_SHOWN: usize = 200;
 
 /// Resolved alerts listed on the page.
@@ -54,17 +55,57 @@ struct FeedRow {
 
 #[derive(Serialize)]
 struct AlertRow<'a> {
+    id: &'a str,
     severity: &'a str,
     rule: &'a str,
     headline: String,
     description: &'a str,
-    watched_prefix: String,
+    /// The watched prefix, or `None` when the alert is about space that is not watched (a
+    /// monitored ASN's announcements).
+    watched_prefix: Option<String>,
+    /// The monitored ASN behind an alert about unwatched space.
+    monitored_asn: Option<u32>,
+    prefix_href: String,
+    rule_href: String,
     vantage_points: u32,
     peak_vantage_points: u32,
     fired_at: String,
     last_seen: String,
     resolved_at: Option<String>,
-    sample: &'a [VpSample],
+    sample: Vec<SampleRow<'a>>,
+}
+
+/// One sampled VP as shown: its name without empty segments, its route.
+#[derive(Serialize)]
+pub(super) struct SampleRow<'a> {
+    /// See [`vp_display`].
+    pub vantage_point: String,
+    /// As received (escaped by the template).
+    pub as_path: &'a str,
+    /// As received (escaped by the template).
+    pub communities: &'a [String],
+}
+
+/// An alert's sample as the pages show it.
+pub(super) fn sample_rows(sample: &[VpSample]) -> Vec<SampleRow<'_>> {
+    sample
+        .iter()
+        .map(|s| SampleRow {
+            vantage_point: vp_display(&s.vantage_point),
+            as_path: &s.as_path,
+            communities: &s.communities,
+        })
+        .collect()
+}
+
+/// A VP name for people: feeds without collectors (an MRT file) leave an empty collector
+/// segment in the stored name (`mrt//AS3333/192.0.2.1`); shown as `mrt/AS3333/192.0.2.1`. The
+/// stored name, in the API and ids, is left as it is.
+pub(super) fn vp_display(name: &str) -> String {
+    name.split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[derive(Serialize)]
@@ -98,19 +139,43 @@ struct PrefixRow {
 }
 
 #[derive(Serialize)]
+struct SeverityCount {
+    severity: &'static str,
+    count: usize,
+    href: String,
+}
+
+#[derive(Serialize)]
+struct RuleLink {
+    rule: &'static str,
+    count: usize,
+    href: String,
+}
+
+#[derive(Serialize)]
 struct Page<'a> {
     refresh_seconds: u32,
     generated_at: String,
     vantage_points_seen: usize,
     feeds: Vec<FeedRow>,
+    /// Firing alerts per severity, whatever the filter.
+    severity_counts: Vec<SeverityCount>,
+    /// Rules that have firing alerts, as filter links.
+    rule_links: Vec<RuleLink>,
+    /// The filter in words, empty when none.
+    filter_text: String,
     firing: Vec<AlertRow<'a>>,
+    /// Firing alerts in total, whatever the filter.
     firing_total: usize,
+    /// Firing alerts that match the filter.
+    firing_matching: usize,
     firing_hidden: usize,
     resolved: Vec<AlertRow<'a>>,
     prefixes: Vec<PrefixRow>,
 }
 
-fn time(t: Timestamp) -> String {
+/// A time as the pages show it: `2016-08-11 16:00:06 UTC`.
+pub(super) fn time(t: Timestamp) -> String {
     // Seconds are enough on a status page; the API has the microseconds.
     let s = t.to_rfc3339();
     match s.split_once('.') {
@@ -119,24 +184,144 @@ fn time(t: Timestamp) -> String {
     }
 }
 
-fn alert_row(a: &Alert) -> AlertRow<'_> {
+/// The summary without its `[severity] rule: ` head, which the page shows on its own.
+pub(super) fn headline(a: &Alert) -> String {
     let summary = a.summary();
-    let headline = summary
+    summary
         .split_once(": ")
-        .map_or(summary.clone(), |(_, what)| what.to_string());
+        .map_or(summary.clone(), |(_, what)| what.to_string())
+}
+
+fn alert_row<'a>(a: &'a Alert, watched: &HashSet<IpNet>, filter: &PageFilter) -> AlertRow<'a> {
+    let is_watched = watched.contains(&a.watched_prefix);
     AlertRow {
+        id: &a.id,
         severity: a.severity.as_str(),
         rule: a.rule.as_str(),
-        headline,
+        headline: headline(a),
         description: &a.description,
-        watched_prefix: a.watched_prefix.to_string(),
+        watched_prefix: is_watched.then(|| a.watched_prefix.to_string()),
+        monitored_asn: a.detail.monitored_asn.filter(|_| !is_watched),
+        prefix_href: filter.with_prefix(a.prefix).href(),
+        rule_href: filter.with_rule(a.rule).href(),
         vantage_points: a.vantage_points,
         peak_vantage_points: a.peak_vantage_points,
         fired_at: time(a.fired_at),
         last_seen: time(a.last_seen),
         resolved_at: a.resolved_at.map(time),
-        sample: &a.sample,
+        sample: sample_rows(&a.sample),
     }
+}
+
+/// Query of the status page: each filter is optional, and empty means none (so a plain link
+/// can clear one).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct StatusQuery {
+    pub(super) severity: Option<String>,
+    pub(super) rule: Option<String>,
+    pub(super) prefix: Option<String>,
+}
+
+/// What the status page lists: alerts of one severity, rule or prefix (watched or affected).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct PageFilter {
+    severity: Option<Severity>,
+    rule: Option<Rule>,
+    prefix: Option<IpNet>,
+}
+
+impl PageFilter {
+    /// Parses the query; the error says which value is wrong and what is accepted.
+    pub(super) fn parse(q: StatusQuery) -> Result<PageFilter, String> {
+        let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let parsed = super::parse_filter(super::AlertQuery {
+            state: Some("all".into()),
+            prefix: given(q.prefix),
+            rule: given(q.rule),
+            severity: given(q.severity),
+        })?;
+        Ok(PageFilter {
+            severity: parsed.severity,
+            rule: parsed.rule,
+            prefix: parsed.prefix,
+        })
+    }
+
+    fn alerts(&self, state: AlertState) -> AlertFilter {
+        AlertFilter {
+            state: Some(state),
+            prefix: self.prefix,
+            rule: self.rule,
+            severity: self.severity,
+        }
+    }
+
+    fn with_severity(self, severity: Severity) -> PageFilter {
+        PageFilter {
+            severity: Some(severity),
+            ..self
+        }
+    }
+
+    fn with_rule(self, rule: Rule) -> PageFilter {
+        PageFilter {
+            rule: Some(rule),
+            ..self
+        }
+    }
+
+    fn with_prefix(self, prefix: IpNet) -> PageFilter {
+        PageFilter {
+            prefix: Some(prefix),
+            ..self
+        }
+    }
+
+    /// A link to the page with this filter. Prefixes are written with `%2F` so the query
+    /// reads back as one value whatever the browser does with slashes.
+    pub(super) fn href(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.severity {
+            parts.push(format!("severity={s}"));
+        }
+        if let Some(r) = self.rule {
+            parts.push(format!("rule={r}"));
+        }
+        if let Some(p) = self.prefix {
+            parts.push(format!("prefix={}", p.to_string().replace('/', "%2F")));
+        }
+        if parts.is_empty() {
+            "/".into()
+        } else {
+            format!("/?{}", parts.join("&"))
+        }
+    }
+
+    /// The filter in words, for the page.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.severity {
+            parts.push(format!("severity {s}"));
+        }
+        if let Some(r) = self.rule {
+            parts.push(format!("rule {r}"));
+        }
+        if let Some(p) = self.prefix {
+            parts.push(format!("prefix {p}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Triage order: critical first, then warning, then info; newest first within each (ties by
+/// id, so the order is stable between refreshes).
+pub(super) fn triage_order(alerts: &mut [&Alert]) {
+    alerts.sort_by(|a, b| {
+        a.severity
+            .cmp(&b.severity)
+            .then_with(|| b.fired_at.cmp(&a.fired_at))
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }
 
 fn percent(part: usize, whole: usize) -> u32 {
@@ -146,7 +331,24 @@ fn percent(part: usize, whole: usize) -> u32 {
     ((part.min(whole) * 100) / whole) as u32
 }
 
-pub(super) async fn status_page(State(state): State<AppState>) -> Response {
+pub(super) async fn status_page(
+    State(state): State<AppState>,
+    query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let filter = match query
+        .map_err(|e| e.body_text())
+        .and_then(|Query(q)| PageFilter::parse(q))
+    {
+        Ok(f) => f,
+        Err(msg) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{msg}\nThe status page filters by severity, rule and prefix; / shows everything.\n"),
+            )
+                .into_response();
+        }
+    };
     let feeds: Vec<FeedRow> = state
         .health
         .snapshot()
@@ -168,23 +370,46 @@ pub(super) async fn status_page(State(state): State<AppState>) -> Response {
         .collect();
     let seen = state.prefixes.vantage_points();
     let states = state.prefixes.all();
+    let watched: HashSet<IpNet> = states.iter().map(|s| s.prefix).collect();
     let book = state.book.read().unwrap_or_else(|p| p.into_inner());
-    let firing_alerts = book.list(&AlertFilter {
+    let all_firing = book.list(&AlertFilter {
         state: Some(AlertState::Firing),
         ..AlertFilter::default()
     });
     let mut firing_per: HashMap<IpNet, usize> = HashMap::new();
-    for a in &firing_alerts {
+    let mut per_severity: HashMap<Severity, usize> = HashMap::new();
+    let mut per_rule: HashMap<Rule, usize> = HashMap::new();
+    for a in &all_firing {
         *firing_per.entry(a.watched_prefix).or_default() += 1;
+        *per_severity.entry(a.severity).or_default() += 1;
+        *per_rule.entry(a.rule).or_default() += 1;
     }
-    let resolved: Vec<AlertRow> = book
-        .list(&AlertFilter {
-            state: Some(AlertState::Resolved),
-            ..AlertFilter::default()
+    let severity_counts = [Severity::Critical, Severity::Warning, Severity::Info]
+        .into_iter()
+        .map(|s| SeverityCount {
+            severity: s.as_str(),
+            count: per_severity.get(&s).copied().unwrap_or(0),
+            href: filter.with_severity(s).href(),
         })
+        .collect();
+    let rule_links = Rule::ALL
+        .into_iter()
+        .filter_map(|r| {
+            per_rule.get(&r).map(|&count| RuleLink {
+                rule: r.as_str(),
+                count,
+                href: filter.with_rule(r).href(),
+            })
+        })
+        .collect();
+    let firing_total = all_firing.len();
+    let mut firing_alerts = book.list(&filter.alerts(AlertState::Firing));
+    triage_order(&mut firing_alerts);
+    let resolved: Vec<AlertRow> = book
+        .list(&filter.alerts(AlertState::Resolved))
         .into_iter()
         .take(RESOLVED_SHOWN)
-        .map(alert_row)
+        .map(|a| alert_row(a, &watched, &filter))
         .collect();
     let prefixes = states
         .iter()
@@ -241,19 +466,23 @@ pub(super) async fn status_page(State(state): State<AppState>) -> Response {
             }
         })
         .collect();
-    let firing_total = firing_alerts.len();
+    let firing_matching = firing_alerts.len();
     let page = Page {
         refresh_seconds: REFRESH_SECONDS,
         generated_at: time(Timestamp::now()),
         vantage_points_seen: seen,
         feeds,
+        severity_counts,
+        rule_links,
+        filter_text: filter.describe(),
         firing: firing_alerts
             .into_iter()
             .take(FIRING_SHOWN)
-            .map(alert_row)
+            .map(|a| alert_row(a, &watched, &filter))
             .collect(),
         firing_total,
-        firing_hidden: firing_total.saturating_sub(FIRING_SHOWN),
+        firing_matching,
+        firing_hidden: firing_matching.saturating_sub(FIRING_SHOWN),
         resolved,
         prefixes,
     };
