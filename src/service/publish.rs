@@ -54,6 +54,13 @@ fn log_transition(t: &AlertTransition, was_critical: bool) {
     let upstream = a.upstream.map(|u| format!("AS{u}"));
     let origin = origin.as_deref().unwrap_or("-");
     let upstream = upstream.as_deref().unwrap_or("-");
+    // The sample is bounded, so the line is too.
+    let seen_by = a
+        .sample
+        .iter()
+        .map(|s| s.vantage_point.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
@@ -65,6 +72,7 @@ fn log_transition(t: &AlertTransition, was_critical: bool) {
                 origin,
                 upstream,
                 vantage_points = a.vantage_points,
+                seen_by,
                 "alert {verb}: {} {} (origin {origin}, upstream {upstream}, {} vantage points)",
                 a.rule,
                 a.prefix,
