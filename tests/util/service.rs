@@ -294,7 +294,10 @@ impl Service {
     /// Starts `bgpsentry run` with this config text and its own debug lines in the log (the
     /// live-feed tests read them); waits in an async test.
     pub async fn start_yaml(text: &str) -> Service {
-        Launch::yaml(text).log("bgpsentry=debug").start_async().await
+        Launch::yaml(text)
+            .log("bgpsentry=debug")
+            .start_async()
+            .await
     }
 
     /// The base URL once it logged "listening on URL" (text or JSON logs); panics if it
