@@ -13,7 +13,7 @@ need_apt=()
 { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || need_apt+=(prometheus)
 { [ -x /usr/bin/prometheus-alertmanager ] && [ -x /usr/bin/amtool ]; } || need_apt+=(prometheus-alertmanager)
 [ -x /usr/bin/systemd-analyze ] || need_apt+=(systemd)
-# headless Chromium renders the status page in tests/surfaces_http.rs (fonts for its screenshots)
+# headless Chromium renders the status page in tests/surfaces/http.rs (fonts for its screenshots)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
 # openssl makes the certificates of the TLS email tests.

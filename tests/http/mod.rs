@@ -1,0 +1,6 @@
+//! The HTTP server of a running service: tokens, TLS, connection limits, the alert page and the
+//! alert log lines.
+
+mod limits;
+mod pages;
+mod security;

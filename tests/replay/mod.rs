@@ -1,0 +1,4 @@
+//! `bgpsentry replay` on real MRT files, good and damaged.
+
+mod bad_input;
+mod mrt;
