@@ -1,5 +1,8 @@
 //! `bgpsentry import-bgpalerter`: converts a BGPalerter `prefixes.yml` into a bgpsentry config,
 //! and says what has no equivalent.
+//!
+//! Longer than most files here: it maps BGPalerter's options one by one, each with what it
+//! becomes or why it has no equivalent, and reads best as one list.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

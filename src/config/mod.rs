@@ -1,5 +1,9 @@
 //! Configuration: the YAML file, validated into typed settings, with every error located
 //! as `FILE:LINE:COLUMN: message`.
+//!
+//! Longer than most files here: the top-level sections and the cross-section checks (feeds
+//! against prefixes, keys against their limits) are read in one place; each section's own
+//! keys live in the files beside it.
 
 mod asn;
 mod asns;

@@ -3,6 +3,8 @@
 //! Kubernetes manifests fit together and carry the same rules as rules/. The shipped files are
 //! run: the systemd unit's command as an unprivileged user with a read-only config folder, the
 //! image's build context alone through cargo, the health check subcommand against a service.
+//!
+//! Longer than most files: one test per shipped deploy file, each running it as a user would.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

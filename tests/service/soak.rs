@@ -8,6 +8,9 @@
 //! restart shows the same alerts.
 //!
 //! `BGPSENTRY_SOAK_SEED=N` replays another schedule; the seed in use is printed.
+//!
+//! Longer than most files: the fault schedule, the fixture servers and the final accounting are
+//! one scenario, kept together.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
