@@ -1,7 +1,8 @@
 //! bgpsentry: a BGP hijack and route-change monitor.
 //!
 //! The modules, in the order data flows through them. No module reaches back up this list,
-//! except that every stage reads [`config`] and the [`event`] types.
+//! except that every stage reads [`config`] and the [`event`] types and reports into
+//! [`metrics`] and [`health`], the instruments `/metrics` and `/readyz` read.
 //!
 //! ```text
 //!  collect            detect                   keep                tell
@@ -19,8 +20,9 @@
 //!   engine raises and the book of firing and resolved alerts.
 //! - **keep**: [`store`] the embedded SQLite store (alerts, outbox, baselines, route state).
 //! - **tell**: [`http`] the API, `/metrics`, health and the status page; [`notify`] email,
-//!   webhooks, chat and Alertmanager through a durable outbox; [`metrics`] and [`health`] what
-//!   `/metrics` and `/readyz` show.
+//!   webhooks, chat and Alertmanager through a durable outbox.
+//! - **beside the flow**: [`metrics`] and [`health`], which every stage writes and the HTTP
+//!   server reads.
 //! - **run**: [`config`] the YAML file with `FILE:LINE:COLUMN` errors; [`service`] starts the
 //!   flow, reloads the config and stops within a bound; [`cli`] the command line; [`error`]
 //!   the error types of every layer and what becomes of them; [`fuzzing`] entry points for
@@ -40,10 +42,12 @@ pub mod rpki;
 pub mod store;
 
 // tell
-pub mod health;
 pub mod http;
-pub mod metrics;
 pub mod notify;
+
+// beside the flow
+pub mod health;
+pub mod metrics;
 
 // run
 pub mod cli;

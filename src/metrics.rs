@@ -319,7 +319,7 @@ impl Metrics {
                 "bgpsentry_engine_queue_events",
                 format!(
                     "Route events waiting for or being processed by the engine in its bounded queue (at most {}).",
-                    crate::service::ENGINE_QUEUE_EVENTS
+                    crate::feeds::queue::ENGINE_QUEUE_EVENTS
                 ),
             )?,
             http_connections: IntGauge::new(

@@ -13,6 +13,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 
 use super::Batch;
 
+/// Route events waiting for (or being processed by) the engine; bounded so that a slow engine
+/// slows the feeds down instead of growing memory. An event takes about 400 bytes with its
+/// attributes (real RIS paths and communities), so a full queue holds about 13 MB.
+pub const ENGINE_QUEUE_EVENTS: usize = 32 * 1024;
+
 /// A batch in the queue, with the room it takes; the room is given back when it is dropped.
 #[derive(Debug)]
 pub struct Queued {

@@ -25,10 +25,7 @@ use crate::metrics::Metrics;
 use crate::notify::metrics::NotifyMetrics;
 use crate::rpki::RpkiLoader;
 
-/// Route events waiting for (or being processed by) the engine; bounded so that a slow engine
-/// slows the feeds down instead of growing memory. An event takes about 400 bytes with its
-/// attributes (real RIS paths and communities), so a full queue holds about 13 MB.
-pub const ENGINE_QUEUE_EVENTS: usize = 32 * 1024;
+pub use crate::feeds::queue::ENGINE_QUEUE_EVENTS;
 
 /// Operator requests waiting for the engine thread (they are rare and answered at once).
 const ENGINE_COMMANDS: usize = 16;
