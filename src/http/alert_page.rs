@@ -11,7 +11,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use tracing::error;
 
-use super::status::{CONTENT_SECURITY_POLICY, SampleRow, headline, sample_rows, time};
+use super::status::{SampleRow, headline, html_response, render_template, sample_rows, time};
 use crate::alerts::{Alert, AlertState};
 
 const TEMPLATE: &str = include_str!("templates/alert.html");
@@ -211,30 +211,13 @@ fn view(a: &Alert) -> AlertView<'_> {
 
 /// Renders one alert as HTML.
 pub(super) fn render(a: &Alert) -> Result<String, minijinja::Error> {
-    match environment() {
-        Ok(env) => env
-            .get_template("alert.html")
-            .and_then(|t| t.render(minijinja::value::Serde(&view(a)))),
-        Err(e) => Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            e.to_string(),
-        )),
-    }
+    render_template(environment(), "alert.html", &view(a))
 }
 
 /// The alert page response, with the status page's headers (no script, no caching).
 pub(super) fn page(a: &Alert) -> Response {
     match render(a) {
-        Ok(html) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            html,
-        )
-            .into_response(),
+        Ok(html) => html_response(html),
         Err(e) => {
             error!("cannot render the page of alert {}: {e:#}", a.id);
             (

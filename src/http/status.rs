@@ -43,6 +43,37 @@ fn environment() -> &'static Result<Environment<'static>, minijinja::Error> {
     })
 }
 
+/// Renders template `name` of `env` (an environment that may have failed to build) with `ctx`.
+pub(super) fn render_template(
+    env: &Result<Environment<'static>, minijinja::Error>,
+    name: &str,
+    ctx: &impl Serialize,
+) -> Result<String, minijinja::Error> {
+    match env {
+        Ok(env) => env
+            .get_template(name)
+            .and_then(|t| t.render(minijinja::value::Serde(ctx))),
+        Err(e) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            e.to_string(),
+        )),
+    }
+}
+
+/// A rendered page with the headers every HTML page gets: no script, no caching, no sniffing.
+pub(super) fn html_response(html: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
 #[derive(Serialize)]
 struct FeedRow {
     name: String,
@@ -486,26 +517,8 @@ pub(super) async fn status_page(
         resolved,
         prefixes,
     };
-    let rendered = match environment() {
-        Ok(env) => env
-            .get_template("status.html")
-            .and_then(|t| t.render(minijinja::value::Serde(&page))),
-        Err(e) => Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            e.to_string(),
-        )),
-    };
-    match rendered {
-        Ok(html) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            html,
-        )
-            .into_response(),
+    match render_template(environment(), "status.html", &page) {
+        Ok(html) => html_response(html),
         Err(e) => {
             error!("cannot render the status page: {e:#}");
             (
