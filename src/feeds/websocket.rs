@@ -390,6 +390,38 @@ fn on_message<P: Protocol>(
     }
 }
 
+/// Connects to `url` and [`drive`]s the connection until it ends. `connected` runs once the
+/// socket is open (the feed's own log line); a connection that carried route data resets
+/// `backoff`. A failure to connect ends as [`FeedErrorReason::Connect`], with `secret` (a key
+/// the URL carries) scrubbed from its message.
+pub async fn connect_and_drive<P: Protocol>(
+    url: &str,
+    secret: Option<&str>,
+    proto: &mut P,
+    handle: &FeedHandle,
+    timing: &LiveTiming,
+    backoff: &mut Backoff,
+    connected: impl FnOnce(),
+) -> Ended {
+    match connect(url, timing).await {
+        Ok(ws) => {
+            connected();
+            let (worked, ended) = drive(ws, proto, handle, timing).await;
+            if worked {
+                backoff.reset();
+            }
+            ended
+        }
+        Err(message) => Ended::Failed {
+            reason: FeedErrorReason::Connect,
+            message: match secret {
+                Some(secret) => scrub(&message, secret),
+                None => message,
+            },
+        },
+    }
+}
+
 /// A boxed future for periodic work (re-association) inside [`drive`].
 pub type PeriodicFut =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
