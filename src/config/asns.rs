@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::asn::resolve_asns;
+use super::errors::at_least_one;
 use super::{AsnValue, Located, PrefixDefaults};
 
 /// An `asns:` entry as written.
@@ -79,28 +80,18 @@ pub(super) fn validate_asns(
             continue;
         }
         seen.insert(asn, entry.asn.referenced.line());
-        let min_vantage_points = match &entry.min_vantage_points {
-            Some(v) if v.value == 0 => {
-                errors.push(Located::at(
-                    &v.referenced,
-                    "min_vantage_points must be at least 1",
-                ));
-                1
-            }
-            Some(v) => v.value,
-            None => defaults.min_vantage_points.max(1),
-        };
-        let neighbor_hold_seconds = match &entry.neighbor_hold_seconds {
-            Some(v) if v.value == 0 => {
-                errors.push(Located::at(
-                    &v.referenced,
-                    "neighbor_hold_seconds must be at least 1",
-                ));
-                1
-            }
-            Some(v) => v.value,
-            None => 3600,
-        };
+        let min_vantage_points = at_least_one(
+            "min_vantage_points",
+            entry.min_vantage_points.as_ref(),
+            defaults.min_vantage_points.max(1),
+            errors,
+        );
+        let neighbor_hold_seconds = at_least_one(
+            "neighbor_hold_seconds",
+            entry.neighbor_hold_seconds.as_ref(),
+            3600,
+            errors,
+        );
         out.push(MonitoredAsn {
             asn,
             description: entry.description.unwrap_or_default(),

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde_saphyr::Location;
+use serde_saphyr::{Location, Spanned};
 
 /// One problem, with its position in the file (line 0 when the problem is not at one place).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,31 @@ impl Located {
             column,
             message: with_suggestion(message),
         }
+    }
+}
+
+/// A count or a duration written as `key` that must be at least 1: its value, the fallback
+/// when it is not written, or 1 (with an error at its line) when it is 0, so that validation
+/// goes on and reports every other problem too.
+pub(super) fn at_least_one<T>(
+    key: &str,
+    written: Option<&Spanned<T>>,
+    fallback: T,
+    errors: &mut Vec<Located>,
+) -> T
+where
+    T: Copy + PartialEq + From<u8>,
+{
+    match written {
+        Some(v) if v.value == T::from(0) => {
+            errors.push(Located::at(
+                &v.referenced,
+                format!("{key} must be at least 1"),
+            ));
+            T::from(1)
+        }
+        Some(v) => v.value,
+        None => fallback,
     }
 }
 

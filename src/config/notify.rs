@@ -183,9 +183,27 @@ pub struct UrlSource<'a> {
     pub url_file: Option<&'a std::path::Path>,
 }
 
-/// Adds `url_source()` to the settings of an HTTP channel.
-macro_rules! url_source {
-    ($name:ident) => {
+/// Declares an HTTP channel kind's settings: those of [`channel_settings!`], the three keys
+/// that say where its URL comes from (`url` documented by `$url_doc`), then its own; and
+/// `url_source()`.
+macro_rules! http_channel_settings {
+    ($(#[$meta:meta])* $name:ident { url: $url_doc:literal, $($fields:tt)* }) => {
+        channel_settings! {
+            $(#[$meta])*
+            $name {
+                #[doc = $url_doc]
+                #[serde(default)]
+                pub url: Option<String>,
+                /// Environment variable holding the URL.
+                #[serde(default)]
+                pub url_env: Option<String>,
+                /// File holding the URL.
+                #[serde(default)]
+                pub url_file: Option<PathBuf>,
+                $($fields)*
+            }
+        }
+
         impl $name {
             /// Where the URL comes from.
             pub fn url_source(&self) -> UrlSource<'_> {
@@ -242,18 +260,10 @@ channel_settings! {
     }
 }
 
-channel_settings! {
+http_channel_settings! {
     /// A `webhook` channel: signed JSON, one event per request.
     WebhookSettings {
-        /// Target URL.
-        #[serde(default)]
-        pub url: Option<String>,
-        /// Environment variable holding the URL.
-        #[serde(default)]
-        pub url_env: Option<String>,
-        /// File holding the URL.
-        #[serde(default)]
-        pub url_file: Option<PathBuf>,
+        url: "Target URL.",
         /// Extra HTTP headers.
         #[serde(default)]
         pub headers: BTreeMap<String, String>,
@@ -265,39 +275,22 @@ channel_settings! {
         pub secret_file: Option<PathBuf>,
     }
 }
-url_source!(WebhookSettings);
 
-channel_settings! {
-    /// A chat channel (`slack`, `mattermost`, `discord`, `teams`): an incoming webhook.
+http_channel_settings! {
+    /// A chat channel (`slack`, `mattermost`, `discord`, `teams`): an incoming webhook (its
+    /// URL is a secret: prefer `url_env` or `url_file`).
     ChatSettings {
-        /// Webhook URL.
-        #[serde(default)]
-        pub url: Option<String>,
-        /// Environment variable holding the URL (chat webhook URLs are secrets).
-        #[serde(default)]
-        pub url_env: Option<String>,
-        /// File holding the URL.
-        #[serde(default)]
-        pub url_file: Option<PathBuf>,
+        url: "Webhook URL.",
         /// Message template.
         #[serde(default)]
         pub text: Option<String>,
     }
 }
-url_source!(ChatSettings);
 
-channel_settings! {
+http_channel_settings! {
     /// An `alertmanager` channel: Prometheus Alertmanager API v2.
     AlertmanagerSettings {
-        /// Alertmanager's base URL.
-        #[serde(default)]
-        pub url: Option<String>,
-        /// Environment variable holding the URL.
-        #[serde(default)]
-        pub url_env: Option<String>,
-        /// File holding the URL.
-        #[serde(default)]
-        pub url_file: Option<PathBuf>,
+        url: "Alertmanager's base URL.",
         /// Extra HTTP headers.
         #[serde(default)]
         pub headers: BTreeMap<String, String>,
@@ -315,7 +308,6 @@ channel_settings! {
         pub labels: BTreeMap<String, String>,
     }
 }
-url_source!(AlertmanagerSettings);
 
 /// A channel's settings, by its `kind:`.
 #[derive(Debug, Clone, Deserialize)]

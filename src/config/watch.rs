@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::asn::resolve_asns;
+use super::errors::at_least_one;
 use super::{AsnValue, Located};
 use super::{Rule, Severity};
 
@@ -356,17 +357,12 @@ pub(super) fn validate_prefixes(
         let prefix = parse_prefix(&entry.prefix, errors);
         let origins = resolve_asns(entry.origins.as_deref().unwrap_or(&[]), errors);
         let upstreams = entry.upstreams.as_deref().map(|u| resolve_asns(u, errors));
-        let min_vantage_points = match &entry.min_vantage_points {
-            Some(v) if v.value == 0 => {
-                errors.push(Located::at(
-                    &v.referenced,
-                    "min_vantage_points must be at least 1",
-                ));
-                1
-            }
-            Some(v) => v.value,
-            None => defaults.min_vantage_points.max(1),
-        };
+        let min_vantage_points = at_least_one(
+            "min_vantage_points",
+            entry.min_vantage_points.as_ref(),
+            defaults.min_vantage_points.max(1),
+            errors,
+        );
         let learning_min_share_percent = match &entry.learning_min_share_percent {
             Some(v) if v.value > 100 => {
                 errors.push(Located::at(

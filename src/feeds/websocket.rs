@@ -390,6 +390,38 @@ fn on_message<P: Protocol>(
     }
 }
 
+/// Connects to `url` and [`drive`]s the connection until it ends. `connected` runs once the
+/// socket is open (the feed's own log line); a connection that carried route data resets
+/// `backoff`. A failure to connect ends as [`FeedErrorReason::Connect`], with `secret` (a key
+/// the URL carries) scrubbed from its message.
+pub async fn connect_and_drive<P: Protocol>(
+    url: &str,
+    secret: Option<&str>,
+    proto: &mut P,
+    handle: &FeedHandle,
+    timing: &LiveTiming,
+    backoff: &mut Backoff,
+    connected: impl FnOnce(),
+) -> Ended {
+    match connect(url, timing).await {
+        Ok(ws) => {
+            connected();
+            let (worked, ended) = drive(ws, proto, handle, timing).await;
+            if worked {
+                backoff.reset();
+            }
+            ended
+        }
+        Err(message) => Ended::Failed {
+            reason: FeedErrorReason::Connect,
+            message: match secret {
+                Some(secret) => scrub(&message, secret),
+                None => message,
+            },
+        },
+    }
+}
+
 /// A boxed future for periodic work (re-association) inside [`drive`].
 pub type PeriodicFut =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
@@ -438,17 +470,14 @@ mod tests {
             .with_no_client_auth();
     }
 
+    // redact_url itself is tested where it lives, in config::secret.
     #[test]
-    fn urls_with_keys_are_redacted() {
-        assert_eq!(
-            redact_url("wss://h/?api_key=SECRET"),
-            "wss://h/?api_key=REDACTED"
-        );
-        assert_eq!(
-            redact_url("https://h/update_live_prefixes?api_key=SECRET&new_pfxs=1.0.0.0/8"),
-            "https://h/update_live_prefixes?api_key=REDACTED&new_pfxs=1.0.0.0/8"
-        );
-        assert_eq!(redact_url("no key"), "no key");
+    fn scrub_removes_the_secret_and_redacts_urls() {
         assert_eq!(scrub("x SECRET y", "SECRET"), "x REDACTED y");
+        assert_eq!(
+            scrub("see wss://h/?api_key=K", ""),
+            "see wss://h/?api_key=REDACTED"
+        );
+        assert_eq!(scrub("no key", ""), "no key");
     }
 }

@@ -3,28 +3,13 @@
 //! [`prefers_html`]). Everything from the wire (AS paths, communities) and from users
 //! (descriptions) is escaped by the template engine, and the page runs no script.
 
-use std::sync::OnceLock;
-
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use minijinja::Environment;
 use serde::Serialize;
 use tracing::error;
 
-use super::status::{CONTENT_SECURITY_POLICY, SampleRow, headline, sample_rows, time};
+use super::status::{SampleRow, headline, html_response, render_template, sample_rows, time};
 use crate::alerts::{Alert, AlertState};
-
-const TEMPLATE: &str = include_str!("templates/alert.html");
-
-fn environment() -> &'static Result<Environment<'static>, minijinja::Error> {
-    static ENV: OnceLock<Result<Environment<'static>, minijinja::Error>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        // The `.html` name turns on HTML auto-escaping for every value.
-        let mut env = Environment::new();
-        env.add_template("alert.html", TEMPLATE)?;
-        Ok(env)
-    })
-}
 
 /// Whether a request's `Accept` header prefers HTML to JSON: only when `text/html` is named
 /// and ranks strictly above what JSON gets (`application/json`, `application/*` or `*/*`).
@@ -211,30 +196,13 @@ fn view(a: &Alert) -> AlertView<'_> {
 
 /// Renders one alert as HTML.
 pub(super) fn render(a: &Alert) -> Result<String, minijinja::Error> {
-    match environment() {
-        Ok(env) => env
-            .get_template("alert.html")
-            .and_then(|t| t.render(minijinja::value::Serde(&view(a)))),
-        Err(e) => Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            e.to_string(),
-        )),
-    }
+    render_template("alert.html", &view(a))
 }
 
 /// The alert page response, with the status page's headers (no script, no caching).
 pub(super) fn page(a: &Alert) -> Response {
     match render(a) {
-        Ok(html) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            html,
-        )
-            .into_response(),
+        Ok(html) => html_response(html),
         Err(e) => {
             error!("cannot render the page of alert {}: {e:#}", a.id);
             (

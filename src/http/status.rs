@@ -27,20 +27,50 @@ pub const FIRING_SHOWN: usize = 200;
 /// Resolved alerts listed on the page.
 pub const RESOLVED_SHOWN: usize = 20;
 
-const TEMPLATE: &str = include_str!("templates/status.html");
-
 /// The page runs no script and loads nothing: a policy that says so stops anything injected
 /// from running even if escaping were ever missed.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/// The templates of the HTML pages, built once.
 fn environment() -> &'static Result<Environment<'static>, minijinja::Error> {
     static ENV: OnceLock<Result<Environment<'static>, minijinja::Error>> = OnceLock::new();
     ENV.get_or_init(|| {
-        // The `.html` name turns on HTML auto-escaping for every value.
+        // The `.html` names turn on HTML auto-escaping for every value.
         let mut env = Environment::new();
-        env.add_template("status.html", TEMPLATE)?;
+        env.add_template("status.html", include_str!("templates/status.html"))?;
+        env.add_template("alert.html", include_str!("templates/alert.html"))?;
         Ok(env)
     })
+}
+
+/// Renders the page template `name` (`status.html`, `alert.html`) with `ctx`.
+pub(super) fn render_template(
+    name: &str,
+    ctx: &impl Serialize,
+) -> Result<String, minijinja::Error> {
+    match environment() {
+        Ok(env) => env
+            .get_template(name)
+            .and_then(|t| t.render(minijinja::value::Serde(ctx))),
+        Err(e) => Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            e.to_string(),
+        )),
+    }
+}
+
+/// A rendered page with the headers every HTML page gets: no script, no caching, no sniffing.
+pub(super) fn html_response(html: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        html,
+    )
+        .into_response()
 }
 
 #[derive(Serialize)]
@@ -486,26 +516,8 @@ pub(super) async fn status_page(
         resolved,
         prefixes,
     };
-    let rendered = match environment() {
-        Ok(env) => env
-            .get_template("status.html")
-            .and_then(|t| t.render(minijinja::value::Serde(&page))),
-        Err(e) => Err(minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            e.to_string(),
-        )),
-    };
-    match rendered {
-        Ok(html) => (
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            html,
-        )
-            .into_response(),
+    match render_template("status.html", &page) {
+        Ok(html) => html_response(html),
         Err(e) => {
             error!("cannot render the status page: {e:#}");
             (

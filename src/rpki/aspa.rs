@@ -80,26 +80,8 @@ pub fn verify_path<'a>(
         }
     }
     // Upstream: the first AS past the up-ramp heard the route from a non-customer.
-    let leaker = |max_up: usize| asns.get(max_up).copied();
     match procedure {
-        AspaProcedure::Upstream => {
-            if max_up < n {
-                AspaVerdict {
-                    state: AspaState::Invalid,
-                    leaker: leaker(max_up),
-                }
-            } else if min_up < n {
-                AspaVerdict {
-                    state: AspaState::Unknown,
-                    leaker: None,
-                }
-            } else {
-                AspaVerdict {
-                    state: AspaState::Valid,
-                    leaker: None,
-                }
-            }
-        }
+        AspaProcedure::Upstream => verdict(max_up < n, min_up < n, || asns.get(max_up).copied()),
         AspaProcedure::Downstream => {
             // Down-ramp: from the receiving end, each previous AS is a provider of the next.
             let mut max_down = n;
@@ -114,24 +96,33 @@ pub fn verify_path<'a>(
                     break;
                 }
             }
-            if max_up + max_down < n {
-                // The AS that handed the route into the down-ramp sent it up or sideways
-                // after hearing it from above.
-                AspaVerdict {
-                    state: AspaState::Invalid,
-                    leaker: asns.get(n - max_down - 1).copied(),
-                }
-            } else if min_up + min_down < n {
-                AspaVerdict {
-                    state: AspaState::Unknown,
-                    leaker: None,
-                }
-            } else {
-                AspaVerdict {
-                    state: AspaState::Valid,
-                    leaker: None,
-                }
-            }
+            // For Invalid: the AS that handed the route into the down-ramp sent it up or
+            // sideways after hearing it from above.
+            verdict(max_up + max_down < n, min_up + min_down < n, || {
+                asns.get(n - max_down - 1).copied()
+            })
+        }
+    }
+}
+
+/// The verdict both procedures reach from their ramps: `Invalid` (naming the leaker, asked
+/// only then) when the ramps cannot cover the path even at their longest, `Unknown` when
+/// they cover it only counting hops without ASPA data, else `Valid`.
+fn verdict(invalid: bool, unknown: bool, leaker: impl FnOnce() -> Option<u32>) -> AspaVerdict {
+    if invalid {
+        AspaVerdict {
+            state: AspaState::Invalid,
+            leaker: leaker(),
+        }
+    } else if unknown {
+        AspaVerdict {
+            state: AspaState::Unknown,
+            leaker: None,
+        }
+    } else {
+        AspaVerdict {
+            state: AspaState::Valid,
+            leaker: None,
         }
     }
 }

@@ -322,20 +322,13 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
                         reason: FeedErrorReason::Association,
                         message: e.to_string(),
                     },
-                    Ok(()) => match websocket::connect(&url, &timing).await {
-                        Ok(ws) => {
+                    Ok(()) => {
+                        let key = proto.key.clone();
+                        websocket::connect_and_drive(&url, Some(&key), &mut proto, &handle, &timing, &mut backoff, || {
                             info!(feed = %handle.name, "prefixes associated; connected");
-                            let (worked, ended) = websocket::drive(ws, &mut proto, &handle, &timing).await;
-                            if worked {
-                                backoff.reset();
-                            }
-                            ended
-                        }
-                        Err(message) => websocket::Ended::Failed {
-                            reason: FeedErrorReason::Connect,
-                            message: websocket::scrub(&message, &proto.key),
-                        },
-                    },
+                        })
+                        .await
+                    }
                 };
                 if websocket::after_disconnect(&handle, &mut backoff, ended).await {
                     return;

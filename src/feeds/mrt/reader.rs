@@ -180,23 +180,12 @@ impl MrtReader {
         let collector = collector
             .map(str::to_string)
             .unwrap_or_else(|| collector_from_file_name(path));
-        Ok(MrtReader {
-            path: path.to_path_buf(),
-            reader: Counting {
-                inner: BufReader::with_capacity(256 * 1024, inner),
-                read: 0,
-            },
-            elementor: Elementor::new(),
-            feed: feed.into(),
-            collector: collector.into(),
-            vps: HashMap::new(),
-            last_attrs: None,
-            stats: MrtStats::default(),
-            done: false,
-            opened_at: Timestamp::now(),
-            clock: FileClock::default(),
-            admission: Admission::default(),
-        })
+        Ok(Self::with_buffer(
+            BufReader::with_capacity(256 * 1024, inner),
+            path,
+            feed,
+            &collector,
+        ))
     }
 
     /// Reads MRT records from an already decompressed stream (a socket, a buffer in memory, a
@@ -207,10 +196,20 @@ impl MrtReader {
         feed: &str,
         collector: &str,
     ) -> Self {
+        Self::with_buffer(BufReader::new(reader), name, feed, collector)
+    }
+
+    /// A reader at the start of `reader`, which is buffered as its caller sees fit.
+    fn with_buffer(
+        reader: BufReader<Box<dyn Read + Send>>,
+        name: &Path,
+        feed: &str,
+        collector: &str,
+    ) -> Self {
         MrtReader {
             path: name.to_path_buf(),
             reader: Counting {
-                inner: BufReader::new(reader),
+                inner: reader,
                 read: 0,
             },
             elementor: Elementor::new(),

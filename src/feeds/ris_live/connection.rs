@@ -155,20 +155,10 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
             if handle.shutting_down() {
                 return;
             }
-            let ended = match websocket::connect(&url, &timing).await {
-                Ok(ws) => {
-                    info!(feed = %handle.name, "connected; subscribing to {} prefixes", prefixes.len());
-                    let (worked, ended) = websocket::drive(ws, &mut proto, &handle, &timing).await;
-                    if worked {
-                        backoff.reset();
-                    }
-                    ended
-                }
-                Err(message) => websocket::Ended::Failed {
-                    reason: FeedErrorReason::Connect,
-                    message,
-                },
-            };
+            let ended = websocket::connect_and_drive(&url, None, &mut proto, &handle, &timing, &mut backoff, || {
+                info!(feed = %handle.name, "connected; subscribing to {} prefixes", prefixes.len());
+            })
+            .await;
             if websocket::after_disconnect(&handle, &mut backoff, ended).await {
                 return;
             }
