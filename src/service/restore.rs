@@ -46,6 +46,8 @@ pub(super) fn restore(
     let store_path = cfg.store_file();
     crate::config::check_store_writable(&store_path).map_err(anyhow::Error::msg)?;
     let mut store = Store::open(&store_path)?;
+    let shown = std::path::absolute(&store_path).unwrap_or_else(|_| store_path.clone());
+    info!(store = %shown.display(), "state is kept in the store {}", shown.display());
     let loaded = store.load(RESOLVED_HISTORY)?;
     let mut engine = Engine::from_config(cfg);
     if let Some(snapshot) = rpki {

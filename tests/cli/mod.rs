@@ -1,4 +1,5 @@
-//! The command line without a running service: `bgpsentry check`.
+//! The command line: `bgpsentry check`, and what `bgpsentry run` says when it starts.
 
 mod check;
 mod check_rpki;
+mod first_run;
