@@ -240,21 +240,21 @@ pub const BGPROUTES_PREFIXES_PER_KEY: usize = 10;
 pub fn spread_prefixes(
     watched: &[ipnet::IpNet],
     own: &[Option<Vec<ipnet::IpNet>>],
-) -> Result<Vec<Vec<ipnet::IpNet>>, String> {
+) -> Result<Vec<Vec<ipnet::IpNet>>, ValueError> {
     let listed: Vec<ipnet::IpNet> = own.iter().flatten().flatten().copied().collect();
     let mut rest = watched.iter().filter(|p| !listed.contains(p)).copied();
     let free = own.iter().filter(|o| o.is_none()).count();
     let remaining = watched.iter().filter(|p| !listed.contains(p)).count();
     if remaining > free * BGPROUTES_PREFIXES_PER_KEY {
         let needed = remaining.div_ceil(BGPROUTES_PREFIXES_PER_KEY);
-        return Err(format!(
+        return Err(ValueError(format!(
             "{remaining} watched prefixes must go to bgproutes API keys without their own \
              `prefixes:`, but a key takes at most {BGPROUTES_PREFIXES_PER_KEY} prefixes and \
              there {} {free} such key{}: configure at least {needed} (under `keys:`) or watch \
              fewer prefixes",
             if free == 1 { "is" } else { "are" },
             if free == 1 { "" } else { "s" },
-        ));
+        )));
     }
     Ok(own
         .iter()
@@ -497,7 +497,7 @@ impl FeedConfig {
                 .as_ref()
                 .map(|k| &k.referenced)
                 .unwrap_or(&self.kind.referenced);
-            errors.push(Located::at(at, msg));
+            errors.push(Located::at(at, msg.0));
         }
     }
 }

@@ -255,7 +255,8 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
     let own: Vec<Option<Vec<IpNet>>> = sources.iter().map(|s| s.2.clone()).collect();
     let spread = match crate::config::spread_prefixes(&ctx.prefixes, &own) {
         Ok(s) => s,
-        Err(msg) => {
+        Err(e) => {
+            let msg = e.to_string();
             // Config validation refuses this already; kept for configs built in code.
             ctx.health.register(&name, "bgproutes");
             ctx.health
