@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
 use crate::store::Commit;
 
+use super::store_thread::ToStore;
+
 /// Per-prefix gauge labels last set, so labels of origins that went away are removed.
 #[derive(Default)]
 struct PrefixGauges {
@@ -92,7 +94,7 @@ pub(super) struct EngineThread {
     /// New RPKI data, when configured.
     pub rpki: Option<watch::Receiver<RpkiSnapshot>>,
     /// Where commits go (the store thread).
-    pub commits: std::sync::mpsc::SyncSender<Commit>,
+    pub commits: std::sync::mpsc::SyncSender<ToStore>,
     /// Metrics.
     pub metrics: Metrics,
     /// Per-prefix views for the HTTP API.
@@ -215,7 +217,7 @@ impl EngineThread {
                     transitions,
                     changes: engine.take_changes(),
                 };
-                if self.commits.send(commit).is_err() {
+                if self.commits.send(commit.into()).is_err() {
                     return;
                 }
                 last_commit = Instant::now();
@@ -227,10 +229,13 @@ impl EngineThread {
         }
         let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
         if !transitions.is_empty() || engine.has_changes() {
-            let _ = self.commits.send(Commit {
-                transitions,
-                changes: engine.take_changes(),
-            });
+            let _ = self.commits.send(
+                Commit {
+                    transitions,
+                    changes: engine.take_changes(),
+                }
+                .into(),
+            );
         }
     }
 
@@ -276,18 +281,38 @@ impl EngineThread {
             ),
             Err(e) => tracing::warn!(prefix = %req.prefix, "baseline not changed: {e}"),
         }
+        let mut published = None;
         if result.is_ok() {
-            let commit = Commit {
-                transitions: engine.drain_transitions().collect(),
-                changes: engine.take_changes(),
+            let (done, wait) = tokio::sync::oneshot::channel();
+            let commit = ToStore {
+                commit: Commit {
+                    transitions: engine.drain_transitions().collect(),
+                    changes: engine.take_changes(),
+                },
+                published: Some(done),
             };
             if self.commits.send(commit).is_err() {
                 return false;
             }
+            published = Some(wait);
         }
         self.refresh(engine, gauges);
-        // The requester may have gone (timeout): the change stands anyway.
-        let _ = req.reply.send(result);
+        // Answered once the alerts it resolved are out of `/alerts`, so that what the operator
+        // sees next agrees with the answer; the engine goes on meanwhile. The requester may have
+        // gone (timeout): the change stands anyway. A store that stops first drops the barrier,
+        // and the answer goes out then.
+        let reply = req.reply;
+        match published {
+            Some(wait) => {
+                self.runtime.spawn(async move {
+                    let _ = wait.await;
+                    let _ = reply.send(result);
+                });
+            }
+            None => {
+                let _ = reply.send(result);
+            }
+        }
         true
     }
 

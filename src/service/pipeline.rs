@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::alerts::{AlertBook, AlertTransition};
+use crate::alerts::AlertBook;
 use crate::config::Config;
 use crate::engine::{AcceptRequest, SharedPrefixStates};
 use crate::feeds::FeedContext;
@@ -19,7 +19,6 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::notify::metrics::NotifyMetrics;
 use crate::rpki::RpkiSnapshot;
-use crate::store::Commit;
 
 use super::publish::Publisher;
 use super::restore::Restored;
@@ -92,8 +91,9 @@ impl Pipeline {
         views.set_all(engine.prefix_states());
 
         let (events_tx, events_rx) = engine_queue(ENGINE_QUEUE_EVENTS);
-        let (committed_tx, committed_rx) = mpsc::unbounded_channel::<AlertTransition>();
-        let (commits_tx, commits_rx) = std::sync::mpsc::sync_channel::<Commit>(COMMIT_QUEUE);
+        let (committed_tx, committed_rx) = mpsc::unbounded_channel::<store_thread::Committed>();
+        let (commits_tx, commits_rx) =
+            std::sync::mpsc::sync_channel::<store_thread::ToStore>(COMMIT_QUEUE);
         // Operator requests (accepted baselines) for the engine thread, which owns the engine.
         let (commands_tx, commands_rx) = mpsc::channel::<AcceptRequest>(ENGINE_COMMANDS);
 

@@ -13,6 +13,7 @@ use crate::notify::NotifierSink;
 use crate::store::PendingEvent;
 
 use super::notify_switch::Install;
+use super::store_thread::Committed;
 
 /// Keeps the alert book and the alert metrics current.
 struct BookSink {
@@ -157,16 +158,19 @@ impl Publisher {
     /// Publishes until the store thread drops its sender (at the end of a stop).
     pub fn spawn(
         mut self,
-        mut committed: mpsc::UnboundedReceiver<AlertTransition>,
+        mut committed: mpsc::UnboundedReceiver<Committed>,
         mut installs: mpsc::UnboundedReceiver<Install>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    t = committed.recv() => {
-                        let Some(t) = t else { break };
-                        self.deliver(&t);
-                    }
+                    c = committed.recv() => match c {
+                        None => break,
+                        Some(Committed::Transition(t)) => self.deliver(&t),
+                        Some(Committed::Barrier(done)) => {
+                            let _ = done.send(());
+                        }
+                    },
                     Some(install) = installs.recv() => self.install(install),
                 }
             }

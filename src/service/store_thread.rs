@@ -13,6 +13,35 @@ use crate::alerts::AlertTransition;
 use crate::metrics::Metrics;
 use crate::store::{Commit, Store};
 
+/// A commit for the store thread; `published`, when set, answers once its transitions have
+/// reached the publish stage (an operator's request is answered only when its effect shows).
+pub(super) struct ToStore {
+    /// What to write.
+    pub commit: Commit,
+    /// Answered after the transitions are published.
+    pub published: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl From<Commit> for ToStore {
+    fn from(commit: Commit) -> Self {
+        ToStore {
+            commit,
+            published: None,
+        }
+    }
+}
+
+/// What the store thread passes on, in commit order.
+// Transitions are nearly all of it and barriers rare: boxing every transition to shrink the
+// rare variant would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Committed {
+    /// An alert transition, written to the store.
+    Transition(AlertTransition),
+    /// Everything before it is published: answer the waiting request.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
 /// Most commits written in one transaction.
 const GROUP_COMMIT: usize = 16;
 
@@ -22,8 +51,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Writes commits until the engine thread hangs up.
 pub(super) fn run(
     mut store: Store,
-    commits: Receiver<Commit>,
-    alerts: UnboundedSender<AlertTransition>,
+    commits: Receiver<ToStore>,
+    alerts: UnboundedSender<Committed>,
     metrics: Metrics,
     retention_days: u64,
     notifier_running: Arc<AtomicBool>,
@@ -64,6 +93,9 @@ pub(super) fn run(
         let mut delay = Duration::from_millis(100);
         // A failed write is retried until it works: dropping it would lose alerts. While it
         // fails the engine's queue fills and the feeds slow down; the errors say why.
+        let (commits_in_batch, barriers): (Vec<Commit>, Vec<_>) =
+            batch.into_iter().map(|q| (q.commit, q.published)).unzip();
+        let batch = commits_in_batch;
         while let Err(e) = store.commit_all(&batch) {
             metrics.store_errors.inc();
             error!("{e}; retrying in {delay:?}");
@@ -71,8 +103,13 @@ pub(super) fn run(
             delay = (delay * 2).min(Duration::from_secs(10));
         }
         metrics.store_commits.inc();
-        for t in batch.into_iter().flat_map(|c| c.transitions) {
-            if alerts.send(t).is_err() {
+        let passed_on = batch
+            .into_iter()
+            .flat_map(|c| c.transitions)
+            .map(Committed::Transition)
+            .chain(barriers.into_iter().flatten().map(Committed::Barrier));
+        for c in passed_on {
+            if alerts.send(c).is_err() {
                 warn!("alert sinks are gone; transitions are saved but not passed on");
                 break;
             }

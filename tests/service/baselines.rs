@@ -166,8 +166,35 @@ fn an_accepted_origin_resolves_its_alert_and_survives_a_restart() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an ASN"));
     assert_eq!(firing_hijacks(&addr).len(), 1);
 
-    // Accepted with the CLI: the alert resolves, the baseline shows it.
-    let out = cli(&addr, &["accept", "84.205.64.0/24", "--origin", "AS12654"]);
+    // Accepted with the CLI: the alert resolves, the baseline shows it. The answer comes only
+    // once the resolution is out of `/alerts`: while the store cannot write (its write lock held
+    // here), the accept is not answered.
+    let db = rusqlite::Connection::open(dir.path().join("bgpsentry.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let accept = {
+        let addr = addr.clone();
+        std::thread::spawn(move || cli(&addr, &["accept", "84.205.64.0/24", "--origin", "AS12654"]))
+    };
+    poll_until("the accept in the log", 30, || {
+        svc.proc
+            .lines()
+            .iter()
+            .any(|l| l.contains("baseline accepted"))
+            .then_some(())
+    });
+    // Answered while nothing could be written would be too early; give it the time it would take.
+    let answered_early = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        accept.is_finished()
+    });
+    assert!(
+        !answered_early,
+        "the accept was answered before the store wrote it: /alerts still shows {:?}",
+        firing_hijacks(&addr)
+    );
+    db.execute_batch("ROLLBACK").unwrap();
+    drop(db);
+    let out = accept.join().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 alerts resolved"));
     assert!(firing_hijacks(&addr).is_empty());
