@@ -22,13 +22,7 @@ const DEFAULT_SEED: u64 = 0x5eed_0b9b_5e47_0001;
 
 /// Every alert the service shows, firing or resolved: id → (prefix, state).
 async fn all_alerts(run: &Service) -> BTreeMap<String, (String, String)> {
-    let body = reqwest::get(format!("{}/alerts?state=all", run.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = run.json("/alerts?state=all").await;
     v["alerts"]
         .as_array()
         .unwrap()

@@ -182,13 +182,21 @@ fn an_accepted_origin_resolves_its_alert_and_survives_a_restart() {
             .any(|l| l.contains("baseline accepted"))
             .then_some(())
     });
-    // Answered while nothing could be written would be too early; give it the time it would take.
-    let answered_early = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(20));
-        accept.is_finished()
+    // The store gives up waiting for the lock (its busy timeout) and counts an error before it
+    // retries: whichever comes first, that or the answer, says whether the answer waited.
+    let answered_first = poll_until("the answer or a blocked store write", 30, || {
+        if accept.is_finished() {
+            return Some(true);
+        }
+        let (_, _, text) = http_get(&addr, "/metrics")?;
+        let errors = text
+            .lines()
+            .find_map(|l| l.strip_prefix("bgpsentry_store_errors_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())?;
+        (errors >= 1.0).then_some(false)
     });
     assert!(
-        !answered_early,
+        !answered_first,
         "the accept was answered before the store wrote it: /alerts still shows {:?}",
         firing_hijacks(&addr)
     );

@@ -15,13 +15,7 @@ const PREFIXES: usize = 12;
 
 /// Firing alerts: id → prefix.
 async fn firing(run: &Service) -> BTreeMap<String, String> {
-    let body = reqwest::get(format!("{}/alerts", run.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = run.json("/alerts").await;
     v["alerts"]
         .as_array()
         .unwrap()
