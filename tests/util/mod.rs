@@ -249,6 +249,9 @@ impl Rng {
     }
 }
 
+/// The largest response body the tests read (`/alerts` with thousands of alerts).
+pub const MAX_BODY_BYTES: u64 = 256 * 1024 * 1024;
+
 /// A blocking HTTP client for loopback: every status is an answer, not an error; 10 s at most.
 pub fn http_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -271,6 +274,12 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String, String)> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let body = resp.body_mut().read_to_string().ok()?;
+    // ureq stops at 10 MB by default; `/alerts` under an alert storm is larger.
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY_BYTES)
+        .read_to_string()
+        .ok()?;
     Some((status, ctype, body))
 }
