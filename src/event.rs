@@ -243,8 +243,9 @@ impl Serialize for Community {
     }
 }
 
-/// The attributes of an announced route; shared by all prefixes of one UPDATE.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The attributes of an announced route; shared by all prefixes of one UPDATE (and, in the
+/// engine, by every route with equal attributes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct RouteAttrs {
     /// AS path, first hop first.
     pub path: AsPath,

@@ -244,31 +244,40 @@ impl AsnMonitor {
         };
         let th = Thresholds::immediate(m.cfg.min_vantage_points);
         let (routes, vps, ctx) = (&self.routes, out.vps, out.ctx);
-        let next = cond.judge(&k, th, ts, out.alerts, |c| {
-            let (sample, sampled) = lifecycle::sample_of(vps, routes.get(&k.prefix), &c.vps);
+        let facts = |c: &Condition| {
+            let (sample, sampled) =
+                lifecycle::sample_of(vps, routes.get(&k.prefix), &c.vps, c.previous_sample());
             Facts {
-                sample,
                 detail: AlertDetail {
-                    rpki: sampled.first().and_then(|a| ctx.rov(&k.prefix, &a.path)),
+                    rpki: sampled
+                        .first()
+                        .and_then(|(_, a)| ctx.rov(&k.prefix, &a.path)),
                     rpki_stale: ctx.rpki.stale,
                     monitored_asn: Some(k.asn),
-                    communities: detect::labelled_communities(ctx, &sampled),
+                    communities: detect::labelled_communities(
+                        ctx,
+                        sampled.iter().map(|(_, a)| &**a),
+                    ),
                     ..AlertDetail::default()
                 },
-                about: About {
-                    severity: match k.rule {
-                        Rule::RpkiInvalid => Severity::Critical,
-                        _ => Severity::Warning,
-                    },
-                    description: m.cfg.description.clone(),
-                    origin: Some(k.asn),
-                    upstream: None,
-                    expected_origins: Vec::new(),
-                    expected_upstreams: Vec::new(),
-                    groups: m.cfg.groups.clone(),
-                },
+                sample,
+                sampled,
+                path_severity: None,
             }
-        });
+        };
+        let about = |_: &Facts| About {
+            severity: match k.rule {
+                Rule::RpkiInvalid => Severity::Critical,
+                _ => Severity::Warning,
+            },
+            description: m.cfg.description.clone(),
+            origin: Some(k.asn),
+            upstream: None,
+            expected_origins: Vec::new(),
+            expected_upstreams: Vec::new(),
+            groups: m.cfg.groups.clone(),
+        };
+        let next = cond.judge(&k, th, ts, out.alerts, facts, about);
         if next == Next::Forget {
             self.conditions.remove(&k);
         }
@@ -307,7 +316,11 @@ impl AsnMonitor {
         keys.dedup();
         for k in keys {
             let vps = fresh.remove(&k).unwrap_or_default();
-            if lifecycle::set_vps(&mut self.conditions, k, vps, ts) {
+            let cond = self
+                .conditions
+                .entry(k)
+                .or_insert_with(|| Condition::new(ts));
+            if lifecycle::set_vps(cond, vps) {
                 self.after_change(k, ts, out);
             }
         }
@@ -446,30 +459,40 @@ impl AsnMonitor {
         let NeighborSighting { cond, routes, .. } = s;
         let fired_before = cond.firing.is_some();
         // Sightings end by expiry (see `expire`), never by judging: VPs are only added.
-        let _ = cond.judge(&k, th, ts, out.alerts, |c| Facts {
-            sample: lifecycle::sample(vps, routes.iter().map(|(id, r)| (*id, r))).0,
-            // The labelled communities of the path that made it fire.
-            detail: c.firing.as_ref().map_or_else(
-                || AlertDetail {
-                    monitored_asn: Some(m),
-                    neighbor: Some(n),
-                    neighbor_side: Some(side),
-                    rpki_stale: ctx.rpki.stale,
-                    communities: detect::labelled_communities(ctx, std::slice::from_ref(attrs)),
-                    ..AlertDetail::default()
-                },
-                |a| a.detail.clone(),
-            ),
-            about: About {
-                severity: Severity::Warning,
-                description: mon.cfg.description.clone(),
-                origin: None,
-                upstream: None,
-                expected_origins: Vec::new(),
-                expected_upstreams: Vec::new(),
-                groups: mon.cfg.groups.clone(),
-            },
-        });
+        let facts = |c: &Condition| {
+            let (sample, sampled) = lifecycle::sample(
+                vps,
+                routes.iter().map(|(id, r)| (*id, r)),
+                c.previous_sample(),
+            );
+            Facts {
+                sample,
+                sampled,
+                // The labelled communities of the path that made it fire.
+                detail: c.firing.as_ref().map_or_else(
+                    || AlertDetail {
+                        monitored_asn: Some(m),
+                        neighbor: Some(n),
+                        neighbor_side: Some(side),
+                        rpki_stale: ctx.rpki.stale,
+                        communities: detect::labelled_communities(ctx, [&**attrs]),
+                        ..AlertDetail::default()
+                    },
+                    |a| a.detail.clone(),
+                ),
+                path_severity: None,
+            }
+        };
+        let about = |_: &Facts| About {
+            severity: Severity::Warning,
+            description: mon.cfg.description.clone(),
+            origin: None,
+            upstream: None,
+            expected_origins: Vec::new(),
+            expected_upstreams: Vec::new(),
+            groups: mon.cfg.groups.clone(),
+        };
+        let _ = cond.judge(&k, th, ts, out.alerts, facts, about);
         if learning && !fired_before && cond.firing.is_some() {
             // Known from now on: the alert resolves once the hold time passes.
             let base = match side {

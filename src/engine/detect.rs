@@ -5,8 +5,9 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use regex::Regex;
 
+use super::vps::VpId;
 use super::watched::Watched;
-use crate::alerts::{AlertDetail, AlertKey, Rule, Severity};
+use crate::alerts::{AlertDetail, AlertKey, Rule, Severity, VpSample};
 use crate::config::{CommunityLabel, MoreSpecifics, PathRule};
 use crate::event::{AsPath, PathElem, RouteAttrs};
 use crate::rpki::{AspaState, RovState, RpkiSnapshot};
@@ -243,7 +244,10 @@ pub(super) fn findings(ctx: &Context, w: &Watched, prefix: IpNet, attrs: &RouteA
 }
 
 /// Labelled communities on these routes, as `COMMUNITY (label)`, in first-seen order.
-pub fn labelled_communities(ctx: &Context, routes: &[Arc<RouteAttrs>]) -> Vec<String> {
+pub fn labelled_communities<'a>(
+    ctx: &Context,
+    routes: impl IntoIterator<Item = &'a RouteAttrs>,
+) -> Vec<String> {
     let mut out = Vec::new();
     if ctx.communities.is_empty() {
         return out;
@@ -261,21 +265,22 @@ pub fn labelled_communities(ctx: &Context, routes: &[Arc<RouteAttrs>]) -> Vec<St
     out
 }
 
-/// The facts an alert of key `k` carries, from the routes of the VPs that show it (the first
-/// is the sample's first), and the severity of a `path_match` alert.
+/// The facts an alert of key `k` carries, from the routes its sample shows (`sample[i]` shows
+/// `routes[i]`), and the severity of a `path_match` alert.
 pub(super) fn detail(
     ctx: &Context,
     w: &Watched,
     k: &AlertKey,
-    routes: &[Arc<RouteAttrs>],
+    routes: &[(VpId, Arc<RouteAttrs>)],
+    sample: &[VpSample],
 ) -> (AlertDetail, Option<Severity>) {
     let mut d = AlertDetail {
         rpki_stale: ctx.rpki.stale,
-        communities: labelled_communities(ctx, routes),
+        communities: labelled_communities(ctx, routes.iter().map(|(_, a)| &**a)),
         ..AlertDetail::default()
     };
     let mut severity = None;
-    if let Some(first) = routes.first() {
+    if let Some((_, first)) = routes.first() {
         d.rpki = ctx.rov(&k.prefix, &first.path);
         match k.rule {
             Rule::RouteLeak => {
@@ -283,10 +288,12 @@ pub(super) fn detail(
                 d.leaker = Some(k.asn);
             }
             Rule::PathMatch => {
-                // Every rule met by any of the sampled paths, in config order.
-                let paths: Vec<(String, usize)> = routes
+                // Every rule met by any of the sampled paths, in config order (their text is
+                // the sample's).
+                let paths: Vec<(&str, usize)> = routes
                     .iter()
-                    .map(|r| (r.path.to_string(), path_length(&r.path)))
+                    .zip(sample)
+                    .map(|((_, r), s)| (s.as_path.as_str(), path_length(&r.path)))
                     .collect();
                 for rule in &w.paths {
                     if paths.iter().any(|(text, len)| rule.matches(text, *len)) {

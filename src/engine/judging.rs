@@ -23,9 +23,14 @@ impl Engine {
             return;
         };
         let (routes, vps, ctx) = (&self.routes, &self.vps, &self.ctx);
-        let next = cond.judge(&k, thresholds(watched, k.rule), ts, &mut self.alerts, |c| {
-            condition_facts(routes, vps, ctx, watched, &k, c)
-        });
+        let next = cond.judge(
+            &k,
+            thresholds(watched, k.rule),
+            ts,
+            &mut self.alerts,
+            |c| condition_facts(routes, vps, ctx, watched, &k, c),
+            |f| condition_about(watched, &k, f),
+        );
         self.follow(w, k, next);
     }
 
@@ -57,6 +62,7 @@ impl Engine {
                     due,
                     &mut self.alerts,
                     |c| condition_facts(routes, vps, ctx, watched, &k, c),
+                    |f| condition_about(watched, &k, f),
                 );
                 self.follow(w, k, next);
             }
@@ -159,22 +165,24 @@ impl Engine {
         };
         let facts = Facts {
             sample: any_sample(&self.routes, &self.vps, prefix),
+            sampled: Vec::new(),
             detail: AlertDetail {
                 rpki_stale: self.ctx.rpki.stale,
                 ..AlertDetail::default()
             },
-            about: About {
-                severity: cfg.visibility_severity,
-                description: cfg.description.clone(),
-                origin: None,
-                upstream: None,
-                expected_origins: watched.origins.asns().to_vec(),
-                expected_upstreams: Vec::new(),
-                groups: cfg.groups.clone(),
-            },
+            path_severity: None,
+        };
+        let about = About {
+            severity: cfg.visibility_severity,
+            description: cfg.description.clone(),
+            origin: None,
+            upstream: None,
+            expected_origins: watched.origins.asns().to_vec(),
+            expected_upstreams: Vec::new(),
+            groups: cfg.groups.clone(),
         };
         let counts = (state.allowed, cfg.visibility_min_vantage_points);
-        let alert = self.alerts.fire(&k, since, ts, counts, facts);
+        let alert = self.alerts.fire(&k, since, ts, counts, facts, about);
         state.firing = Some(Box::new(alert));
     }
 }
@@ -195,7 +203,7 @@ fn any_sample(
 ) -> Vec<crate::alerts::VpSample> {
     routes
         .get(&prefix)
-        .map(|by_vp| lifecycle::sample(vps, by_vp.iter()).0)
+        .map(|by_vp| lifecycle::sample(vps, by_vp.iter(), None).0)
         .unwrap_or_default()
 }
 
@@ -208,34 +216,48 @@ fn condition_facts(
     k: &AlertKey,
     cond: &Condition,
 ) -> Facts {
-    let (sample, sampled) = lifecycle::sample_of(vps, routes.get(&k.prefix), &cond.vps);
-    let (detail, path_severity) = detect::detail(ctx, watched, k, &sampled);
-    // The origin of the routes that show it: the offending one for hijacks, the allowed one
-    // reached through a new upstream.
-    let first_origin = sampled.first().and_then(|a| match a.path.0.last() {
-        Some(PathElem::Asn(o)) => Some(*o),
-        _ => None,
-    });
-    let cfg = &watched.cfg;
+    let (sample, sampled) = lifecycle::sample_of(
+        vps,
+        routes.get(&k.prefix),
+        &cond.vps,
+        cond.previous_sample(),
+    );
+    let (detail, path_severity) = detect::detail(ctx, watched, k, &sampled, &sample);
     Facts {
         sample,
+        sampled,
         detail,
-        about: About {
-            severity: path_severity.unwrap_or_else(|| severity(k.rule, cfg)),
-            description: cfg.description.clone(),
-            origin: match k.rule {
-                Rule::RouteLeak => None,
-                Rule::NewUpstream => first_origin,
-                _ => (k.asn != 0).then_some(k.asn),
-            },
-            upstream: (k.rule == Rule::NewUpstream).then_some(k.asn),
-            expected_origins: watched.origins.asns().to_vec(),
-            expected_upstreams: watched
-                .upstreams
-                .as_ref()
-                .map(|u| u.asns().to_vec())
-                .unwrap_or_default(),
-            groups: cfg.groups.clone(),
+        path_severity,
+    }
+}
+
+/// What the alert of condition `k` under `watched` says when it fires.
+fn condition_about(watched: &Watched, k: &AlertKey, facts: &Facts) -> About {
+    // The origin of the routes that show it: the offending one for hijacks, the allowed one
+    // reached through a new upstream.
+    let first_origin = facts
+        .sampled
+        .first()
+        .and_then(|(_, a)| match a.path.0.last() {
+            Some(PathElem::Asn(o)) => Some(*o),
+            _ => None,
+        });
+    let cfg = &watched.cfg;
+    About {
+        severity: facts.path_severity.unwrap_or_else(|| severity(k.rule, cfg)),
+        description: cfg.description.clone(),
+        origin: match k.rule {
+            Rule::RouteLeak => None,
+            Rule::NewUpstream => first_origin,
+            _ => (k.asn != 0).then_some(k.asn),
         },
+        upstream: (k.rule == Rule::NewUpstream).then_some(k.asn),
+        expected_origins: watched.origins.asns().to_vec(),
+        expected_upstreams: watched
+            .upstreams
+            .as_ref()
+            .map(|u| u.asns().to_vec())
+            .unwrap_or_default(),
+        groups: cfg.groups.clone(),
     }
 }

@@ -3,7 +3,7 @@
 //! id. The prefix detectors, visibility loss and the monitored-ASN detectors all raise their
 //! alerts through here, so an alert means the same thing whichever rule raised it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use foldhash::HashMap as FastMap;
@@ -33,6 +33,19 @@ pub(super) struct Condition {
     pending_since: Option<Timestamp>,
     /// Firing, with no VP showing it since then (waiting out `keep_firing_for`).
     clearing_since: Option<Timestamp>,
+    /// While firing: the routes its alert's sample shows, in sample order, so that the next
+    /// sample formats only the routes that changed.
+    sampled: SampledRoutes,
+}
+
+/// The routes a sample shows, by VP, in sample order.
+pub(super) type SampledRoutes = Vec<(VpId, Arc<RouteAttrs>)>;
+
+/// A sample already made, and the routes it shows: their text is taken from it, not made again.
+#[derive(Clone, Copy)]
+pub(super) struct Previous<'a> {
+    sample: &'a [VpSample],
+    routes: &'a [(VpId, Arc<RouteAttrs>)],
 }
 
 /// When a condition's alert fires and resolves.
@@ -69,17 +82,20 @@ pub(super) enum Next {
     Forget,
 }
 
-/// What an alert shows beyond its lifecycle, from its detector family.
+/// What an alert shows beyond its lifecycle, from its detector family: made when it fires and
+/// each time it updates.
 pub(super) struct Facts {
     /// From [`sample`].
     pub sample: Vec<VpSample>,
+    /// The routes `sample` shows (empty where the sample is not made again from routes).
+    pub sampled: SampledRoutes,
     /// Describes the sample's routes; its `rpki` is that of the first.
     pub detail: AlertDetail,
-    /// Read only when the alert fires.
-    pub about: About,
+    /// The severity the routes call for, where the rule lets them (a path rule's).
+    pub path_severity: Option<Severity>,
 }
 
-/// The parts of an alert its detector family decides once, when it fires.
+/// The parts of an alert its detector family decides once, when it fires (made only then).
 pub(super) struct About {
     pub severity: Severity,
     pub description: String,
@@ -111,6 +127,7 @@ impl Outbox {
         ts: Timestamp,
         (vantage_points, peak_vantage_points): (u32, u32),
         facts: Facts,
+        about: About,
     ) -> Alert {
         let counter = self.incidents.entry(*k).or_insert(0);
         let incident = *counter;
@@ -123,7 +140,7 @@ impl Outbox {
             expected_origins,
             expected_upstreams,
             groups,
-        } = facts.about;
+        } = about;
         let alert = Alert {
             id: Alert::make_id(k, first_seen, ts, incident),
             rule: k.rule,
@@ -205,12 +222,21 @@ impl Condition {
             firing: None,
             pending_since: None,
             clearing_since: None,
+            sampled: Vec::new(),
         }
+    }
+
+    /// The sample its alert shows now, to make the next one from.
+    pub fn previous_sample(&self) -> Option<Previous<'_>> {
+        self.firing.as_ref().map(|a| Previous {
+            sample: &a.sample,
+            routes: &self.sampled,
+        })
     }
 
     /// Judges the condition on its VPs as they are at `ts`: fires, updates or resolves its
     /// alert, or starts or stops a hold-down. `facts` is asked only when the alert fires or
-    /// updates.
+    /// updates, `about` only when it fires.
     pub fn judge(
         &mut self,
         k: &AlertKey,
@@ -218,6 +244,7 @@ impl Condition {
         ts: Timestamp,
         out: &mut Outbox,
         facts: impl FnOnce(&Condition) -> Facts,
+        about: impl FnOnce(&Facts) -> About,
     ) -> Next {
         let count = self.vps.len() as u32;
         self.peak = self.peak.max(count);
@@ -247,7 +274,7 @@ impl Condition {
         } else if count < th.min_vantage_points {
             self.pending_since = None;
         } else if th.hold.for_seconds == 0 {
-            self.fire(k, ts, out, facts);
+            self.fire(k, ts, out, facts, about);
         } else if self.pending_since.is_none() {
             self.pending_since = Some(ts);
             return Next::Wait(ts.plus_secs(th.hold.for_seconds));
@@ -264,6 +291,7 @@ impl Condition {
         due: Timestamp,
         out: &mut Outbox,
         facts: impl FnOnce(&Condition) -> Facts,
+        about: impl FnOnce(&Facts) -> About,
     ) -> Next {
         let ends =
             |since: Option<Timestamp>, secs: u64| since.is_some_and(|s| s.plus_secs(secs) == due);
@@ -272,7 +300,7 @@ impl Condition {
             && self.vps.len() >= th.min_vantage_points as usize
         {
             self.pending_since = None;
-            self.fire(k, due, out, facts);
+            self.fire(k, due, out, facts, about);
             Next::Keep
         } else if self.firing.is_some()
             && ends(self.clearing_since, th.hold.keep_firing_for_seconds)
@@ -290,6 +318,7 @@ impl Condition {
         if let Some(alert) = self.firing.take() {
             out.resolve(alert, ts);
         }
+        self.sampled = Vec::new();
     }
 
     fn fire(
@@ -298,10 +327,13 @@ impl Condition {
         ts: Timestamp,
         out: &mut Outbox,
         facts: impl FnOnce(&Condition) -> Facts,
+        about: impl FnOnce(&Facts) -> About,
     ) {
-        let facts = facts(self);
+        let mut facts = facts(self);
+        let about = about(&facts);
         let counts = (self.vps.len() as u32, self.peak);
-        self.firing = Some(out.fire(k, self.first_seen, ts, counts, facts));
+        self.sampled = std::mem::take(&mut facts.sampled);
+        self.firing = Some(out.fire(k, self.first_seen, ts, counts, facts, about));
     }
 
     fn update(&mut self, ts: Timestamp, out: &mut Outbox, facts: impl FnOnce(&Condition) -> Facts) {
@@ -315,19 +347,14 @@ impl Condition {
         alert.sample = facts.sample;
         alert.last_seen = ts;
         alert.detail = facts.detail;
+        self.sampled = facts.sampled;
         out.updated(alert);
     }
 }
 
-/// Sets the VPs that show condition `k` (a new condition is first seen at `ts`); true when
-/// they changed, so the condition must be judged again.
-pub(super) fn set_vps(
-    conditions: &mut HashMap<AlertKey, Condition>,
-    k: AlertKey,
-    vps: HashSet<VpId>,
-    ts: Timestamp,
-) -> bool {
-    let cond = conditions.entry(k).or_insert_with(|| Condition::new(ts));
+/// Sets the VPs that show a condition; true when they changed, so the condition must be judged
+/// again.
+pub(super) fn set_vps(cond: &mut Condition, vps: HashSet<VpId>) -> bool {
     if cond.vps == vps {
         return false;
     }
@@ -335,18 +362,20 @@ pub(super) fn set_vps(
     true
 }
 
-/// The sample of the VPs that show a condition, from the routes to its prefix.
+/// The sample of the VPs that show a condition, from the routes to its prefix (see [`sample`]).
 pub(super) fn sample_of(
     vps: &VpTable,
     by_vp: Option<&VpRoutes>,
     shown: &HashSet<VpId>,
-) -> (Vec<VpSample>, Vec<Arc<RouteAttrs>>) {
+    previous: Option<Previous<'_>>,
+) -> (Vec<VpSample>, SampledRoutes) {
     match by_vp {
         Some(by_vp) => sample(
             vps,
             shown
                 .iter()
                 .filter_map(|id| by_vp.get(id).map(|r| (*id, r))),
+            previous,
         ),
         None => (Vec::new(), Vec::new()),
     }
@@ -354,33 +383,61 @@ pub(super) fn sample_of(
 
 /// Up to [`SAMPLE_SIZE`] of these routes, ordered by VP (the one order every alert lists): the
 /// sample, and the routes it shows, so that `routes[0]` is the route of `sample[0]`.
+///
+/// An alert updates each time a VP that shows it announces again, and most of its sample stays
+/// the same: the text of a route that `previous` already shows (same VP, equal attributes) is
+/// copied from it rather than formatted again.
 pub(super) fn sample<'a>(
     vps: &VpTable,
     routes: impl IntoIterator<Item = (VpId, &'a Route)>,
-) -> (Vec<VpSample>, Vec<Arc<RouteAttrs>>) {
+    previous: Option<Previous<'_>>,
+) -> (Vec<VpSample>, SampledRoutes) {
     let mut picked: Vec<(VpId, &Route)> = routes.into_iter().collect();
-    picked.sort_by(|a, b| vps.get_vp(a.0).cmp(&vps.get_vp(b.0)));
-    picked.truncate(SAMPLE_SIZE);
+    // The first SAMPLE_SIZE in VP order, without sorting the rest.
+    if picked.len() > SAMPLE_SIZE {
+        picked.select_nth_unstable_by_key(SAMPLE_SIZE - 1, |(id, _)| vps.rank(*id));
+        picked.truncate(SAMPLE_SIZE);
+    }
+    picked.sort_unstable_by_key(|(id, _)| vps.rank(*id));
     let sample = picked
         .iter()
-        .map(|(id, route)| VpSample {
-            vantage_point: vps.get_vp(*id).map(|v| v.to_string()).unwrap_or_default(),
-            as_path: route.attrs.path.to_string(),
-            communities: route
-                .attrs
-                .communities
-                .iter()
-                .take(MAX_SAMPLE_COMMUNITIES)
-                .map(|c| c.to_string())
-                .collect(),
-            seen_at: route.since,
+        .map(|&(id, route)| {
+            let known = previous.and_then(|p| {
+                let i = p
+                    .routes
+                    .iter()
+                    .position(|(v, a)| *v == id && same_attrs(a, &route.attrs))?;
+                p.sample.get(i)
+            });
+            VpSample {
+                vantage_point: vps.name(id).to_owned(),
+                as_path: known.map_or_else(|| route.attrs.path.to_string(), |s| s.as_path.clone()),
+                communities: known.map_or_else(
+                    || {
+                        route
+                            .attrs
+                            .communities
+                            .iter()
+                            .take(MAX_SAMPLE_COMMUNITIES)
+                            .map(|c| c.to_string())
+                            .collect()
+                    },
+                    |s| s.communities.clone(),
+                ),
+                seen_at: route.since,
+            }
         })
         .collect();
     let routes = picked
         .into_iter()
-        .map(|(_, route)| route.attrs.clone())
+        .map(|(id, route)| (id, route.attrs.clone()))
         .collect();
     (sample, routes)
+}
+
+/// True when two attribute sets are equal: the same set (held once by the engine) or equal ones.
+fn same_attrs(a: &Arc<RouteAttrs>, b: &Arc<RouteAttrs>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 #[cfg(test)]
@@ -480,5 +537,61 @@ mod tests {
         assert_eq!(a.key(), b.key());
         assert_eq!(a.id, Alert::make_id(&a.key(), a.first_seen, a.fired_at, 0));
         assert_eq!(b.id, Alert::make_id(&b.key(), b.first_seen, b.fired_at, 1));
+    }
+
+    #[test]
+    fn a_sample_made_from_the_previous_one_is_the_sample_made_afresh() {
+        use super::super::vps::VpTable;
+        use super::super::{Route, SAMPLE_SIZE};
+        use super::{Previous, sample};
+        use crate::event::{Community, RouteAttrs};
+        use std::sync::Arc;
+
+        let mut vps = VpTable::default();
+        // Ids in an order unlike VP order, and more VPs than a sample lists.
+        let ids: Vec<u32> = [7u32, 3, 9, 1, 5, 8, 2, 6]
+            .iter()
+            .map(|&n| vps.intern(&vp(n)))
+            .collect();
+        let route = |path: &[u32], c: u16, t: i64| Route {
+            attrs: Arc::new(RouteAttrs {
+                path: AsPath::from_asns(path.iter().copied()),
+                communities: vec![Community::Standard(c, 1), Community::Large(1, 2, 3)],
+                next_hop: None,
+            }),
+            since: Timestamp(t),
+        };
+        let before: Vec<(u32, Route)> = ids
+            .iter()
+            .map(|&id| (id, route(&[id, 2, 666], id as u16, 1)))
+            .collect();
+        let (first, first_routes) = sample(&vps, before.iter().map(|(id, r)| (*id, r)), None);
+        assert_eq!(first.len(), SAMPLE_SIZE);
+        // One route changes path, one only its time, one VP leaves.
+        let mut after = before.clone();
+        after[1].1 = route(&[3, 4, 666], 9, 2);
+        after[3].1.since = Timestamp(3);
+        after.remove(6);
+        let previous = Previous {
+            sample: &first,
+            routes: &first_routes,
+        };
+        let reused = sample(&vps, after.iter().map(|(id, r)| (*id, r)), Some(previous));
+        let fresh = sample(&vps, after.iter().map(|(id, r)| (*id, r)), None);
+        assert_eq!(reused.0, fresh.0);
+        let names = |s: &[crate::alerts::VpSample]| -> Vec<String> {
+            s.iter().map(|e| e.vantage_point.clone()).collect()
+        };
+        // VP order is the order of the VPs themselves, whatever their ids.
+        let mut want: Vec<String> = after
+            .iter()
+            .filter_map(|(id, _)| vps.get_vp(*id))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|v| v.to_string())
+            .collect();
+        want.truncate(SAMPLE_SIZE);
+        assert_eq!(names(&fresh.0), want, "the first VPs in VP order");
+        assert_eq!(reused.1.len(), fresh.1.len());
     }
 }

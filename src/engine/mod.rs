@@ -17,7 +17,9 @@
 
 mod asns;
 mod baseline;
+mod conditions;
 mod detect;
+mod interner;
 mod judging;
 mod learning;
 mod lifecycle;
@@ -41,9 +43,11 @@ use crate::config::{CommunityLabel, Config, MonitoredAsn, WatchedPrefix};
 use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp};
 use crate::rpki::RpkiSnapshot;
 
+use conditions::Conditions;
 pub use detect::{Finding, path_length};
+use interner::AttrTable;
 pub use learning::{AcceptError, AcceptRequest, AcceptedBaseline};
-use lifecycle::{Condition, Outbox, Reporting};
+use lifecycle::{Outbox, Reporting};
 use routes::VpRoutes;
 pub use state::{EngineState, LearnedBaseline, PrefixRoutes};
 pub use view::{AsnCount, MoreSpecificState, PrefixState, SharedPrefixStates};
@@ -122,8 +126,10 @@ pub struct Engine {
     // small keys, and still seeded per process, since prefixes come from outside.
     routes: FastMap<IpNet, VpRoutes>,
     route_count: usize,
+    /// The attribute sets the routes hold, each once.
+    attr_table: AttrTable,
     vps: VpTable,
-    conditions: HashMap<AlertKey, Condition>,
+    conditions: Conditions,
     visibility: FastMap<(WatchId, IpNet), Visibility>,
     /// Conditions changed in the instant not yet settled, in the order they changed.
     unsettled: Vec<(WatchId, AlertKey)>,
@@ -185,8 +191,9 @@ impl Engine {
             watched,
             routes: FastMap::default(),
             route_count: 0,
+            attr_table: AttrTable::default(),
             vps: VpTable::default(),
-            conditions: HashMap::new(),
+            conditions: Conditions::default(),
             visibility: FastMap::default(),
             unsettled: Vec::new(),
             unsettled_keys: FastSet::default(),
@@ -280,6 +287,11 @@ impl Engine {
     /// Number of routes held (over all prefixes and VPs).
     pub fn route_count(&self) -> usize {
         self.route_count
+    }
+
+    /// Number of distinct attribute sets (AS path, communities, next hop) the routes hold.
+    pub fn attribute_set_count(&self) -> usize {
+        self.attr_table.len()
     }
 
     /// The watched prefixes, in config order.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::lifecycle::{self, Condition};
+use super::lifecycle;
 use super::routes;
 use super::vps::VpId;
 use super::watched::WatchId;
@@ -69,20 +69,25 @@ impl Engine {
         change: &RouteChange,
         ts: Timestamp,
     ) {
+        // The route holds the one copy of equal attributes that every route shares; `new`
+        // borrows from the event (equal to it).
+        let held = match change {
+            RouteChange::Announce(attrs) => Some((self.attr_table.intern(attrs), attrs)),
+            RouteChange::Withdraw => None,
+        };
         let by_vp = self.routes.entry(prefix).or_default();
-        // `new` borrows from the event: one reference-count increment per route, not two.
-        let (old, new) = match change {
-            RouteChange::Announce(attrs) => {
+        let (old, new) = match held {
+            Some((held, attrs)) => {
                 let old = by_vp.insert(
                     vp,
                     Route {
-                        attrs: attrs.clone(),
+                        attrs: held,
                         since: ts,
                     },
                 );
                 (old.map(|r| r.attrs), Some(attrs))
             }
-            RouteChange::Withdraw => (by_vp.remove(&vp).map(|r| r.attrs), None),
+            None => (by_vp.remove(&vp).map(|r| r.attrs), None),
         };
         let visible = by_vp.len();
         if visible == 0 {
@@ -144,6 +149,9 @@ impl Engine {
                     - i64::from(old.as_deref().is_some_and(|a| self.allowed(w, a)));
                 self.count_visibility(w, prefix, delta);
             }
+        }
+        if let Some(old) = old {
+            self.attr_table.release(old);
         }
     }
 
@@ -212,13 +220,13 @@ impl Engine {
                 }
             }
         }
-        let mut stale: Vec<AlertKey> = self
+        // In key order (the index keeps it): the order the conditions are judged in.
+        let stale: Vec<AlertKey> = self
             .conditions
-            .keys()
-            .filter(|k| k.watched_prefix == net && !fresh.contains_key(k))
+            .keys_of(&net)
+            .filter(|k| !fresh.contains_key(k))
             .copied()
             .collect();
-        stale.sort_unstable();
         for k in stale {
             if let Some(cond) = self.conditions.get_mut(&k) {
                 cond.vps.clear();
@@ -229,7 +237,7 @@ impl Engine {
         keys.sort();
         for k in keys {
             let vps = fresh.remove(&k).unwrap_or_default();
-            if lifecycle::set_vps(&mut self.conditions, k, vps, ts) {
+            if lifecycle::set_vps(self.conditions.get_or_new(k, ts), vps) {
                 self.unsettle(w, k);
             }
         }
@@ -242,11 +250,7 @@ impl Engine {
 
     fn add_vp(&mut self, w: WatchId, prefix: IpNet, f: Finding, vp: VpId, ts: Timestamp) {
         let k = key(self.watched[w].cfg.prefix, prefix, f);
-        let cond = self
-            .conditions
-            .entry(k)
-            .or_insert_with(|| Condition::new(ts));
-        if cond.vps.insert(vp) {
+        if self.conditions.get_or_new(k, ts).vps.insert(vp) {
             self.unsettle(w, k);
         }
     }

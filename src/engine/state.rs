@@ -7,7 +7,6 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::baseline::Baseline;
-use super::lifecycle::Condition;
 use super::routes::VpRoutes;
 use super::watched::WatchId;
 use super::{Engine, Route, detect, key};
@@ -250,8 +249,10 @@ impl Engine {
                     changed.insert(pr.prefix);
                     continue;
                 };
-                if by_vp.insert(id, Route { attrs, since }).is_none() {
-                    e.route_count += 1;
+                let attrs = e.attr_table.intern(&attrs);
+                match by_vp.insert(id, Route { attrs, since }) {
+                    None => e.route_count += 1,
+                    Some(old) => e.attr_table.release(old.attrs),
                 }
             }
         }
@@ -311,10 +312,7 @@ impl Engine {
             let net = w.cfg.prefix;
             for (vp, route) in by_vp.iter() {
                 for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
-                    let c = e
-                        .conditions
-                        .entry(key(net, *prefix, f))
-                        .or_insert_with(|| Condition::new(now));
+                    let c = e.conditions.get_or_new(key(net, *prefix, f), now);
                     c.vps.insert(vp);
                     c.peak = c.peak.max(c.vps.len() as u32);
                 }
@@ -339,10 +337,7 @@ impl Engine {
                 v.firing = Some(Box::new(alert));
                 continue;
             }
-            let c = e
-                .conditions
-                .entry(k)
-                .or_insert_with(|| Condition::new(alert.first_seen));
+            let c = e.conditions.get_or_new(k, alert.first_seen);
             c.first_seen = alert.first_seen;
             c.peak = c.peak.max(alert.peak_vantage_points);
             c.firing = Some(alert);
