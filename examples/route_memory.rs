@@ -1,22 +1,39 @@
 //! Route-state memory: fills an engine watching P prefixes with one route per prefix from each
 //! of V vantage points and reports the process's RSS.
 //!
-//! `cargo run --release --example route_memory -- P V [--distinct]`
+//! `cargo run --release --example route_memory -- P V [--distinct | --unique | --rib [FILE]]`
 //!
-//! Route attributes come from a pool of real announcements (`../shared/data/mrt/`), shared as
-//! they are when one UPDATE carries several prefixes; `--distinct` gives every route its own copy
-//! (the worst case).
+//! Where the route attributes come from:
+//! - by default, a pool of 50 k real announcements (`../shared/data/mrt/rrc00-updates…`), the
+//!   same `Arc` handed out again and again, as when one UPDATE carries many prefixes;
+//! - `--distinct`: the same pool, every route with its own copy (equal attributes arriving in
+//!   different UPDATEs, which is what feeds hand over);
+//! - `--unique`: the pool with a next hop of its own for every route: no two routes have equal
+//!   attributes, nothing can be shared (the worst case);
+//! - `--rib [FILE]`: real path diversity from a table dump (default
+//!   `../shared/data/mrt/ris-bview.20020722.2337.gz`). The P watched prefixes are real prefixes
+//!   spread evenly over the dump, among those that every full-table peer routes; VP `i` takes
+//!   the routes of full-table peer `i mod R` with its own ASN as first hop and its own address
+//!   as next hop, so no two VPs share a path, and each VP has the diversity one real peer has
+//!   over those prefixes. Each watched prefix allows every origin the dump shows for it, so the
+//!   routes raise no alert.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bgpsentry::config::Config;
 use bgpsentry::engine::Engine;
-use bgpsentry::event::{FeedEvent, PathElem, RouteChange, RouteEvent, Timestamp, VantagePoint};
+use bgpsentry::event::{
+    FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
+};
 use bgpsentry::feeds::mrt::MrtReader;
 use ipnet::{IpNet, Ipv4Net};
+
+const OWN: u32 = 64500;
+const USAGE: &str = "usage: route_memory P V [--distinct | --unique | --rib [FILE]]";
 
 fn rss_kb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -27,21 +44,26 @@ fn rss_kb(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let p: usize = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .expect("usage: route_memory P V");
-    let v: u32 = args
-        .get(1)
-        .and_then(|a| a.parse().ok())
-        .expect("usage: route_memory P V");
-    let distinct = args.iter().any(|a| a == "--distinct");
-    const OWN: u32 = 64500;
+fn data(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
 
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mrt/rrc00-updates.20190101.0000.gz");
+/// Where every route's attributes come from.
+enum Source {
+    /// A pool of real announcements; `copy`: each route gets its own copy, `unique`: and a
+    /// next hop of its own.
+    Pool {
+        pool: Vec<Arc<RouteAttrs>>,
+        copy: bool,
+        unique: bool,
+    },
+    /// Per watched prefix, per full-table peer: the dump's attributes.
+    Rib { routes: Vec<Vec<Arc<RouteAttrs>>> },
+}
+
+/// 50 k real announcements with the origin rewritten to [`OWN`].
+fn pool() -> Vec<Arc<RouteAttrs>> {
+    let file = data("../shared/data/mrt/rrc00-updates.20190101.0000.gz");
     let mut reader = MrtReader::open(&file, "mrt", None).expect("MRT file");
     let mut pool = Vec::new();
     let mut evs = Vec::new();
@@ -61,15 +83,121 @@ fn main() {
             }
         }
     }
-    drop(reader);
+    pool
+}
+
+/// `p` prefixes of a table dump routed by every full-table peer (evenly spread over the dump),
+/// with those peers' attributes, and the origins each prefix shows.
+fn rib(file: &Path, p: usize) -> (Vec<Vec<Arc<RouteAttrs>>>, Vec<Vec<u32>>) {
+    let mut reader = MrtReader::open(file, "mrt", None).expect("table dump");
+    let mut peers: HashMap<Arc<VantagePoint>, usize> = HashMap::new();
+    // prefix -> (peer index -> attributes), in prefix order.
+    let mut table: BTreeMap<IpNet, Vec<(usize, Arc<RouteAttrs>)>> = BTreeMap::new();
+    let mut evs = Vec::new();
+    while reader.next_record(&mut evs).is_some() {
+        for ev in evs.drain(..) {
+            if let FeedEvent::Route(RouteEvent {
+                vp,
+                prefix,
+                change: RouteChange::Announce(a),
+                ..
+            }) = ev
+                && !a.path.0.is_empty()
+            {
+                let n = peers.len();
+                let peer = *peers.entry(vp).or_insert(n);
+                table.entry(prefix).or_default().push((peer, a));
+            }
+        }
+    }
+    let mut per_peer = vec![0usize; peers.len()];
+    for routes in table.values() {
+        for (peer, _) in routes {
+            per_peer[*peer] += 1;
+        }
+    }
+    let most = per_peer.iter().copied().max().unwrap_or(0);
+    let full: Vec<usize> = (0..peers.len())
+        .filter(|&i| per_peer[i] * 10 >= most * 9)
+        .collect();
+    let candidates: Vec<&Vec<(usize, Arc<RouteAttrs>)>> = table
+        .values()
+        .filter(|routes| full.iter().all(|f| routes.iter().any(|(i, _)| i == f)))
+        .collect();
+    assert!(
+        candidates.len() >= p,
+        "the dump has {} prefixes routed by all {} full-table peers; ask for at most that many",
+        candidates.len(),
+        full.len()
+    );
+    eprintln!(
+        "rib: {} peers, {} full-table, {} prefixes routed by all of them; taking {p}",
+        peers.len(),
+        full.len(),
+        candidates.len()
+    );
+    let mut out = Vec::with_capacity(p);
+    let mut origins = Vec::with_capacity(p);
+    for i in 0..p {
+        let routes = candidates[i * candidates.len() / p];
+        let by_full: Vec<Arc<RouteAttrs>> = full
+            .iter()
+            .filter_map(|f| routes.iter().find(|(i, _)| i == f).map(|(_, a)| a.clone()))
+            .collect();
+        let mut o: Vec<u32> = by_full
+            .iter()
+            .flat_map(|a| a.path.origins().to_vec())
+            .collect();
+        o.sort_unstable();
+        o.dedup();
+        out.push(by_full);
+        origins.push(o);
+    }
+    (out, origins)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let p: usize = args.first().and_then(|a| a.parse().ok()).expect(USAGE);
+    let v: u32 = args.get(1).and_then(|a| a.parse().ok()).expect(USAGE);
+    let flag = |f: &str| args.iter().position(|a| a == f);
+    let (source, origins, mode) = if let Some(i) = flag("--rib") {
+        let file = args
+            .get(i + 1)
+            .filter(|a| !a.starts_with("--"))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data("../shared/data/mrt/ris-bview.20020722.2337.gz"));
+        let (routes, origins) = rib(&file, p);
+        (Source::Rib { routes }, Some(origins), "rib")
+    } else {
+        let unique = flag("--unique").is_some();
+        let copy = unique || flag("--distinct").is_some();
+        let mode = if unique {
+            "unique"
+        } else if copy {
+            "distinct"
+        } else {
+            "shared"
+        };
+        let pool = pool();
+        (Source::Pool { pool, copy, unique }, None, mode)
+    };
 
     let prefixes: Vec<IpNet> = (0..p as u32)
         .map(|i| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0100_0000 + (i << 8)), 24).expect("/24")))
         .collect();
     let mut yaml = String::from("prefixes:\n");
-    for x in &prefixes {
+    for (i, x) in prefixes.iter().enumerate() {
+        let allowed = match &origins {
+            Some(o) => o[i]
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => OWN.to_string(),
+        };
         yaml.push_str(&format!(
-            "  - prefix: {x}\n    origins: [{OWN}]\n    upstreams: []\n"
+            "  - prefix: {x}\n    origins: [{allowed}]\n    upstreams: []\n"
         ));
     }
     let cfg = Config::parse(&yaml, Path::new("mem.yml")).expect("config");
@@ -90,14 +218,29 @@ fn main() {
     let t = Instant::now();
     let mut k = 0usize;
     for (pi, prefix) in prefixes.iter().enumerate() {
-        for vp in &vps {
-            let attrs = &pool[k % pool.len()];
-            k += 1;
-            let attrs = if distinct {
-                Arc::new((**attrs).clone())
-            } else {
-                attrs.clone()
+        for (vi, vp) in vps.iter().enumerate() {
+            let attrs = match &source {
+                Source::Pool { pool, copy, unique } => {
+                    let attrs = &pool[k % pool.len()];
+                    if *unique {
+                        let mut a = (**attrs).clone();
+                        a.next_hop = Some(IpAddr::V6((k as u128).into()));
+                        Arc::new(a)
+                    } else if *copy {
+                        Arc::new((**attrs).clone())
+                    } else {
+                        attrs.clone()
+                    }
+                }
+                Source::Rib { routes } => {
+                    let real = &routes[pi][vi % routes[pi].len()];
+                    let mut a = (**real).clone();
+                    a.path.0[0] = PathElem::Asn(vp.peer_asn);
+                    a.next_hop = Some(vp.peer_ip);
+                    Arc::new(a)
+                }
             };
+            k += 1;
             let ev = RouteEvent {
                 timestamp: Timestamp::from_parts(1_700_000_000 + pi as i64, 0),
                 vp: vp.clone(),
@@ -115,9 +258,10 @@ fn main() {
     let _ = engine.take_changes();
     let _ = engine.take_touched();
     println!(
-        "prefixes={p} vps={v} routes={} distinct_attrs={distinct} fill_s={secs:.2} events_per_s={:.0} \
-         rss_before_mb={:.0} rss_mb={:.0} peak_fill_mb={:.0} peak_rss_mb={:.0}",
+        "prefixes={p} vps={v} routes={} attrs={mode} attribute_sets={} fill_s={secs:.2} \
+         events_per_s={:.0} rss_before_mb={:.0} rss_mb={:.0} peak_fill_mb={:.0} peak_rss_mb={:.0}",
         engine.route_count(),
+        engine.attribute_set_count(),
         k as f64 / secs,
         before as f64 / 1024.0,
         rss_kb("VmRSS:") as f64 / 1024.0,
