@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the hot paths: parsing one message of each feed, the engine's cost per
-//! route event (10 / 1 k / 100 k watched prefixes × 10 / 1 k vantage points) and alert-book
-//! lookups. Events are real: prefixes and AS paths from `../shared/data/mrt/`, rewritten onto
+//! route event (10 / 1 k / 100 k watched prefixes × 10 / 1 k vantage points), the cost of an
+//! event that grows a learned baseline (1 to 100 k watched prefixes) and alert-book lookups. Events are real: prefixes and AS paths from `../shared/data/mrt/`, rewritten onto
 //! the watched prefixes.
 //!
 //! `cargo bench --bench hotpaths`
@@ -198,6 +198,86 @@ fn engine(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` watched /24s that check their origin (AS [`OWN_ASN`]) and learn their upstreams over a
+/// window that stays open, each with one hijacker's route: n conditions in the engine.
+fn learning_engine(n: usize) -> (Engine, Vec<IpNet>) {
+    let prefixes = watched(n);
+    let mut yaml = String::from("prefixes:\n");
+    for p in &prefixes {
+        yaml.push_str(&format!(
+            "  - prefix: {p}\n    origins: [{OWN_ASN}]\n    learning_window_seconds: 31536000\n"
+        ));
+    }
+    let cfg = Config::parse(&yaml, Path::new("bench.yml")).expect("bench config");
+    let mut engine = Engine::from_config(&cfg);
+    let hijacker = bench_vp(64_999);
+    for (i, p) in prefixes.iter().enumerate() {
+        for (vp, path) in [
+            (bench_vp(0), vec![65_000, 3356, OWN_ASN]),
+            (hijacker.clone(), vec![64_999, 666]),
+        ] {
+            engine.process_route(&RouteEvent {
+                timestamp: Timestamp::from_parts(1_700_000_000 + i as i64 / 1000, 0),
+                vp,
+                prefix: *p,
+                change: RouteChange::Announce(Arc::new(RouteAttrs {
+                    path: AsPath::from_asns(path),
+                    communities: Vec::new(),
+                    next_hop: None,
+                })),
+            });
+        }
+    }
+    engine.settle();
+    engine.drain_transitions();
+    (engine, prefixes)
+}
+
+fn bench_vp(asn: u32) -> Arc<VantagePoint> {
+    Arc::new(VantagePoint {
+        feed: "bench".into(),
+        collector: "rrc00".into(),
+        peer_asn: asn,
+        peer_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + asn)),
+        exporter: None,
+    })
+}
+
+/// A route event that grows the learned baseline of one watched prefix (a new upstream while
+/// its learning window is open), which judges that prefix's routes again: the cost must not
+/// depend on how many other prefixes are watched.
+fn baseline_growth(c: &mut Criterion) {
+    let mut g = c.benchmark_group("engine_baseline_growth");
+    g.measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20);
+    g.throughput(Throughput::Elements(1));
+    let vps: Vec<Arc<VantagePoint>> = (0..8).map(|i| bench_vp(65_000 + i)).collect();
+    for &n in &[1usize, 100, 1_000, 10_000, 100_000] {
+        let (mut engine, prefixes) = learning_engine(n);
+        let ts = Timestamp::from_parts(1_700_001_000, 0);
+        let mut i = 0u32;
+        g.bench_with_input(BenchmarkId::new("watched_prefixes", n), &(), |b, _| {
+            b.iter(|| {
+                i += 1;
+                // A new upstream each time: always news to the baseline.
+                let ev = RouteEvent {
+                    timestamp: ts,
+                    vp: vps[i as usize % vps.len()].clone(),
+                    prefix: prefixes[i as usize % prefixes.len()],
+                    change: RouteChange::Announce(Arc::new(RouteAttrs {
+                        path: AsPath::from_asns([65_000, 100_000 + i, OWN_ASN]),
+                        communities: Vec::new(),
+                        next_hop: None,
+                    })),
+                };
+                engine.process_route(black_box(&ev))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn alert_book(c: &mut Criterion) {
     // 1 k watched prefixes, each hijacked once: 1 k firing alerts.
     let n = 1_000;
@@ -254,5 +334,5 @@ fn alert_book(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parsing, engine, alert_book);
+criterion_group!(benches, parsing, engine, baseline_growth, alert_book);
 criterion_main!(benches);
