@@ -56,22 +56,68 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with microseconds, e.g. `2016-08-11T16:00:03.000000Z`.
     pub fn to_rfc3339(self) -> String {
-        match chrono::DateTime::from_timestamp(self.secs(), (self.subsec_micros() * 1000) as u32) {
-            Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            None => format!("{}", self.as_secs_f64()),
-        }
+        self.with_rfc3339(str::to_string)
     }
+
+    /// Calls `f` with [`Timestamp::to_rfc3339`]'s text, without allocating it. Alerts carry
+    /// half a dozen times each and are written out under every change: formatting the date
+    /// and time through chrono each time was a sixth of the store's work, so the text of the
+    /// last whole second is kept per thread and only the microseconds are written anew.
+    pub fn with_rfc3339<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        thread_local! {
+            /// (whole second, length of its text, the text followed by the last fraction).
+            static LAST: std::cell::RefCell<(Option<i64>, usize, String)> =
+                const { std::cell::RefCell::new((None, 0, String::new())) };
+        }
+        let secs = self.secs();
+        let Some(whole) = chrono::DateTime::from_timestamp(secs, 0) else {
+            return f(&format!("{}", self.as_secs_f64()));
+        };
+        LAST.with(|last| {
+            let Ok(mut last) = last.try_borrow_mut() else {
+                // Only when `f` formats another timestamp: no cache then.
+                let mut text = whole.format("%Y-%m-%dT%H:%M:%S").to_string();
+                push_fraction(&mut text, self.subsec_micros());
+                return f(&text);
+            };
+            let (cached, len, text) = &mut *last;
+            if *cached != Some(secs) {
+                text.clear();
+                use std::fmt::Write as _;
+                let _ = write!(text, "{}", whole.format("%Y-%m-%dT%H:%M:%S"));
+                *cached = Some(secs);
+                *len = text.len();
+            }
+            text.truncate(*len);
+            push_fraction(text, self.subsec_micros());
+            f(text)
+        })
+    }
+}
+
+/// Appends `.ffffffZ`: the microseconds as six digits.
+fn push_fraction(text: &mut String, micros: i64) {
+    let mut digits = [b'0'; 6];
+    let mut v = micros.clamp(0, 999_999);
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    text.push('.');
+    // Six ASCII digits.
+    text.extend(digits.iter().map(|&d| d as char));
+    text.push('Z');
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        self.with_rfc3339(|t| f.write_str(t))
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        self.with_rfc3339(|t| s.serialize_str(t))
     }
 }
 
@@ -341,5 +387,36 @@ mod tests {
     fn timestamp_formats() {
         let t = Timestamp::from_parts(1470931200, 5);
         assert_eq!(t.to_rfc3339(), "2016-08-11T16:00:00.000005Z");
+    }
+
+    #[test]
+    fn the_cached_second_gives_the_same_text_as_chrono() {
+        // Same second twice (the cache), the next second, back again, the edges of a second,
+        // negative and far times.
+        let cases = [
+            Timestamp::from_parts(1470931200, 5),
+            Timestamp::from_parts(1470931200, 999_999),
+            Timestamp::from_parts(1470931201, 0),
+            Timestamp::from_parts(1470931200, 123_456),
+            Timestamp(-1),
+            Timestamp::from_parts(-62_135_596_800, 7), // 0001-01-01
+            Timestamp::from_secs_f64(3e11),
+            Timestamp::from_parts(1470931200, 5),
+        ];
+        for t in cases {
+            let chrono =
+                chrono::DateTime::from_timestamp(t.secs(), (t.subsec_micros() * 1000) as u32)
+                    .unwrap()
+                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                    .to_string();
+            assert_eq!(t.to_rfc3339(), chrono, "{t:?}");
+            assert_eq!(t.to_string(), chrono);
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{chrono}\""));
+        }
+        // Beyond chrono's range: seconds as a float, as before.
+        assert_eq!(
+            Timestamp(i64::MAX).to_rfc3339(),
+            format!("{}", Timestamp(i64::MAX).as_secs_f64())
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
 use crate::store::Commit;
 
+use super::commit_queue::CommitSender;
 use super::store_thread::ToStore;
 
 /// Per-prefix gauge labels last set, so labels of origins that went away are removed.
@@ -94,7 +95,7 @@ pub(super) struct EngineThread {
     /// New RPKI data, when configured.
     pub rpki: Option<watch::Receiver<RpkiSnapshot>>,
     /// Where commits go (the store thread).
-    pub commits: std::sync::mpsc::SyncSender<ToStore>,
+    pub commits: CommitSender,
     /// Metrics.
     pub metrics: Metrics,
     /// Per-prefix views for the HTTP API.

@@ -2,6 +2,7 @@
 //! metrics, notifier), and the HTTP server beside them. [`run`] restores the state
 //! (`restore`), starts the flow (`pipeline`) and stops it within a bound (`shutdown`).
 
+mod commit_queue;
 mod engine_thread;
 mod feeds_supervisor;
 mod http_serve;
@@ -26,6 +27,7 @@ use crate::notify::metrics::NotifyMetrics;
 use crate::rpki::RpkiLoader;
 
 pub use crate::feeds::queue::ENGINE_QUEUE_EVENTS;
+pub use commit_queue::COMMIT_QUEUE_BYTES;
 
 /// Operator requests waiting for the engine thread (they are rare and answered at once).
 const ENGINE_COMMANDS: usize = 16;
@@ -66,11 +68,6 @@ pub struct RunOptions {
     /// An MRT table dump to load as route state (and learned baseline) at start.
     pub rib: Option<PathBuf>,
 }
-
-/// Commits waiting for the store thread. Each is written in its own transaction, so a deeper
-/// queue adds memory (a commit carries the route changes of its batch) but no throughput; when
-/// the store is slow the engine waits, its queue fills and the feeds slow down.
-const COMMIT_QUEUE: usize = 16;
 
 /// How often the engine is woken when no events come, so that state is still saved.
 const TICK: Duration = Duration::from_secs(1);

@@ -23,7 +23,7 @@ use crate::rpki::RpkiSnapshot;
 use super::publish::Publisher;
 use super::restore::Restored;
 use super::{
-    COMMIT_QUEUE, ENGINE_COMMANDS, ENGINE_QUEUE_EVENTS, RESOLVED_HISTORY, engine_thread,
+    ENGINE_COMMANDS, ENGINE_QUEUE_EVENTS, RESOLVED_HISTORY, commit_queue, engine_thread,
     feeds_supervisor, http_serve, notify_switch, reload, shutdown, store_thread,
 };
 
@@ -92,8 +92,7 @@ impl Pipeline {
 
         let (events_tx, events_rx) = engine_queue(ENGINE_QUEUE_EVENTS);
         let (committed_tx, committed_rx) = mpsc::unbounded_channel::<store_thread::Committed>();
-        let (commits_tx, commits_rx) =
-            std::sync::mpsc::sync_channel::<store_thread::ToStore>(COMMIT_QUEUE);
+        let (commits_tx, commits_rx) = commit_queue::commit_queue(super::COMMIT_QUEUE_BYTES);
         // Operator requests (accepted baselines) for the engine thread, which owns the engine.
         let (commands_tx, commands_rx) = mpsc::channel::<AcceptRequest>(ENGINE_COMMANDS);
 

@@ -1,17 +1,21 @@
-//! The store thread: the one writer of the store. Each commit is written in one transaction;
-//! only then are its alert transitions passed on to the alert book, metrics and notifier.
+//! The store thread: the one writer of the store. Whatever commits are queued when it is ready
+//! are written in one transaction (a group commit: under load the next group gathers while
+//! this one is written, so no commit waits longer than one transaction for its turn); only
+//! then are their alert transitions passed on to the alert book, metrics and notifier.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, info, warn};
 
-use crate::alerts::AlertTransition;
+use crate::alerts::{AlertTransition, TransitionKind};
 use crate::metrics::Metrics;
 use crate::store::{Commit, Store};
+
+use super::commit_queue::{CommitReceiver, Queued};
 
 /// A commit for the store thread; `published`, when set, answers once its transitions have
 /// reached the publish stage (an operator's request is answered only when its effect shows).
@@ -20,15 +24,6 @@ pub(super) struct ToStore {
     pub commit: Commit,
     /// Answered after the transitions are published.
     pub published: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl From<Commit> for ToStore {
-    fn from(commit: Commit) -> Self {
-        ToStore {
-            commit,
-            published: None,
-        }
-    }
 }
 
 /// What the store thread passes on, in commit order.
@@ -42,16 +37,13 @@ pub(super) enum Committed {
     Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
-/// Most commits written in one transaction.
-const GROUP_COMMIT: usize = 16;
-
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Writes commits until the engine thread hangs up.
 pub(super) fn run(
     mut store: Store,
-    commits: Receiver<ToStore>,
+    commits: CommitReceiver,
     alerts: UnboundedSender<Committed>,
     metrics: Metrics,
     retention_days: u64,
@@ -62,13 +54,13 @@ pub(super) fn run(
     let mut stopping: Option<Instant> = None;
     let mut last_prune: Option<Instant> = None;
     let mut events_wanted = notifier_running.load(Ordering::Acquire);
-    while let Ok(first) = commits.recv() {
+    while let Some(first) = commits.recv() {
         if *shutdown.borrow() {
             let since = *stopping.get_or_insert_with(Instant::now);
             if since.elapsed() >= super::STORE_DRAIN {
                 // Stop at a commit boundary, as a crash would: the store stays as of the last
                 // commit written, and nothing after a gap is written.
-                let dropped = 1 + commits.iter().count();
+                let dropped = 1 + commits.drain();
                 warn!(
                     "stopping: {dropped} commits were still queued after {} s and are dropped; \
                      the store is as of the last one written",
@@ -77,11 +69,10 @@ pub(super) fn run(
                 return;
             }
         }
-        // A backlog (an alert storm, a stop) is written in one transaction.
+        // A backlog (an alert storm, a stop) is written in one transaction; the queue's bound
+        // in bytes bounds it.
         let mut batch = vec![first];
-        while batch.len() < GROUP_COMMIT
-            && let Ok(next) = commits.try_recv()
-        {
+        while let Some(next) = commits.try_recv() {
             batch.push(next);
         }
         // A reload started the notifier: its sink is in place, so from this commit on the
@@ -93,8 +84,14 @@ pub(super) fn run(
         let mut delay = Duration::from_millis(100);
         // A failed write is retried until it works: dropping it would lose alerts. While it
         // fails the engine's queue fills and the feeds slow down; the errors say why.
-        let (commits_in_batch, barriers): (Vec<Commit>, Vec<_>) =
-            batch.into_iter().map(|q| (q.commit, q.published)).unzip();
+        let mut rooms = Vec::with_capacity(batch.len());
+        let (commits_in_batch, barriers): (Vec<Commit>, Vec<_>) = batch
+            .into_iter()
+            .map(|Queued { to_store, room }| {
+                rooms.push(room);
+                (to_store.commit, to_store.published)
+            })
+            .unzip();
         let batch = commits_in_batch;
         while let Err(e) = store.commit_all(&batch) {
             metrics.store_errors.inc();
@@ -103,9 +100,7 @@ pub(super) fn run(
             delay = (delay * 2).min(Duration::from_secs(10));
         }
         metrics.store_commits.inc();
-        let passed_on = batch
-            .into_iter()
-            .flat_map(|c| c.transitions)
+        let passed_on = latest_updates(batch.into_iter().flat_map(|c| c.transitions))
             .map(Committed::Transition)
             .chain(barriers.into_iter().flatten().map(Committed::Barrier));
         for c in passed_on {
@@ -114,6 +109,8 @@ pub(super) fn run(
                 break;
             }
         }
+        // Passed on: the room they took in the queue is free.
+        drop(rooms);
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             match store.prune(retention_days) {
                 Ok(0) => {}
@@ -124,5 +121,79 @@ pub(super) fn run(
             }
             last_prune = Some(Instant::now());
         }
+    }
+}
+
+/// The transitions of a group without the updates that a later transition of the same alert
+/// supersedes: an update only refreshes the alert (sample, VPs) in the book and the notifier,
+/// and the later transition carries the alert as it is after it. Fired and resolved stay, in
+/// order, with everything else.
+fn latest_updates(
+    transitions: impl Iterator<Item = AlertTransition>,
+) -> impl Iterator<Item = AlertTransition> {
+    let all: Vec<AlertTransition> = transitions.collect();
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(all.len());
+    for (i, t) in all.iter().enumerate() {
+        last.insert(t.alert.id.as_str(), i);
+    }
+    let keep: Vec<bool> = all
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.event != TransitionKind::Updated || last.get(t.alert.id.as_str()) == Some(&i)
+        })
+        .collect();
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(t, keep)| keep.then_some(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::TransitionKind::{Fired, Resolved, Updated};
+
+    fn t(id: &str, event: TransitionKind, vps: u32) -> AlertTransition {
+        let mut tr: AlertTransition = serde_json::from_str(
+            r#"{"event":"fired","alert":{"id":"x","rule":"origin_hijack","severity":"critical",
+            "state":"firing","prefix":"192.0.2.0/24","watched_prefix":"192.0.2.0/24",
+            "description":"","origin":64511,"upstream":null,"expected_origins":[64500],
+            "expected_upstreams":[],"vantage_points":2,"peak_vantage_points":2,"sample":[],
+            "groups":[],"first_seen":"2019-01-01T00:00:00.000000Z",
+            "fired_at":"2019-01-01T00:00:00.000000Z","last_seen":"2019-01-01T00:00:00.000000Z",
+            "resolved_at":null}}"#,
+        )
+        .unwrap();
+        tr.event = event;
+        tr.alert.id = id.into();
+        tr.alert.vantage_points = vps;
+        tr
+    }
+
+    #[test]
+    fn only_updates_that_a_later_transition_supersedes_are_left_out() {
+        let group = vec![
+            t("a", Fired, 2),
+            t("a", Updated, 3),
+            t("b", Updated, 5),
+            t("a", Updated, 4),
+            t("c", Updated, 1),
+            t("b", Resolved, 0),
+            t("c", Updated, 2),
+        ];
+        let kept: Vec<(String, TransitionKind, u32)> = latest_updates(group.into_iter())
+            .map(|t| (t.alert.id, t.event, t.alert.vantage_points))
+            .collect();
+        let want = [
+            ("a", Fired, 2),
+            ("a", Updated, 4),
+            ("b", Resolved, 0),
+            ("c", Updated, 2),
+        ];
+        let want: Vec<(String, TransitionKind, u32)> = want
+            .iter()
+            .map(|(i, e, v)| (i.to_string(), *e, *v))
+            .collect();
+        assert_eq!(kept, want);
     }
 }

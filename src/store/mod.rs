@@ -9,6 +9,7 @@
 //! each of its methods is one transaction that is easiest to check beside the others.
 
 mod codec;
+mod footprint;
 pub mod hand_over;
 mod schema;
 
@@ -363,18 +364,23 @@ impl Store {
     }
 
     /// Applies commits, in order, in one transaction: a backlog costs one durable write
-    /// instead of one per commit.
+    /// instead of one per commit, and what later commits overwrite is written once (see
+    /// [`Store::write_group`]).
     pub fn commit_all(&mut self, commits: &[Commit]) -> Result<(), StoreError> {
         self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
-        let result = commits
-            .iter()
-            .try_for_each(|c| self.commit_in_open_transaction(c));
+        let result = self.write_group(commits);
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         self.conn.execute_batch(end).map_err(|e| self.err(e))?;
         result
     }
 
-    fn commit_in_open_transaction(&mut self, c: &Commit) -> Result<(), StoreError> {
+    /// Writes commits, in order, into the open transaction, leaving the store as if each had
+    /// been written in turn but writing each row once: an alert's row as of its last
+    /// transition (every `fired` and `resolved` still gets its own event), a prefix's routes as
+    /// of the last commit that touched it, the baselines and visibility flags of the last
+    /// commit that carried them. Under an alert storm the same alerts and prefixes change in
+    /// commit after commit; writing each version cost most of the store's time.
+    fn write_group(&mut self, commits: &[Commit]) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -382,6 +388,12 @@ impl Store {
         };
         let tx = &self.conn;
         let now = Timestamp::now();
+        let transitions = || commits.iter().flat_map(|c| &c.transitions);
+        // Index of each alert's last transition in the group.
+        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, t) in transitions().enumerate() {
+            last.insert(t.alert.id.as_str(), i);
+        }
         {
             let mut upsert = tx
                 .prepare_cached(
@@ -395,9 +407,31 @@ impl Store {
                     "INSERT INTO alert_events (alert_id, event, json, recorded_at, notified) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(err)?;
-            for t in &c.transitions {
+            let mut json: Vec<u8> = Vec::new();
+            for (i, t) in transitions().enumerate() {
                 let a = &t.alert;
-                let json = serde_json::to_string(a).unwrap_or_default();
+                let kind = match t.event {
+                    TransitionKind::Fired => Some("fired"),
+                    TransitionKind::Resolved => Some("resolved"),
+                    TransitionKind::Updated => None,
+                };
+                let is_last = last.get(a.id.as_str()) == Some(&i);
+                if kind.is_none() && !is_last {
+                    continue;
+                }
+                // Built once, for the event and the row alike, in a buffer kept across alerts.
+                json.clear();
+                // Serialising plain data into memory cannot fail.
+                let _ = serde_json::to_writer(&mut json, a);
+                let json = std::str::from_utf8(&json).unwrap_or_default();
+                if let Some(kind) = kind {
+                    event
+                        .execute(params![a.id, kind, json, now.0, !self.events_wanted])
+                        .map_err(err)?;
+                }
+                if !is_last {
+                    continue;
+                }
                 let state = match a.state {
                     AlertState::Firing => "firing",
                     AlertState::Resolved => "resolved",
@@ -415,22 +449,15 @@ impl Store {
                         now.0
                     ])
                     .map_err(err)?;
-                let kind = match t.event {
-                    TransitionKind::Fired => "fired",
-                    TransitionKind::Resolved => "resolved",
-                    TransitionKind::Updated => continue,
-                };
-                event
-                    .execute(params![a.id, kind, json, now.0, !self.events_wanted])
-                    .map_err(err)?;
             }
-            let ch = &c.changes;
             let mut vp = tx
                 .prepare_cached("INSERT OR REPLACE INTO vps (id, data) VALUES (?1, ?2)")
                 .map_err(err)?;
-            for (i, v) in ch.vps.iter().enumerate() {
-                vp.execute(params![ch.first_vp as i64 + i as i64, codec::encode_vp(v)])
-                    .map_err(err)?;
+            for ch in commits.iter().map(|c| &c.changes) {
+                for (i, v) in ch.vps.iter().enumerate() {
+                    vp.execute(params![ch.first_vp as i64 + i as i64, codec::encode_vp(v)])
+                        .map_err(err)?;
+                }
             }
             let mut put = tx
                 .prepare_cached(
@@ -441,7 +468,12 @@ impl Store {
             let mut del = tx
                 .prepare_cached("DELETE FROM routes WHERE prefix = ?1")
                 .map_err(err)?;
-            for pr in &ch.routes {
+            // Newest first: a prefix's routes are written as of the last commit that has them.
+            let mut written = std::collections::HashSet::new();
+            for pr in commits.iter().rev().flat_map(|c| &c.changes.routes) {
+                if !written.insert(pr.prefix) {
+                    continue;
+                }
                 if pr.routes.is_empty() {
                     del.execute([pr.prefix.to_string()]).map_err(err)?;
                 } else {
@@ -453,7 +485,13 @@ impl Store {
                     .map_err(err)?;
                 }
             }
-            if !ch.baselines.is_empty() || !ch.visibility_reached.is_empty() {
+            // Each commit that carries them replaces them whole: the last one stands.
+            if let Some(ch) = commits
+                .iter()
+                .rev()
+                .map(|c| &c.changes)
+                .find(|ch| !ch.baselines.is_empty() || !ch.visibility_reached.is_empty())
+            {
                 tx.execute("DELETE FROM baselines", []).map_err(err)?;
                 let mut b = tx
                     .prepare_cached(
@@ -480,13 +518,15 @@ impl Store {
                         .map_err(err)?;
                 }
             }
-            let mut meta = tx
-                .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
-                .map_err(err)?;
-            meta.execute(params!["taken_at", ch.taken_at.0.to_string()])
-                .map_err(err)?;
-            meta.execute(params!["saved_at", now.0.to_string()])
-                .map_err(err)?;
+            if let Some(c) = commits.last() {
+                let mut meta = tx
+                    .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+                    .map_err(err)?;
+                meta.execute(params!["taken_at", c.changes.taken_at.0.to_string()])
+                    .map_err(err)?;
+                meta.execute(params!["saved_at", now.0.to_string()])
+                    .map_err(err)?;
+            }
         }
         Ok(())
     }
@@ -506,10 +546,10 @@ impl Store {
             "BEGIN;"
         };
         self.conn.execute_batch(begin).map_err(|e| self.err(e))?;
-        let result = self.commit_in_open_transaction(&Commit {
+        let result = self.write_group(&[Commit {
             transitions: transitions.to_vec(),
             changes,
-        });
+        }]);
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         self.conn.execute_batch(end).map_err(|e| self.err(e))?;
         result
@@ -532,10 +572,10 @@ impl Store {
                 "BEGIN; DELETE FROM routes; DELETE FROM vps; DELETE FROM baselines; DELETE FROM visibility;",
             )
             .map_err(|e| self.err(e))?;
-        let result = self.commit_in_open_transaction(&Commit {
+        let result = self.write_group(&[Commit {
             transitions: transitions.to_vec(),
             changes: all,
-        });
+        }]);
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         self.conn.execute_batch(end).map_err(|e| self.err(e))?;
         result

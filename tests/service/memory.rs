@@ -1,5 +1,6 @@
 //! Memory of the real service under an alert storm: the queue between the feeds and the engine
-//! is bounded by events, so a feed far ahead of a stalled engine cannot grow memory.
+//! is bounded by events and the one between the engine and the store by bytes, so a feed far
+//! ahead of a stalled store cannot grow memory.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -9,8 +10,9 @@ use crate::util::{Service, http_get, shared_data};
 use bgpsentry::event::{FeedEvent, RouteChange};
 use bgpsentry::feeds::mrt::MrtReader;
 
-/// The docs' bound (docs/src/performance.md) for this storm (debug build): the start-up footprint with 2,000 watched
-/// prefixes (about 100 MB, a third of it the binary's own code) plus the full queue and commits.
+/// The docs' bound (docs/src/performance.md) for this storm (debug build): the start-up footprint
+/// with 2,000 watched prefixes (about 100 MB, a third of it the binary's own code) plus both full
+/// queues (32,768 events, about 13 MB; 16 MB of commits).
 const PEAK_RSS_BOUND_KB: u64 = 200 * 1024;
 
 /// The queue's bound (`ENGINE_QUEUE_EVENTS`).

@@ -1,0 +1,688 @@
+//! Real-traffic load tool: replays a whole MRT update file as RIS Live frames over a loopback
+//! WebSocket against the real `bgpsentry run` (real watch list, default rules, store on disk),
+//! and measures CPU per message, messages/s, peak RSS and alert latency *during* the burst.
+//!
+//! ```sh
+//! cargo build --release --bin bgpsentry --examples
+//! target/release/examples/loadreal            # rrc00-updates.20190101.0000.gz, 1,000 prefixes
+//! ```
+//!
+//! Each MRT record becomes one RIS Live frame (one per attribute set when a record carries
+//! several), with its peer, path, communities, announcements and withdrawals; the watch list is
+//! the first `--prefixes` prefixes the file announces, each with its first origin (so nested
+//! prefixes and prefixes with several origins are in it, and the real stream raises real alerts).
+//! Defaults apply otherwise: upstreams are learned, two VPs fire an alert, visibility is checked.
+//!
+//! Three runs, each against a fresh service and store:
+//! 1. `max`: every frame as fast as the service reads it. Reports messages/s and CPU per message
+//!    until every event is processed, and the latency of one hijack sent right after the last
+//!    frame (it is visible only once everything before it is stored).
+//! 2. and 3. the same frames paced at 50 % and 100 % of the rate measured in run 1, with a hijack
+//!    of a watched prefix (a new origin, from two VPs) injected every `--hijack-every-ms`; each
+//!    is timed from its frames being written to the socket until `/alerts?prefix=` shows it.
+//!    Reports p50/p99/max of those latencies.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bgpsentry::event::{Community, FeedEvent, PathElem, RouteAttrs, RouteChange, VantagePoint};
+use bgpsentry::feeds::mrt::MrtReader;
+use futures_util::{SinkExt, StreamExt};
+use ipnet::IpNet;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+struct Args {
+    bin: PathBuf,
+    file: PathBuf,
+    prefixes: usize,
+    hijack_every_ms: u64,
+    runs: Vec<String>,
+}
+
+fn args() -> Args {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut a = Args {
+        bin: root.join("target/release/bgpsentry"),
+        file: root.join("../shared/data/mrt/rrc00-updates.20190101.0000.gz"),
+        prefixes: 1000,
+        hijack_every_ms: 10,
+        runs: vec!["max".into(), "50".into(), "100".into()],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_else(|| usage(&k));
+        match k.as_str() {
+            "--bin" => a.bin = v.into(),
+            "--file" => a.file = v.into(),
+            "--prefixes" => a.prefixes = v.parse().unwrap_or_else(|_| usage(&k)),
+            "--hijack-every-ms" => a.hijack_every_ms = v.parse().unwrap_or_else(|_| usage(&k)),
+            "--runs" => a.runs = v.split(',').map(str::to_string).collect(),
+            _ => usage(&k),
+        }
+    }
+    a
+}
+
+fn usage(k: &str) -> ! {
+    eprintln!(
+        "bad argument {k}\nusage: loadreal [--bin PATH] [--file MRT] [--prefixes N] \
+         [--hijack-every-ms MS] [--runs max,50,100]"
+    );
+    std::process::exit(2)
+}
+
+/// The replay: frames in file order, with their event counts and times.
+struct Replay {
+    frames: Vec<Utf8Bytes>,
+    events: u64,
+    /// Event time of each frame (seconds).
+    times: Vec<f64>,
+    /// Two real peers (address, ASN), for the injected hijacks.
+    peers: [(IpAddr, u32); 2],
+    /// A real path to put the hijacker at the end of.
+    path: Vec<u32>,
+    watch_yaml: String,
+    watched: Vec<IpNet>,
+}
+
+fn path_json(path: &[PathElem]) -> String {
+    let mut s = String::from("[");
+    for (i, e) in path.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        match e {
+            PathElem::Asn(a) => write!(s, "{a}").unwrap(),
+            PathElem::Set(set) => {
+                s.push('[');
+                for (j, a) in set.iter().enumerate() {
+                    if j > 0 {
+                        s.push(',');
+                    }
+                    write!(s, "{a}").unwrap();
+                }
+                s.push(']');
+            }
+        }
+    }
+    s.push(']');
+    s
+}
+
+fn community_json(comms: &[Community]) -> String {
+    let items: Vec<String> = comms
+        .iter()
+        .map(|c| match c {
+            Community::Standard(a, b) => format!("[{a},{b}]"),
+            Community::Large(a, b, c) => format!("[{a},{b},{c}]"),
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// One RIS Live UPDATE frame. Keys in the order RIS Live sends them (`type` before `data`).
+fn ris_frame(
+    vp: &VantagePoint,
+    ts: f64,
+    attrs: Option<&RouteAttrs>,
+    announced: &[IpNet],
+    withdrawn: &[IpNet],
+) -> String {
+    let list = |ps: &[IpNet]| {
+        let v: Vec<String> = ps.iter().map(|p| format!("\"{p}\"")).collect();
+        format!("[{}]", v.join(","))
+    };
+    let mut f = format!(
+        r#"{{"type":"ris_message","data":{{"timestamp":{ts:.6},"peer":"{}","peer_asn":"{}","id":"x","host":"{}.ripe.net","type":"UPDATE""#,
+        vp.peer_ip, vp.peer_asn, vp.collector
+    );
+    if let Some(a) = attrs {
+        let nh = a
+            .next_hop
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| vp.peer_ip.to_string());
+        write!(
+            f,
+            r#","path":{},"community":{},"origin":"IGP","announcements":[{{"next_hop":"{nh}","prefixes":{}}}]"#,
+            path_json(&a.path.0),
+            community_json(&a.communities),
+            list(announced)
+        )
+        .unwrap();
+    }
+    write!(f, r#","withdrawals":{}}}}}"#, list(withdrawn)).unwrap();
+    f
+}
+
+/// One record's events of one peer: (peer, time, announced prefixes by attribute set,
+/// withdrawn prefixes).
+type PeerFrames = (
+    Arc<VantagePoint>,
+    f64,
+    Vec<(Option<Arc<RouteAttrs>>, Vec<IpNet>)>,
+    Vec<IpNet>,
+);
+
+fn load(file: &Path, n_watch: usize) -> Replay {
+    let mut reader = MrtReader::open(file, "mrt", Some("rrc00"))
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", file.display()));
+    let mut frames = Vec::new();
+    let mut times = Vec::new();
+    let mut events = 0u64;
+    let mut evs = Vec::new();
+    let mut first_origin: HashMap<IpNet, u32> = HashMap::new();
+    let mut order: Vec<IpNet> = Vec::new();
+    let mut origins: HashMap<IpNet, HashSet<u32>> = HashMap::new();
+    let mut peers: Vec<(IpAddr, u32)> = Vec::new();
+    let mut path = Vec::new();
+    while reader.next_record(&mut evs).is_some() {
+        // Group the record's events by VP and attribute set: one frame each.
+        let mut groups: Vec<PeerFrames> = Vec::new();
+        for ev in evs.drain(..) {
+            let FeedEvent::Route(ev) = ev else { continue };
+            events += 1;
+            let g = match groups.iter_mut().position(|g| g.0 == ev.vp) {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push((ev.vp.clone(), ev.timestamp.as_secs_f64(), vec![], vec![]));
+                    groups.last_mut().unwrap()
+                }
+            };
+            match ev.change {
+                RouteChange::Announce(a) => {
+                    if let Some(&o) = a.path.origins().first() {
+                        first_origin.entry(ev.prefix).or_insert_with(|| {
+                            order.push(ev.prefix);
+                            o
+                        });
+                        origins.entry(ev.prefix).or_default().insert(o);
+                    }
+                    if path.is_empty() && a.path.0.len() >= 3 {
+                        path = a
+                            .path
+                            .0
+                            .iter()
+                            .filter_map(|e| match e {
+                                PathElem::Asn(x) => Some(*x),
+                                PathElem::Set(_) => None,
+                            })
+                            .collect();
+                    }
+                    match g.2.iter_mut().find(|(at, _)| {
+                        at.as_ref()
+                            .is_some_and(|at| Arc::ptr_eq(at, &a) || **at == *a)
+                    }) {
+                        Some(x) => x.1.push(ev.prefix),
+                        None => g.2.push((Some(a), vec![ev.prefix])),
+                    }
+                }
+                RouteChange::Withdraw => g.3.push(ev.prefix),
+            }
+        }
+        for (vp, ts, announced, withdrawn) in groups {
+            if !peers.contains(&(vp.peer_ip, vp.peer_asn)) {
+                peers.push((vp.peer_ip, vp.peer_asn));
+            }
+            if announced.is_empty() {
+                frames.push(ris_frame(&vp, ts, None, &[], &withdrawn).into());
+                times.push(ts);
+            }
+            for (i, (attrs, ps)) in announced.iter().enumerate() {
+                // Withdrawals go with the first frame of the record.
+                let w: &[IpNet] = if i == 0 { &withdrawn } else { &[] };
+                frames.push(ris_frame(&vp, ts, attrs.as_deref(), ps, w).into());
+                times.push(ts);
+            }
+        }
+    }
+    // As `gen_watchlist` writes it: the first prefixes announced, each with its first origin.
+    let mut watch_yaml = String::from("prefixes:\n");
+    let watched: Vec<IpNet> = order.iter().take(n_watch).copied().collect();
+    for p in &watched {
+        writeln!(
+            watch_yaml,
+            "  - prefix: {p}\n    origins: [{}]",
+            first_origin[p]
+        )
+        .unwrap();
+    }
+    let set: HashSet<IpNet> = watched.iter().copied().collect();
+    let nested = watched
+        .iter()
+        .filter(|p| {
+            watched
+                .iter()
+                .any(|q| q != *p && q.contains(*p) && set.contains(q))
+        })
+        .count();
+    let moas = watched.iter().filter(|p| origins[p].len() > 1).count();
+    eprintln!(
+        "{} frames, {events} route events, {} peers; watch list: {} prefixes, {nested} nested in \
+         another watched one, {moas} announced with more than one origin in the file",
+        frames.len(),
+        peers.len(),
+        watched.len()
+    );
+    Replay {
+        frames,
+        events,
+        times,
+        peers: [peers[0], peers[1 % peers.len()]],
+        path,
+        watch_yaml,
+        watched,
+    }
+}
+
+/// What the server task sends.
+enum Out {
+    Frame(Utf8Bytes),
+    /// Hijack frames, sent and flushed together; the time they were written is reported.
+    Hijack(Vec<String>, std::sync::mpsc::Sender<Instant>),
+}
+
+async fn serve_ws(listener: TcpListener, mut rx: mpsc::Receiver<Out>) {
+    let Ok((tcp, _)) = listener.accept().await else {
+        return;
+    };
+    let _ = tcp.set_nodelay(true);
+    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    tokio::spawn(async move { while stream.next().await.is_some() {} });
+    while let Some(out) = rx.recv().await {
+        let r = match out {
+            Out::Frame(f) => sink.feed(Message::text(f)).await,
+            Out::Hijack(fs, tx) => {
+                let mut r = Ok(());
+                for f in fs {
+                    r = r.and(sink.feed(Message::text(f)).await);
+                }
+                r = r.and(sink.flush().await);
+                let _ = tx.send(Instant::now());
+                r
+            }
+        };
+        if r.is_err() {
+            return;
+        }
+        if rx.is_empty() {
+            let _ = sink.flush().await;
+        }
+    }
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+struct Service {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_service(bin: &Path, replay: &Replay, ws_port: u16) -> Service {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut yaml = replay.watch_yaml.clone();
+    write!(
+        yaml,
+        "feeds:\n  - kind: ris_live\n    url: ws://127.0.0.1:{ws_port}/v1/ws/\n    beacons: []\n\
+         store:\n  path: {}\n",
+        dir.path().join("store.db").display()
+    )
+    .unwrap();
+    let config = dir.path().join("loadreal.yml");
+    std::fs::write(&config, yaml).expect("write config");
+    let mut child = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && let Some(i) = line.find("listening on http://") {
+                let addr = line[i + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let _ = tx.send(addr);
+                sent = true;
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("service did not log its listening address");
+    Service {
+        child,
+        base,
+        _dir: dir,
+    }
+}
+
+/// A hijack waiting to be seen.
+struct Pending {
+    url: String,
+    needle: String,
+    sent: std::sync::mpsc::Receiver<Instant>,
+    sent_at: Option<Instant>,
+}
+
+/// Polls `/alerts?prefix=` for every pending hijack in turn until each is seen; one thread, so
+/// that the polling load stays the same whatever the latency.
+fn poller(
+    agent: ureq::Agent,
+    pending: Arc<Mutex<Vec<Pending>>>,
+    seen: Arc<Mutex<Vec<f64>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    loop {
+        let batch: Vec<Pending> = std::mem::take(&mut *pending.lock().unwrap());
+        let mut left = Vec::new();
+        for mut p in batch {
+            if p.sent_at.is_none() {
+                match p.sent.try_recv() {
+                    Ok(t) => p.sent_at = Some(t),
+                    Err(_) => {
+                        left.push(p);
+                        continue;
+                    }
+                }
+            }
+            let body = agent.get(&p.url).call().ok().and_then(|mut r| {
+                r.body_mut()
+                    .with_config()
+                    .limit(1 << 30)
+                    .read_to_string()
+                    .ok()
+            });
+            let since = p.sent_at.map_or(Duration::ZERO, |t| t.elapsed());
+            if body.is_some_and(|b| b.contains(&p.needle)) {
+                seen.lock().unwrap().push(since.as_secs_f64() * 1e3);
+            } else if since > Duration::from_secs(60) {
+                eprintln!("{} not seen within 60 s", p.needle);
+            } else {
+                left.push(p);
+            }
+        }
+        let empty = left.is_empty();
+        pending.lock().unwrap().extend(left);
+        if empty && stop.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+struct Outcome {
+    rate: f64,
+    secs: f64,
+    cpu_us: f64,
+    cpu_us_all: f64,
+    util: f64,
+    rss_mb: f64,
+    lat: Vec<f64>,
+    sent_hijacks: usize,
+}
+
+async fn wait_events(agent: &ureq::Agent, base: &str, target: f64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let a = agent.clone();
+        let url = format!("{base}/metrics");
+        let ev = tokio::task::spawn_blocking(move || {
+            a.get(&url)
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .map(|m| metric(&m, "bgpsentry_route_events_total"))
+                .unwrap_or(0.0)
+        })
+        .await
+        .unwrap_or(0.0);
+        if ev >= target {
+            return true;
+        }
+        if Instant::now() > deadline {
+            eprintln!("stopped waiting at {ev} of {target} events");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One run: a fresh service, every frame at `rate` frames/s (`None`: as fast as it reads),
+/// hijacks every `every` during the burst (`None`: one after the last frame).
+async fn run(a: &Args, replay: &Replay, rate: Option<f64>, every: Option<Duration>) -> Outcome {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let ws_port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel::<Out>(1024);
+    let server = tokio::spawn(serve_ws(listener, rx));
+    let svc = start_service(&a.bin, replay, ws_port);
+    let pid = svc.child.id();
+    let base = svc.base.clone();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    // Ready: the feed is connected.
+    loop {
+        let ag = agent.clone();
+        let url = format!("{base}/readyz");
+        let ok = tokio::task::spawn_blocking(move || {
+            ag.get(&url).call().is_ok_and(|r| r.status() == 200)
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pending = Arc::new(Mutex::new(Vec::<Pending>::new()));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poll = std::thread::spawn({
+        let (agent, pending, seen, stop) =
+            (agent.clone(), pending.clone(), seen.clone(), stop.clone());
+        move || poller(agent, pending, seen, stop)
+    });
+    let mut k = 0usize;
+    let mut hijack = |ts: f64| -> Out {
+        let p = replay.watched[(k * 7) % replay.watched.len()];
+        let hijacker = 4_200_000_000 + k as u32;
+        k += 1;
+        let mut path = replay.path.clone();
+        path.push(hijacker);
+        let attrs = RouteAttrs {
+            path: bgpsentry::event::AsPath::from_asns(path),
+            communities: vec![],
+            next_hop: None,
+        };
+        let frames = replay
+            .peers
+            .iter()
+            .map(|(ip, asn)| {
+                let vp = VantagePoint {
+                    feed: "ris_live".into(),
+                    collector: "rrc00".into(),
+                    peer_asn: *asn,
+                    peer_ip: *ip,
+                    exporter: None,
+                };
+                ris_frame(&vp, ts, Some(&attrs), &[p], &[])
+            })
+            .collect();
+        let (stx, srx) = std::sync::mpsc::channel();
+        pending.lock().unwrap().push(Pending {
+            url: format!("{base}/alerts?prefix={p}"),
+            needle: format!("\"origin\":{hijacker}"),
+            sent: srx,
+            sent_at: None,
+        });
+        Out::Hijack(frames, stx)
+    };
+
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    let mut next_hijack = every.map(|e| t0 + e);
+    let n = replay.frames.len();
+    let mut i = 0;
+    while i < n {
+        let due = match rate {
+            None => n,
+            Some(r) => ((t0.elapsed().as_secs_f64() * r) as usize + 1).min(n),
+        };
+        while i < due {
+            if tx.send(Out::Frame(replay.frames[i].clone())).await.is_err() {
+                panic!("the WebSocket server ended");
+            }
+            i += 1;
+            if let Some(h) = next_hijack
+                && Instant::now() >= h
+            {
+                let _ = tx.send(hijack(replay.times[i - 1])).await;
+                next_hijack = every.map(|e| h + e);
+            }
+        }
+        if rate.is_some() && i < n {
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+    }
+    if every.is_none() {
+        let _ = tx.send(hijack(replay.times[n - 1])).await;
+    }
+    let processed = wait_events(
+        &agent,
+        &base,
+        replay.events as f64,
+        Duration::from_secs(300),
+    )
+    .await;
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    // Every hijack seen: everything before the last one is stored too.
+    let _ = tokio::task::spawn_blocking(move || poll.join()).await;
+    let cpu_all = cpu_seconds(pid) - cpu0;
+    let rss_mb = status_kb(pid, "VmHWM:") as f64 / 1024.0;
+    drop(tx);
+    drop(svc);
+    let _ = server.await;
+    if !processed {
+        eprintln!("warning: not every event was processed");
+    }
+    let mut lat = std::mem::take(&mut *seen.lock().unwrap());
+    lat.sort_by(f64::total_cmp);
+    Outcome {
+        rate: n as f64 / secs,
+        secs,
+        cpu_us: cpu * 1e6 / n as f64,
+        cpu_us_all: cpu_all * 1e6 / n as f64,
+        util: cpu / secs,
+        rss_mb,
+        lat,
+        sent_hijacks: k,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    eprintln!("reading {}…", a.file.display());
+    let replay = load(&a.file, a.prefixes);
+    let mut capacity = None;
+    for r in &a.runs {
+        let (rate, every, label) = match r.as_str() {
+            "max" => (None, None, "max".to_string()),
+            pct_s => {
+                let p: f64 = pct_s.parse().unwrap_or_else(|_| usage("--runs"));
+                let cap = *capacity.get_or_insert_with(|| {
+                    eprintln!("no `max` run first: assuming 40,000 frames/s");
+                    40_000.0
+                });
+                (
+                    Some(cap * p / 100.0),
+                    Some(Duration::from_millis(a.hijack_every_ms)),
+                    format!("{p}%"),
+                )
+            }
+        };
+        let o = run(&a, &replay, rate, every).await;
+        if r == "max" {
+            capacity = Some(o.rate);
+        }
+        println!(
+            "run={label} frames={} events={} seconds={:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2} \
+             (with the store's backlog {:.2}) cpu_util={:.2} peak_rss_mb={:.1} hijacks={} seen={} latency_ms p50={:.2} p99={:.2} \
+             max={:.2}",
+            replay.frames.len(),
+            replay.events,
+            o.secs,
+            o.rate,
+            o.cpu_us,
+            o.cpu_us_all,
+            o.util,
+            o.rss_mb,
+            o.sent_hijacks,
+            o.lat.len(),
+            pct(&o.lat, 0.5),
+            pct(&o.lat, 0.99),
+            o.lat.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+}
