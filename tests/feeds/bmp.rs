@@ -259,7 +259,7 @@ async fn hostile_connections_are_closed_and_counted_and_a_real_router_is_unaffec
     // The hostile peer connects from 127.0.0.4, an allowed address that is not the router's.
     let svc = Service::start_yaml(&config_for(
         "[127.0.0.1, 127.0.0.4]",
-        "    max_routers: 8\n",
+        "    max_routers: 2\n",
     ))
     .await;
     let port = bmp_port(&svc);
@@ -304,6 +304,22 @@ async fn hostile_connections_are_closed_and_counted_and_a_real_router_is_unaffec
         1.0,
     )
     .await;
+    // The router and one more connection are the limit: a third is refused at once.
+    let connect_from_4 = async || {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.4:0".parse().unwrap()).unwrap();
+        socket.connect(addr.parse().unwrap()).await.unwrap()
+    };
+    let mut holding = connect_from_4().await;
+    holding.write_all(&[3, 0]).await.unwrap(); // half a header, then silence
+    poll_until_async("a connection over max_routers refused", 30, async || {
+        let _extra = connect_from_4().await;
+        svc.metric("bgpsentry_bmp_connections_rejected_total{feed=\"bmp\",reason=\"limit\"}")
+            .await
+            .filter(|v| *v >= 1.0)
+    })
+    .await;
+    drop(holding);
     // The real router's session went on: its routes still arrive.
     let (background, _, _) = real_routes(5);
     announce_real_routes(&svc, &injector, &background).await;
@@ -311,5 +327,79 @@ async fn hostile_connections_are_closed_and_counted_and_a_real_router_is_unaffec
     assert_eq!(
         ready["feeds"]["bmp"]["routers"][0]["connected"], true,
         "{ready}"
+    );
+}
+
+/// `bgpsentry stream --feed bmp` prints what a router sends, in the pipe format with the
+/// router as exporter: a recorded gobgpd stream replayed into it over TCP.
+#[test]
+fn stream_prints_a_routers_updates_in_the_pipe_format() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bgpsentry"))
+        .args(["stream", "--feed", "bmp", "--listen", "127.0.0.1:0"])
+        .args(["--prefixes", "192.0.2.0/24,2001:db8::/32"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("listening for BMP routers on ") {
+            addr = Some(a.trim().to_string());
+            break;
+        }
+    }
+    let addr = addr.expect("the listening address on stderr");
+    let mut router = std::net::TcpStream::connect(&addr).unwrap();
+    router
+        .write_all(&std::fs::read(crate::util::fixture("bmp/gobgpd-all-ribs.bmp")).unwrap())
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    // Post-policy and Loc-RIB: two announcements of each watched route, then their withdrawals.
+    while lines.len() < 8 {
+        match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        lines[0],
+        "1796159690.0|U|65002|127.0.0.2|192.0.2.0/24|65002 3333 4200000001|65002:1|None|192.0.2.254|65001|127.0.0.1",
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines[1],
+        "1796159690.0|U|65001|127.0.0.1|192.0.2.0/24|65002 3333 4200000001|65002:1|None|192.0.2.254|65001|127.0.0.1",
+        "the Loc-RIB line names the router as its peer: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("|2001:db8:100::/48|65002 64500|")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains("198.51.100.0/24")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("|W|65002|127.0.0.2|192.0.2.0/24|")),
+        "{lines:#?}"
     );
 }

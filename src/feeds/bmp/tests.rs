@@ -374,3 +374,35 @@ fn an_frr_stream_becomes_the_same_routes() {
     }
     assert!(matches!(events.last(), Some(FeedEvent::PeerDown { .. })));
 }
+
+#[test]
+fn statistics_reports_become_per_peer_values() {
+    let mut body = 3u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 5]); // type 0: 5 prefixes rejected
+    body.extend_from_slice(&[0, 7, 0, 8]); // type 7: 42 routes in Adj-RIB-In
+    body.extend_from_slice(&42u64.to_be_bytes());
+    body.extend_from_slice(&[0, 9, 0, 11, 0, 2, 1]); // type 9 for IPv6 unicast: 7 routes
+    body.extend_from_slice(&7u64.to_be_bytes());
+    let mut s = Session::new("bmp".into(), ROUTER, BmpRib::ALL.to_vec(), None);
+    let o = s.handle(&bmp(1, 0, &body), Timestamp::now());
+    assert_eq!(o.kind, "statistics_report");
+    assert!(o.invalid.is_none() && o.events.is_empty(), "{o:?}");
+    let got: Vec<(String, String, f64)> = o
+        .stats
+        .into_iter()
+        .map(|s| (s.peer, s.stat, s.value))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("192.0.2.9".to_string(), "0".to_string(), 5.0),
+            ("192.0.2.9".to_string(), "7".to_string(), 42.0),
+            ("192.0.2.9".to_string(), "9/2/1".to_string(), 7.0),
+        ]
+    );
+    // A count that lies about how many follow is refused, not trusted.
+    let mut lying = u32::MAX.to_be_bytes().to_vec();
+    lying.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 5]);
+    let o = s.handle(&bmp(1, 0, &lying), Timestamp::now());
+    assert!(o.invalid.is_some(), "{o:?}");
+}
