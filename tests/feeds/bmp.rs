@@ -164,6 +164,7 @@ async fn gobgpd_router_origin_hijack_fires_and_resolves_through_bmp() {
     }
     let (_, page) = svc.get("/").await;
     assert!(page.contains("router 127.0.0.1 (GoBGP)"), "{page}");
+    metrics_match_the_catalogue_and_promtool(&metrics);
     drop(router);
 }
 
@@ -401,5 +402,49 @@ fn stream_prints_a_routers_updates_in_the_pipe_format() {
             .iter()
             .any(|l| l.contains("|W|65002|127.0.0.2|192.0.2.0/24|")),
         "{lines:#?}"
+    );
+}
+
+/// The BMP families a live service exports are in docs/src/metrics.md with their type and
+/// labels, and pass `promtool check metrics`.
+fn metrics_match_the_catalogue_and_promtool(text: &str) {
+    use crate::util::promkit::{catalogue, parse_exposition, tool};
+    use std::io::Write;
+    let live = parse_exposition(text);
+    let catalogue = catalogue();
+    let bmp: Vec<&String> = live
+        .keys()
+        .filter(|n| n.starts_with("bgpsentry_bmp_"))
+        .collect();
+    assert!(bmp.len() >= 6, "{bmp:?}");
+    for name in bmp {
+        let entry = catalogue
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is exported but not in metrics.md"));
+        assert_eq!(entry.kind, live[name].kind, "type of {name}");
+        assert_eq!(entry.labels, live[name].labels, "labels of {name}");
+    }
+    let mut child = std::process::Command::new(tool("promtool", "prometheus"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
     );
 }
