@@ -94,3 +94,31 @@ pub fn mrt(data: &[u8]) {
         events.clear();
     }
 }
+
+/// Bytes a router sends to the BMP listener: framed with the listener's limit, every message
+/// handled by one router session (all RIB kinds feed events), then the hold of a disconnect.
+pub fn bmp(data: &[u8]) {
+    use crate::config::{BmpRib, DEFAULT_BMP_MAX_MESSAGE_BYTES};
+    use crate::event::Timestamp;
+    use crate::feeds::bmp::frame::split;
+    use crate::feeds::bmp::session::Session;
+    let router = std::net::IpAddr::from([192, 0, 2, 1]);
+    let mut session = Session::new("bmp".into(), router, BmpRib::ALL.to_vec(), None);
+    let now = Timestamp::from_parts(1_700_000_000, 0);
+    for message in split(data, DEFAULT_BMP_MAX_MESSAGE_BYTES as usize) {
+        let Ok(message) = message else { break };
+        let outcome = session.handle(message, now);
+        check_events(&outcome.events, true);
+        if let Some(bad) = outcome.invalid {
+            let _ = bad.to_string();
+        }
+    }
+    let held = session.into_held();
+    let _ = held.vantage_points();
+    let mut again = Session::new("bmp".into(), router, BmpRib::ALL.to_vec(), Some(held));
+    for message in split(data, DEFAULT_BMP_MAX_MESSAGE_BYTES as usize).flatten() {
+        check_events(&again.handle(message, now).events, true);
+    }
+    check_events(&again.hold_expired(now), false);
+    let _ = again.into_held().expire(now);
+}

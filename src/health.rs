@@ -25,6 +25,35 @@ pub struct FeedHealth {
     pub reconnects: u64,
     /// The last error, redacted of secrets.
     pub last_error: Option<String>,
+    /// For a BMP listener: the routers that connected to it, by address.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routers: Vec<RouterHealth>,
+}
+
+/// One router of a BMP listener. Routers do not make the service unready: a router that is
+/// down is the router's problem, and readiness gates the listener that routers connect to.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RouterHealth {
+    /// The address it connects from.
+    pub address: String,
+    /// Its sysName, from its Initiation message.
+    pub name: Option<String>,
+    /// Its sysDescr.
+    pub description: Option<String>,
+    /// Connected now.
+    pub connected: bool,
+    /// Disconnected, its routes kept until it reconnects or the hold time ends.
+    pub held: bool,
+    /// BGP peers up.
+    pub peers_up: u64,
+    /// Messages received.
+    pub messages: u64,
+    /// Messages that could not be used, and connections that ended in an error.
+    pub errors: u64,
+    /// Wall-clock time of its last message.
+    pub last_message: Option<Timestamp>,
+    /// Why its last connection ended badly, or its last unusable message.
+    pub last_error: Option<String>,
 }
 
 /// Shared health of every feed, by feed name.
@@ -84,6 +113,7 @@ impl Health {
             last_message: None,
             reconnects: 0,
             last_error: None,
+            routers: Vec::new(),
         };
         let mut feeds = self.lock();
         // A feed registered again starts counting from 0; its counter series keeps its total.

@@ -178,6 +178,8 @@ pub struct Metrics {
     pub http_connections_rejected: IntCounter,
     /// Per-feed connection state, written through [`crate::health::Health`].
     pub feed: FeedMetrics,
+    /// The BMP listeners' per-router metrics.
+    pub bmp: crate::feeds::bmp::metrics::BmpMetrics,
 }
 
 impl Metrics {
@@ -335,6 +337,7 @@ impl Metrics {
                 "HTTP connections closed at once because the connection limit was reached.",
             )?,
             feed: FeedMetrics::new(&registry)?,
+            bmp: crate::feeds::bmp::metrics::BmpMetrics::new(&registry)?,
             registry,
         };
         let build_info = IntGaugeVec::new(

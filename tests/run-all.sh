@@ -16,6 +16,11 @@ need_apt=()
 # headless Chromium renders the status page in tests/surfaces/http.rs (fonts for its screenshots)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
+# Real BGP daemons for the BMP feed's tests (tests/feeds/bmp.rs): gobgpd and FRR's bgpd (with its
+# bmp module) as monitored routers, gobgpd as their eBGP peer; exabgp for manual injection.
+{ command -v gobgpd >/dev/null && command -v gobgp >/dev/null; } || need_apt+=(gobgpd)
+[ -x /usr/lib/frr/bgpd ] || need_apt+=(frr)
+command -v exabgp >/dev/null || need_apt+=(exabgp)
 # openssl makes the certificates of the TLS email tests.
 command -v openssl >/dev/null || need_apt+=(openssl)
 # python3 and pip run the SMTP test server.

@@ -21,6 +21,8 @@ pub enum StreamFeed {
     /// RIPE RIS Live (public).
     #[value(name = "ris_live")]
     RisLive,
+    /// BMP from your own routers, which connect to `--listen`.
+    Bmp,
 }
 
 /// Arguments of `stream`.
@@ -56,6 +58,66 @@ pub struct StreamArgs {
     /// Client name sent to RIS Live.
     #[arg(long, default_value = ris_live::DEFAULT_CLIENT)]
     client: String,
+    /// Address and port BMP routers connect to (`bmp`; port 0 picks a free one, printed on
+    /// stderr).
+    #[arg(long, default_value = "127.0.0.1:11019")]
+    listen: std::net::SocketAddr,
+    /// Comma-separated router addresses or prefixes allowed to connect (`bmp`).
+    #[arg(long, default_value = "127.0.0.0/8,::1/128")]
+    routers: String,
+    /// RIB kind to print (`bmp`): adj_rib_in_pre, adj_rib_in_post, loc_rib, adj_rib_out_pre,
+    /// adj_rib_out_post; repeat or separate with commas. Default: adj_rib_in_post,loc_rib.
+    #[arg(long, value_delimiter = ',')]
+    ribs: Vec<String>,
+}
+
+/// `bgpsentry stream --feed bmp`: prints what routers send until stdout closes.
+async fn stream_bmp(args: &StreamArgs, prefixes: Vec<IpNet>) -> Result<(), String> {
+    use crate::config::{BmpRib, DEFAULT_BMP_MAX_MESSAGE_BYTES, DEFAULT_BMP_RIBS};
+    let mut routers = Vec::new();
+    for r in args
+        .routers
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        let net = r
+            .parse::<IpNet>()
+            .or_else(|_| r.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("`{r}` in --routers is not an address or prefix"))?;
+        routers.push(net.trunc());
+    }
+    let mut ribs = Vec::new();
+    for r in &args.ribs {
+        let rib = BmpRib::ALL
+            .into_iter()
+            .find(|k| k.as_str() == r.trim())
+            .ok_or_else(|| {
+                format!("`{r}` is not a RIB kind: adj_rib_in_pre, adj_rib_in_post, loc_rib, adj_rib_out_pre or adj_rib_out_post")
+            })?;
+        ribs.push(rib);
+    }
+    if ribs.is_empty() {
+        ribs = DEFAULT_BMP_RIBS.to_vec();
+    }
+    let settings = crate::feeds::bmp::stream::StreamSettings {
+        listen: args.listen,
+        routers,
+        ribs,
+        prefixes,
+        max_message_bytes: DEFAULT_BMP_MAX_MESSAGE_BYTES as usize,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let listener = tokio::spawn(crate::feeds::bmp::stream::run(settings, tx));
+    while let Some(m) = rx.recv().await {
+        if let Err(e) = print(&m, args.json) {
+            listener.abort();
+            return Err(e);
+        }
+    }
+    listener
+        .await
+        .map_err(|e| format!("the listener stopped: {e}"))?
 }
 
 fn init_logging(verbose: u8, file: Option<&PathBuf>) -> Result<(), String> {
@@ -156,6 +218,7 @@ pub fn stream(args: StreamArgs) -> ExitCode {
                 }
                 Ok(())
             }
+            StreamFeed::Bmp => stream_bmp(&args, prefixes).await,
             StreamFeed::RisLive => {
                 let url = args.url.as_deref().unwrap_or(ris_live::DEFAULT_URL);
                 let mut messages = ris_live::stream::stream_messages(url, &args.client, &prefixes)

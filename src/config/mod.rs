@@ -7,6 +7,7 @@
 
 mod asn;
 mod asns;
+mod bmp;
 mod errors;
 mod notify;
 mod rpki;
@@ -23,6 +24,10 @@ use serde_saphyr::Spanned;
 
 pub use asn::AsnValue;
 pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUNITIES};
+pub use bmp::{
+    BmpRib, BmpSettings, DEFAULT_BMP_HOLD_SECONDS, DEFAULT_BMP_MAX_MESSAGE_BYTES,
+    DEFAULT_BMP_MAX_ROUTERS, DEFAULT_BMP_RIBS,
+};
 pub use errors::{ConfigError, ConfigErrors, Located, ValueError};
 pub use notify::{
     AlertmanagerSettings, ChannelCommon, ChannelConfig, ChannelKind, ChannelSettings, ChatSettings,
@@ -160,6 +165,8 @@ pub enum FeedKind {
     RisLive,
     /// bgproutes.io live WebSocket.
     Bgproutes,
+    /// BMP (RFC 7854) from the operator's own routers, which connect to a listener.
+    Bmp,
 }
 
 /// One feed (`feeds:` entry). Kind-specific keys are checked when the file is read.
@@ -213,6 +220,21 @@ pub struct FeedConfig {
     /// Re-association interval of the prefixes with the key (`bgproutes`; default 3600 s).
     #[serde(default)]
     pub reassociate_seconds: Option<Spanned<f64>>,
+    /// Address and port routers connect to (`bmp`).
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+    /// Router addresses or prefixes allowed to connect (`bmp`).
+    #[serde(default)]
+    pub routers: Option<Spanned<Vec<String>>>,
+    /// RIB kinds whose routes feed the detectors (`bmp`).
+    #[serde(default)]
+    pub ribs: Option<Spanned<Vec<BmpRib>>>,
+    /// Seconds a disconnected router's routes are kept before they are withdrawn (`bmp`).
+    #[serde(default)]
+    pub hold_seconds: Option<Spanned<f64>>,
+    /// Routers connected at once (`bmp`).
+    #[serde(default)]
+    pub max_routers: Option<Spanned<u64>>,
 }
 
 /// One bgproutes API key (`keys:` entry): where to read it, and optionally its prefixes.
@@ -272,6 +294,7 @@ impl FeedKind {
             FeedKind::Mrt => "mrt",
             FeedKind::RisLive => "ris_live",
             FeedKind::Bgproutes => "bgproutes",
+            FeedKind::Bmp => "bmp",
         }
     }
 }
@@ -293,6 +316,7 @@ impl FeedConfig {
             ));
         }
         self.validate_live(errors);
+        self.validate_bmp(errors);
     }
 
     /// Kind-specific keys of the live feeds.
@@ -331,9 +355,13 @@ impl FeedConfig {
             "reassociate_seconds",
             &[Bgproutes],
         );
+        only(
+            self.max_frame_bytes.is_some(),
+            "max_frame_bytes",
+            &[RisLive, Bgproutes, FeedKind::Bmp],
+        );
         for (set, key) in [
             (self.stale_after_seconds.is_some(), "stale_after_seconds"),
-            (self.max_frame_bytes.is_some(), "max_frame_bytes"),
             (
                 self.ping_interval_seconds.is_some(),
                 "ping_interval_seconds",

@@ -74,11 +74,13 @@ pub enum InvalidReason {
     TooManyVantagePoints,
     /// An MRT record that does not parse.
     MrtRecord,
+    /// A BMP message (or the BGP message inside it) that does not parse.
+    BmpMessage,
 }
 
 impl InvalidReason {
     /// Every reason, in the order the metric catalogue lists them.
-    pub const ALL: [InvalidReason; 14] = [
+    pub const ALL: [InvalidReason; 15] = [
         InvalidReason::Oversized,
         InvalidReason::NotJson,
         InvalidReason::Schema,
@@ -93,6 +95,7 @@ impl InvalidReason {
         InvalidReason::TimestampOutOfRange,
         InvalidReason::TooManyVantagePoints,
         InvalidReason::MrtRecord,
+        InvalidReason::BmpMessage,
     ];
 
     /// The metric label.
@@ -112,6 +115,7 @@ impl InvalidReason {
             InvalidReason::TimestampOutOfRange => "timestamp_out_of_range",
             InvalidReason::TooManyVantagePoints => "too_many_vantage_points",
             InvalidReason::MrtRecord => "mrt_record",
+            InvalidReason::BmpMessage => "bmp_message",
         }
     }
 }

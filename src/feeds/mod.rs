@@ -1,6 +1,6 @@
 //! Feeds: sources of BGP data, turned into [`FeedEvent`]s and handed to the engine in batches.
 //!
-//! One folder per source ([`ris_live`], [`bgproutes`], [`mrt`]) holds its parser, its
+//! One folder per source ([`ris_live`], [`bgproutes`], [`mrt`], [`bmp`]) holds its parser, its
 //! connection and what `bgpsentry stream` prints for it. What they share sits here: the
 //! [`error`] reasons and size limits, the [`fields`] and [`json`] pieces their parsers use, the
 //! [`websocket`] loop of the live feeds and their [`handle`] on health and metrics, the
@@ -8,6 +8,7 @@
 
 pub mod admit;
 pub mod bgproutes;
+pub mod bmp;
 pub mod error;
 pub mod fields;
 pub mod handle;
@@ -63,6 +64,7 @@ pub fn spawn(cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
     match cfg.kind.value {
         FeedKind::Mrt => mrt::feed::spawn(name, cfg.files.clone(), ctx),
         FeedKind::RisLive => ris_live::spawn(name, cfg, ctx),
+        FeedKind::Bmp => bmp::spawn(name, cfg, ctx),
         FeedKind::Bgproutes => {
             // One connection per API key; the feed's task waits for all of them.
             let tasks = bgproutes::spawn(name, cfg, ctx);

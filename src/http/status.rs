@@ -81,6 +81,7 @@ struct FeedRow {
     last_message: Option<String>,
     reconnects: u64,
     last_error: Option<String>,
+    routers: Vec<crate::health::RouterHealth>,
 }
 
 #[derive(Serialize)]
@@ -396,6 +397,7 @@ pub(super) async fn status_page(
             last_message: h.last_message.map(time),
             reconnects: h.reconnects,
             last_error: h.last_error,
+            routers: h.routers,
         })
         .collect();
     let seen = state.prefixes.vantage_points();

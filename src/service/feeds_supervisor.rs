@@ -1,6 +1,7 @@
 //! Starts the configured feeds, and restarts the live ones when a reload changes the watch
 //! list or the feeds (they subscribe to the prefixes when they connect). MRT feeds are read
-//! once, at start.
+//! once, at start. BMP listeners subscribe to nothing: they restart only when their own
+//! settings change, since a restart drops every router's session.
 
 use std::sync::Arc;
 
@@ -12,16 +13,24 @@ use tracing::info;
 use crate::config::{Config, FeedKind};
 use crate::feeds::{self, FeedContext};
 
-/// What decides whether the live feeds must restart.
+/// The feeds that subscribe to the watched prefixes.
+fn subscribing(k: FeedKind) -> bool {
+    !matches!(k, FeedKind::Mrt | FeedKind::Bmp)
+}
+
+/// What decides whether the subscribing live feeds must restart.
 fn live_setup(cfg: &Config) -> (Vec<IpNet>, Vec<String>) {
     let prefixes = cfg.prefixes.iter().map(|p| p.prefix).collect();
-    let feeds = cfg
-        .feeds
+    (prefixes, feed_settings(cfg, subscribing))
+}
+
+/// The settings of the feeds of some kinds, to compare across a reload.
+fn feed_settings(cfg: &Config, kinds: impl Fn(FeedKind) -> bool) -> Vec<String> {
+    cfg.feeds
         .iter()
-        .filter(|f| f.kind.value != FeedKind::Mrt)
+        .filter(|f| kinds(f.kind.value))
         .map(|f| format!("{:?}", FeedSettings(f)))
-        .collect();
-    (prefixes, feeds)
+        .collect()
 }
 
 /// A feed's settings without its position in the file.
@@ -61,7 +70,9 @@ pub(super) async fn run(mut config: watch::Receiver<Arc<Config>>, base: FeedCont
     let mut shutdown = base.shutdown.clone();
     let mut current = config.borrow_and_update().clone();
     let mut fixed = spawn(&current, &base, |k| k == FeedKind::Mrt);
-    let mut live = spawn(&current, &base, |k| k != FeedKind::Mrt);
+    let mut live = spawn(&current, &base, subscribing);
+    let is_bmp = |k| k == FeedKind::Bmp;
+    let mut listening = spawn(&current, &base, is_bmp);
     loop {
         tokio::select! {
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
@@ -80,13 +91,25 @@ pub(super) async fn run(mut config: watch::Receiver<Arc<Config>>, base: FeedCont
                     }
                     let names: Vec<String> = new.feeds.iter().map(|f| f.name()).collect();
                     base.health.retain(&names);
-                    live = spawn(&new, &base, |k| k != FeedKind::Mrt);
+                    live = spawn(&new, &base, subscribing);
+                }
+                if feed_settings(&new, is_bmp) != feed_settings(&current, is_bmp) {
+                    info!("the BMP feeds changed: restarting their listeners (routers reconnect)");
+                    for task in &listening {
+                        task.abort();
+                    }
+                    for task in listening.drain(..) {
+                        let _ = task.await;
+                    }
+                    let names: Vec<String> = new.feeds.iter().map(|f| f.name()).collect();
+                    base.health.retain(&names);
+                    listening = spawn(&new, &base, is_bmp);
                 }
                 current = new;
             }
         }
     }
-    for task in live.into_iter().chain(fixed.drain(..)) {
+    for task in live.into_iter().chain(listening).chain(fixed.drain(..)) {
         let _ = task.await;
     }
 }

@@ -1,6 +1,7 @@
 //! The live feeds (RIS Live, bgproutes.io), `bgpsentry stream`, and hostile input to their parsers.
 
 mod bgproutes;
+mod bmp;
 mod fuzz_corpus;
 mod hostile_input;
 mod ris_live;

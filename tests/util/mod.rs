@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod daemons;
 pub mod feeds;
 pub mod notify;
 pub mod promkit;

@@ -404,7 +404,7 @@ fn record_time(record: &MrtRecord) -> Timestamp {
 }
 
 /// Converts bgpkit's AS path; confederation segments are internal to the neighbour and left out.
-fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
+pub(crate) fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
     let mut out = Vec::new();
     for seg in path.iter_segments() {
         match seg {
@@ -423,7 +423,7 @@ fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
     AsPath(out)
 }
 
-fn convert_communities(list: &[MetaCommunity]) -> Vec<Community> {
+pub(crate) fn convert_communities(list: &[MetaCommunity]) -> Vec<Community> {
     list.iter()
         .filter_map(|c| match c {
             MetaCommunity::Plain(BgpCommunity::Custom(asn, value)) => {
