@@ -193,8 +193,14 @@ async fn remove(state: &AppState, id: &str) -> Result<(), Fail> {
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Fail> {
     body.map(|Json(b)| b).map_err(|e| {
+        // A body that does not fit (422 in axum) is a bad request like any other bad field;
+        // a missing JSON content type stays 415.
+        let status = match e.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
         Fail(
-            e.status(),
+            status,
             format!(
                 "{}; send a JSON object with `Content-Type: application/json`",
                 e.body_text()
