@@ -201,7 +201,27 @@ async fn acknowledge_and_silence_on_the_status_page_in_a_browser() {
             "document.readyState === 'complete' && document.querySelector('form.remove-silence') !== null && document.body.innerText.includes('origin=AS18196')",
         )
         .await;
-    drop(browser);
+    // A screenshot of the triage view for people to review.
+    let shot = crate::util::root().join("target/screenshots/triage.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    browser
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 1100, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    let png = browser
+        .call(
+            "Page.captureScreenshot",
+            json!({ "format": "png", "captureBeyondViewport": true }),
+        )
+        .await;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(png["data"].as_str().unwrap())
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    std::fs::write(&shot, png).unwrap();
+    eprintln!("screenshot: {}", shot.display());
 
     // `/alerts` shows both, and so does `/silences`.
     let firing = alerts(&svc, "firing").await;
@@ -271,6 +291,32 @@ async fn acknowledge_and_silence_on_the_status_page_in_a_browser() {
         .unwrap();
     assert!(page.contains("by alice at"), "{page}");
     assert!(page.contains("planned renumbering"), "{page}");
+
+    // And both are undone on the page: the acknowledgement withdrawn, the silence removed.
+    browser
+        .eval("document.querySelector('form.unack button').click(); true")
+        .await;
+    browser
+        .wait_until(
+            "the page after the withdrawal",
+            &format!("document.readyState === 'complete' && document.querySelector('form.ack[action=\"/ui/alerts/{stays}/ack\"]') !== null"),
+        )
+        .await;
+    browser
+        .eval("document.querySelector('form.remove-silence button').click(); true")
+        .await;
+    browser
+        .wait_until(
+            "the page after the removal",
+            "document.readyState === 'complete' && document.querySelector('form.add-silence') !== null && document.querySelector('form.remove-silence') === null",
+        )
+        .await;
+    let firing = alerts(&svc, "firing").await;
+    let a = firing.iter().find(|a| a["id"] == stays.as_str()).unwrap();
+    assert!(
+        a["acknowledged"].is_null() && a["silenced_by"] == json!([]),
+        "{a}"
+    );
 }
 
 /// Bad requests are refused with the reason, and nothing changes: no token 401, unknown
