@@ -145,6 +145,10 @@ pub(super) struct Dispatcher {
     /// Firing alerts that a silence held back at the last look: when none holds one any more,
     /// the channels are told it is still firing.
     held: HashSet<String>,
+    /// Held alerts restored at a start that no silence in force held: their silence may have
+    /// ended while the service was stopped. When released they are told only to the channels
+    /// with no record of having been told (the outbox's), so a restart does not repeat them.
+    held_untold_only: HashSet<String>,
 }
 
 /// How often the dispatcher looks at re-notify and re-push timers.
@@ -163,6 +167,7 @@ impl Dispatcher {
             route_until: Arc::new(OnceLock::new()),
             triage: Triage::in_memory(),
             held: HashSet::new(),
+            held_untold_only: HashSet::new(),
         }
     }
 
@@ -270,6 +275,10 @@ impl Dispatcher {
                 let silenced = self.triage.is_silenced(&a, Timestamp::now());
                 if silenced {
                     self.held.insert(a.id.clone());
+                } else {
+                    // Told now: nothing held any more (a restored alert event).
+                    self.held.remove(&a.id);
+                    self.held_untold_only.remove(&a.id);
                 }
                 let mut taken = 0;
                 for i in 0..self.channels.len() {
@@ -287,6 +296,7 @@ impl Dispatcher {
             TransitionKind::Resolved => {
                 self.firing.remove(&a.id);
                 self.held.remove(&a.id);
+                self.held_untold_only.remove(&a.id);
                 let acknowledged = self.triage.ack_of(&a.id);
                 let mut taken = 0;
                 for i in 0..self.channels.len() {
@@ -413,16 +423,28 @@ impl Dispatcher {
     }
 
     /// Learns alerts that were firing before this notifier saw them; with `tell`, channels
-    /// that take them hear about them now, else they are taken to have heard before.
+    /// that take them hear about them now, else they are taken to have heard before, except
+    /// for an alert a silence may have held back: for it, what the outbox recorded as told
+    /// ([`Dispatcher::restore_told`]) counts.
     fn already_firing(&mut self, alerts: Vec<Alert>, tell: bool) {
         let now = Instant::now();
         let wall = Timestamp::now();
         for a in alerts {
-            if self.triage.is_silenced(&a, wall) {
+            let maybe_held = if self.triage.is_silenced(&a, wall) {
                 self.held.insert(a.id.clone());
-            }
+                true
+            } else if !tell && self.triage.ever_silenced(&a) {
+                self.held.insert(a.id.clone());
+                self.held_untold_only.insert(a.id.clone());
+                true
+            } else {
+                false
+            };
             if !tell {
                 for c in self.channels.iter_mut().filter(|c| !c.retired) {
+                    if maybe_held && c.heeds_silences() {
+                        continue;
+                    }
                     if c.ch.routing.accepts(&a) {
                         c.last_told.entry(a.id.clone()).or_insert(now);
                     }
@@ -478,13 +500,14 @@ impl Dispatcher {
         let now = Instant::now();
         for a in released {
             let ev = self.event(EventKind::Reminder, &a);
+            let untold_only = self.held_untold_only.remove(&a.id);
             let mut told = 0;
             for i in 0..self.channels.len() {
                 let c = &self.channels[i];
                 if c.retired || !c.heeds_silences() || !c.ch.routing.accepts(&a) {
                     continue;
                 }
-                if c.last_told.contains_key(&a.id) && ev.acknowledged.is_some() {
+                if c.last_told.contains_key(&a.id) && (ev.acknowledged.is_some() || untold_only) {
                     continue;
                 }
                 told += 1;
@@ -493,6 +516,8 @@ impl Dispatcher {
             }
             debug!(alert = %a.id, channels = told, "silence over: alert still firing, told");
         }
+        let held = &self.held;
+        self.held_untold_only.retain(|id| held.contains(id));
     }
 
     /// Re-notify reminders (none for acknowledged or silenced alerts), Alertmanager re-pushes,

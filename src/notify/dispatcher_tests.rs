@@ -303,3 +303,30 @@ async fn an_acknowledged_alert_gets_no_reminder_and_what_follows_says_who() {
     assert_eq!(q[3].events[0].acknowledged, Some(ack));
     assert_eq!(q[2].events[0].acknowledged, None);
 }
+
+#[tokio::test]
+async fn at_a_start_an_alert_whose_silence_ended_meanwhile_is_told_to_channels_never_told() {
+    let cfg = config(HOOK);
+    let (mut d, outbox) = dispatcher(&cfg);
+    let triage = crate::triage::Triage::in_memory();
+    // A silence of group noc that ended while the service was stopped.
+    let mut ended = silence_of_group("noc");
+    ended.expires_at = crate::event::Timestamp::now();
+    triage.add_silence(ended).unwrap();
+    d.set_triage(triage);
+    let held = alert(&cfg, "held", Severity::Critical, "noc");
+    let told = alert(&cfg, "told", Severity::Critical, "noc");
+    let other = alert(&cfg, "other", Severity::Critical, "peering");
+    // The outbox recorded that the webhook was told about `told` only.
+    d.restore_told(vec![("hook".to_string(), "told".to_string())]);
+    d.already_firing(vec![held, told, other], false);
+    d.timers();
+    d.flush(true).await;
+    assert_eq!(
+        events(&queued(&outbox, "hook")),
+        vec![vec![(EventKind::Reminder, "held".to_string())]]
+    );
+    d.timers();
+    d.flush(true).await;
+    assert_eq!(queued(&outbox, "hook").len(), 1);
+}

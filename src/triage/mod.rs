@@ -274,6 +274,13 @@ impl Triage {
             .any(|s| s.active(now) && s.matchers.matches(a))
     }
 
+    /// Whether a silence kept in the store matches the alert, in force or expired (within
+    /// [`EXPIRED_KEPT_DAYS`]): at a restart, such an alert may have been held back by a silence
+    /// that ended while the service was stopped.
+    pub fn ever_silenced(&self, a: &Alert) -> bool {
+        self.read().silences.values().any(|s| s.matchers.matches(a))
+    }
+
     /// Whether any silence is active at `now` (the notifier skips its checks when none is).
     pub fn any_silence_active(&self, now: Timestamp) -> bool {
         self.read().silences.values().any(|s| s.active(now))
