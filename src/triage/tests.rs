@@ -89,6 +89,15 @@ fn silences_need_a_future_end_within_a_year() {
         let e = r.validate(now).expect_err("refused").to_string();
         assert!(e.contains(says), "{e}");
     }
+    let mut long = req(None, Some("1h"));
+    long.comment = "x".repeat(input::MAX_COMMENT + 1);
+    let e = long.validate(now).expect_err("too long").to_string();
+    assert!(e.contains("longer than 1000 characters"), "{e}");
+    let two_lines = AckRequest {
+        by: "alice\nbob".into(),
+        comment: String::new(),
+    };
+    assert!(two_lines.validate(now).is_err());
     let mut nobody = req(None, Some("1h"));
     nobody.created_by = " ".into();
     assert!(nobody.validate(now).is_err());
