@@ -122,3 +122,31 @@ pub fn bmp(data: &[u8]) {
     check_events(&again.hold_expired(now), false);
     let _ = again.into_held().expire(now);
 }
+
+/// A body of `POST /silences` or `POST /alerts/{id}/ack` as a client sends it: whatever the
+/// checks accept is a silence with a matcher and an end within the allowed window, and text
+/// fields on one line and within their limits.
+pub fn triage(data: &[u8]) {
+    use crate::event::Timestamp;
+    use crate::triage::input::{MAX_COMMENT, MAX_NAME, MAX_SILENCE_SECONDS};
+    use crate::triage::{AckRequest, SilenceRequest};
+    let now = Timestamp::now();
+    let fits = |s: &str, max: usize| s.chars().count() <= max && !s.chars().any(char::is_control);
+    if let Ok(req) = serde_json::from_slice::<SilenceRequest>(data)
+        && let Ok(s) = req.validate(now)
+    {
+        assert!(!s.matchers.is_empty(), "a silence without matchers");
+        assert!(s.expires_at > now, "a silence that has ended");
+        assert!(
+            s.expires_at <= now.plus_secs(MAX_SILENCE_SECONDS),
+            "too long"
+        );
+        assert!(fits(&s.comment, MAX_COMMENT) && fits(&s.created_by, MAX_NAME));
+        assert!(!s.created_by.is_empty(), "a silence by nobody");
+    }
+    if let Ok(req) = serde_json::from_slice::<AckRequest>(data)
+        && let Ok(a) = req.validate(now)
+    {
+        assert!(!a.by.is_empty() && fits(&a.by, MAX_NAME) && fits(&a.comment, MAX_COMMENT));
+    }
+}

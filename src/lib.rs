@@ -19,7 +19,8 @@
 //!   detectors; [`rpki`] ROAs and ASPA records the detectors consult; [`alerts`] what the
 //!   engine raises and the book of firing and resolved alerts.
 //! - **keep**: [`store`] the embedded SQLite store (alerts, outbox, baselines, route state).
-//! - **tell**: [`http`] the API, `/metrics`, health and the status page; [`notify`] email,
+//! - **tell**: [`triage`] operators' acknowledgements and silences, which the next two read;
+//!   [`http`] the API, `/metrics`, health and the status page; [`notify`] email,
 //!   webhooks, chat and Alertmanager through a durable outbox.
 //! - **beside the flow**: [`metrics`] and [`health`], which every stage writes and the HTTP
 //!   server reads.
@@ -44,6 +45,7 @@ pub mod store;
 // tell
 pub mod http;
 pub mod notify;
+pub mod triage;
 
 // beside the flow
 pub mod health;

@@ -17,9 +17,9 @@ pub struct BaselineArgs {
     service: ServiceArgs,
 }
 
-/// How to reach the running service.
+/// How to reach the running service (shared by the subcommands that talk to it).
 #[derive(Debug, clap::Args)]
-struct ServiceArgs {
+pub(super) struct ServiceArgs {
     #[command(flatten)]
     config: ConfigArg,
     /// Base URL of the running service; default: `http.listen` of the config (https when
@@ -56,7 +56,7 @@ enum BaselineAction {
     },
 }
 
-fn base_url(args: &ServiceArgs) -> Result<String, String> {
+pub(super) fn base_url(args: &ServiceArgs) -> Result<String, String> {
     if let Some(url) = &args.url {
         return Ok(url.trim_end_matches('/').to_string());
     }
@@ -129,7 +129,8 @@ fn list_text(body: &Value) -> String {
     out
 }
 
-async fn call(
+/// Calls the service's API: the JSON answer, or what went wrong in words.
+pub(super) async fn call(
     args: &ServiceArgs,
     method: reqwest::Method,
     path: &str,

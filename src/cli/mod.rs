@@ -1,5 +1,5 @@
 //! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`,
-//! `notify`, `baseline`, `healthcheck`.
+//! `notify`, `baseline`, `ack`, `silence`, `healthcheck`.
 
 mod baseline;
 mod check;
@@ -10,6 +10,7 @@ mod notify;
 mod replay;
 mod run;
 mod stream;
+mod triage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,12 @@ pub enum Command {
     /// Baselines of a running service: `baseline list`, `baseline accept PREFIX --origin ASN
     /// | --upstream ASN` (through its HTTP API).
     Baseline(baseline::BaselineArgs),
+    /// Acknowledge a firing alert of a running service (no more reminders for it):
+    /// `ack ID --by NAME --comment TEXT`, or `ack ID --remove` (through its HTTP API).
+    Ack(triage::AckArgs),
+    /// Silences of a running service: `silence add --rule R --prefix P ... --duration 2h`,
+    /// `silence list`, `silence rm ID` (through its HTTP API).
+    Silence(triage::SilenceArgs),
     /// Probe a running service's /healthz (or /readyz with --ready): exit 0 when it answers
     /// 200, else 1. For container health checks.
     Healthcheck(healthcheck::HealthcheckArgs),
@@ -131,6 +138,8 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Notify(args) => notify::notify(args),
         Command::Baseline(args) => baseline::baseline(args),
+        Command::Ack(args) => triage::ack(args),
+        Command::Silence(args) => triage::silence(args),
         Command::Healthcheck(args) => healthcheck::healthcheck(args),
     }
 }

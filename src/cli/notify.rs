@@ -58,10 +58,7 @@ pub fn notify(args: NotifyArgs) -> ExitCode {
     let result = runtime.block_on(async {
         let ch = Channel::build(ch_cfg, &cfg.notify, &base_url(&cfg)).map_err(|e| e.to_string())?;
         let id = new_delivery_id();
-        let events = [NotifyEvent {
-            event: EventKind::Fired,
-            alert: sample_alert(&cfg),
-        }];
+        let events = [NotifyEvent::new(EventKind::Fired, sample_alert(&cfg))];
         ch.send(&id, &events)
             .await
             .map(|()| id)

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::error;
 
-use super::status::{SampleRow, headline, html_response, render_template, sample_rows, time};
+use super::status::{
+    SampleRow, TriageBlock, headline, html_response, render_template, sample_rows, time,
+};
 use crate::alerts::{Alert, AlertState};
 
 /// Whether a request's `Accept` header prefers HTML to JSON: only when `text/html` is named
@@ -194,14 +196,28 @@ fn view(a: &Alert) -> AlertView<'_> {
     }
 }
 
+/// The page's values: the alert's view and its triage.
+#[derive(Serialize)]
+struct PageContext<'a> {
+    #[serde(flatten)]
+    alert: AlertView<'a>,
+    triage: &'a TriageBlock,
+}
+
 /// Renders one alert as HTML.
-pub(super) fn render(a: &Alert) -> Result<String, minijinja::Error> {
-    render_template("alert.html", &view(a))
+pub(super) fn render(a: &Alert, triage: &TriageBlock) -> Result<String, minijinja::Error> {
+    render_template(
+        "alert.html",
+        &PageContext {
+            alert: view(a),
+            triage,
+        },
+    )
 }
 
 /// The alert page response, with the status page's headers (no script, no caching).
-pub(super) fn page(a: &Alert) -> Response {
-    match render(a) {
+pub(super) fn page(a: &Alert, triage: &TriageBlock) -> Response {
+    match render(a, triage) {
         Ok(html) => html_response(html),
         Err(e) => {
             error!("cannot render the page of alert {}: {e:#}", a.id);

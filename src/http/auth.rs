@@ -116,6 +116,43 @@ pub async fn require_token(State(tokens): State<Tokens>, req: Request, next: Nex
         .into_response()
 }
 
+/// Middleware for acknowledging and silencing: 403 when no token is configured. Without a
+/// token anyone who reaches the port could mute the alerts; reading stays as open as the rest
+/// of the API. (With tokens, [`require_token`] has already checked the request's.)
+pub async fn require_configured_tokens(
+    State(tokens): State<Tokens>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !tokens.is_empty() {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({
+            "error": "acknowledging and silencing need an API token, and none is configured:                       set http.auth.tokens (see the configuration reference) and send it as                       `Authorization: Bearer TOKEN`"
+        })),
+    )
+        .into_response()
+}
+
+/// The user name of HTTP Basic credentials, if the request has them: the pages offer it as
+/// the name of who acknowledges or silences.
+pub fn basic_user(authorization: Option<&HeaderValue>) -> Option<String> {
+    let value = authorization?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
+    let user = user.trim();
+    (!user.is_empty() && !user.chars().any(char::is_control)).then(|| user.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

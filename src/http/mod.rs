@@ -1,11 +1,12 @@
-//! The HTTP API: `/alerts`, `/alerts/{id}`, `/api/prefixes`, `/api/prefixes/{prefix}`,
-//! `/baselines`, `/baselines/{prefix}`, `/metrics`, `/healthz`, `/readyz`, and the status
-//! page at `/`.
+//! The HTTP API: `/alerts`, `/alerts/{id}`, `/alerts/{id}/ack`, `/silences`,
+//! `/api/prefixes`, `/api/prefixes/{prefix}`, `/baselines`, `/baselines/{prefix}`, `/metrics`,
+//! `/healthz`, `/readyz`, the status page at `/` and its form posts under `/ui/`.
 
 mod alert_page;
 mod baselines;
 mod prefixes;
 mod status;
+mod triage;
 
 mod auth;
 
@@ -20,7 +21,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -44,6 +45,10 @@ pub struct AppState {
     pub prefixes: SharedPrefixStates,
     /// Requests to the engine thread (accepting baselines); `None` without an engine.
     pub engine_commands: Option<tokio::sync::mpsc::Sender<crate::engine::AcceptRequest>>,
+    /// Acknowledgements and silences.
+    pub triage: crate::triage::Triage,
+    /// `http.external_url`: the origin of the pages behind a proxy (checked on form posts).
+    pub external_url: Option<String>,
 }
 
 /// How the server guards itself.
@@ -71,9 +76,27 @@ impl Default for Guard {
 }
 
 /// The router with every endpoint. Health endpoints are always open (probes carry no
-/// credentials); everything else needs a token when tokens are configured.
+/// credentials); everything else needs a token when tokens are configured. Acknowledging and
+/// silencing need a token always: without any configured they answer 403.
 pub fn router(state: AppState, guard: Guard) -> Router {
     let auth = axum::middleware::from_fn_with_state(guard.tokens.clone(), auth::require_token);
+    let configured =
+        axum::middleware::from_fn_with_state(guard.tokens.clone(), auth::require_configured_tokens);
+    let triage_writes = Router::new()
+        .route(
+            "/alerts/{id}/ack",
+            post(triage::ack_alert).delete(triage::unack_alert),
+        )
+        .route("/silences", post(triage::add_silence))
+        .route("/silences/{id}", delete(triage::remove_silence))
+        .route("/ui/alerts/{id}/ack", post(triage::form_ack))
+        .route("/ui/alerts/{id}/unack", post(triage::form_unack))
+        .route("/ui/silences", post(triage::form_silence))
+        .route(
+            "/ui/silences/{id}/remove",
+            post(triage::form_remove_silence),
+        )
+        .route_layer(configured);
     let mut protected = Router::new()
         .route("/", get(status::status_page))
         .route("/api/prefixes", get(prefixes::list_prefixes))
@@ -81,7 +104,9 @@ pub fn router(state: AppState, guard: Guard) -> Router {
         .route("/baselines", get(baselines::list_baselines))
         .route("/baselines/{*prefix}", post(baselines::accept_baseline))
         .route("/alerts", get(list_alerts))
-        .route("/alerts/{id}", get(get_alert));
+        .route("/alerts/{id}", get(get_alert))
+        .route("/silences", get(triage::list_silences))
+        .merge(triage_writes);
     let mut open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
@@ -178,7 +203,12 @@ async fn list_alerts(
         Err(msg) => return bad_request(msg),
     };
     let book = state.book.read().unwrap_or_else(|p| p.into_inner());
-    let alerts = book.list(&filter);
+    let now = crate::event::Timestamp::now();
+    let alerts: Vec<triage::AlertOut> = book
+        .list(&filter)
+        .into_iter()
+        .map(|a| triage::AlertOut::new(a, &state.triage, now))
+        .collect();
     Json(json!({ "alerts": alerts })).into_response()
 }
 
@@ -191,8 +221,13 @@ async fn get_alert(
     let book = state.book.read().unwrap_or_else(|p| p.into_inner());
     let html = alert_page::prefers_html(&headers);
     let mut response = match (book.get(&id), html) {
-        (Some(alert), true) => alert_page::page(alert),
-        (Some(alert), false) => Json(alert).into_response(),
+        (Some(alert), true) => alert_page::page(alert, &status::triage_block(alert, &state)),
+        (Some(alert), false) => Json(triage::AlertOut::new(
+            alert,
+            &state.triage,
+            crate::event::Timestamp::now(),
+        ))
+        .into_response(),
         (None, true) => (
             StatusCode::NOT_FOUND,
             [
@@ -218,6 +253,14 @@ async fn get_alert(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    {
+        let book = state.book.read().unwrap_or_else(|p| p.into_inner());
+        let firing = book.list(&AlertFilter {
+            state: Some(AlertState::Firing),
+            ..AlertFilter::default()
+        });
+        state.triage.observe(firing, crate::event::Timestamp::now());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -28,8 +28,9 @@ pub const FIRING_SHOWN: usize = 200;
 pub const RESOLVED_SHOWN: usize = 20;
 
 /// The page runs no script and loads nothing: a policy that says so stops anything injected
-/// from running even if escaping were ever missed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// from running even if escaping were ever missed. Its forms (acknowledge, silence) post to
+/// this server only.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The templates of the HTML pages, built once.
 fn environment() -> &'static Result<Environment<'static>, minijinja::Error> {
@@ -104,6 +105,64 @@ struct AlertRow<'a> {
     last_seen: String,
     resolved_at: Option<String>,
     sample: Vec<SampleRow<'a>>,
+    /// Who acknowledged it, and the silences that hold it.
+    triage: TriageBlock,
+}
+
+/// An acknowledgement as the pages show it.
+#[derive(Debug, Serialize)]
+pub(super) struct AckRow {
+    by: String,
+    comment: String,
+    at: String,
+}
+
+/// A silence as the pages show it.
+#[derive(Debug, Serialize)]
+pub(super) struct SilenceRow {
+    id: String,
+    matchers: String,
+    comment: String,
+    created_by: String,
+    until: String,
+}
+
+impl SilenceRow {
+    fn new(s: &crate::triage::Silence) -> Self {
+        SilenceRow {
+            id: s.id.clone(),
+            matchers: s.matchers.describe(),
+            comment: s.comment.clone(),
+            created_by: s.created_by.clone(),
+            until: time(s.expires_at),
+        }
+    }
+}
+
+/// What the pages show of an alert's triage: its acknowledgement and the silences holding it.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct TriageBlock {
+    acknowledged: Option<AckRow>,
+    silenced_by: Vec<SilenceRow>,
+}
+
+/// The triage of one alert, for the pages.
+pub(super) fn triage_block(a: &Alert, state: &AppState) -> TriageBlock {
+    let now = Timestamp::now();
+    TriageBlock {
+        acknowledged: state.triage.ack_of(&a.id).map(|ack| AckRow {
+            by: ack.by,
+            comment: ack.comment,
+            at: time(ack.at),
+        }),
+        silenced_by: state
+            .triage
+            .silenced_by(a, now)
+            .iter()
+            .filter_map(|id| state.triage.silence(id))
+            .map(|s| SilenceRow::new(&s))
+            .collect(),
+    }
 }
 
 /// One sampled VP as shown: its name without empty segments, its route.
@@ -203,6 +262,17 @@ struct Page<'a> {
     firing_hidden: usize,
     resolved: Vec<AlertRow<'a>>,
     prefixes: Vec<PrefixRow>,
+    /// The triage view: forms to acknowledge and silence, and no automatic reload (it would
+    /// lose what is being typed).
+    triage_mode: bool,
+    /// The same page in the other view.
+    triage_toggle_href: String,
+    /// Silences in force.
+    silences: Vec<SilenceRow>,
+    /// Rule names, for the silence form.
+    rules: Vec<&'static str>,
+    /// The name the forms offer as who acts: the Basic user name, if any.
+    operator: String,
 }
 
 /// A time as the pages show it: `2016-08-11 16:00:06 UTC`.
@@ -223,7 +293,12 @@ pub(super) fn headline(a: &Alert) -> String {
         .map_or(summary.clone(), |(_, what)| what.to_string())
 }
 
-fn alert_row<'a>(a: &'a Alert, watched: &HashSet<IpNet>, filter: &PageFilter) -> AlertRow<'a> {
+fn alert_row<'a>(
+    a: &'a Alert,
+    watched: &HashSet<IpNet>,
+    filter: &PageFilter,
+    state: &AppState,
+) -> AlertRow<'a> {
     let is_watched = watched.contains(&a.watched_prefix);
     AlertRow {
         id: &a.id,
@@ -241,6 +316,7 @@ fn alert_row<'a>(a: &'a Alert, watched: &HashSet<IpNet>, filter: &PageFilter) ->
         last_seen: time(a.last_seen),
         resolved_at: a.resolved_at.map(time),
         sample: sample_rows(&a.sample),
+        triage: triage_block(a, state),
     }
 }
 
@@ -251,6 +327,8 @@ pub(super) struct StatusQuery {
     pub(super) severity: Option<String>,
     pub(super) rule: Option<String>,
     pub(super) prefix: Option<String>,
+    /// `1` for the triage view.
+    pub(super) triage: Option<String>,
 }
 
 /// What the status page lists: alerts of one severity, rule or prefix (watched or affected).
@@ -259,12 +337,19 @@ pub(super) struct PageFilter {
     severity: Option<Severity>,
     rule: Option<Rule>,
     prefix: Option<IpNet>,
+    /// The triage view (forms, no reload); kept by every link.
+    triage: bool,
 }
 
 impl PageFilter {
     /// Parses the query; the error says which value is wrong and what is accepted.
     pub(super) fn parse(q: StatusQuery) -> Result<PageFilter, String> {
         let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let triage = match given(q.triage).as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => return Err(format!("triage `{other}` is not 1 or 0")),
+        };
         let parsed = super::parse_filter(super::AlertQuery {
             state: Some("all".into()),
             prefix: given(q.prefix),
@@ -275,6 +360,7 @@ impl PageFilter {
             severity: parsed.severity,
             rule: parsed.rule,
             prefix: parsed.prefix,
+            triage,
         })
     }
 
@@ -321,6 +407,9 @@ impl PageFilter {
         if let Some(p) = self.prefix {
             parts.push(format!("prefix={}", p.to_string().replace('/', "%2F")));
         }
+        if self.triage {
+            parts.push("triage=1".into());
+        }
         if parts.is_empty() {
             "/".into()
         } else {
@@ -364,6 +453,7 @@ fn percent(part: usize, whole: usize) -> u32 {
 
 pub(super) async fn status_page(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let filter = match query
@@ -441,7 +531,7 @@ pub(super) async fn status_page(
         .list(&filter.alerts(AlertState::Resolved))
         .into_iter()
         .take(RESOLVED_SHOWN)
-        .map(|a| alert_row(a, &watched, &filter))
+        .map(|a| alert_row(a, &watched, &filter, &state))
         .collect();
     let prefixes = states
         .iter()
@@ -510,13 +600,28 @@ pub(super) async fn status_page(
         firing: firing_alerts
             .into_iter()
             .take(FIRING_SHOWN)
-            .map(|a| alert_row(a, &watched, &filter))
+            .map(|a| alert_row(a, &watched, &filter, &state))
             .collect(),
         firing_total,
         firing_matching,
         firing_hidden: firing_matching.saturating_sub(FIRING_SHOWN),
         resolved,
         prefixes,
+        triage_mode: filter.triage,
+        triage_toggle_href: PageFilter {
+            triage: !filter.triage,
+            ..filter
+        }
+        .href(),
+        silences: state
+            .triage
+            .silences(Timestamp::now())
+            .iter()
+            .filter(|s| s.active(Timestamp::now()))
+            .map(SilenceRow::new)
+            .collect(),
+        rules: Rule::ALL.iter().map(|r| r.as_str()).collect(),
+        operator: super::auth::basic_user(headers.get(header::AUTHORIZATION)).unwrap_or_default(),
     };
     match render_template("status.html", &page) {
         Ok(html) => html_response(html),

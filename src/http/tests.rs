@@ -80,6 +80,8 @@ fn serve(firing: &[Alert], resolved: &[Alert]) -> (tokio::runtime::Runtime, Stri
         health: Health::default(),
         prefixes,
         engine_commands: None,
+        triage: crate::triage::Triage::in_memory(),
+        external_url: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -215,6 +217,7 @@ fn filter_parsing_names_the_bad_value() {
         severity: Some(severity.into()),
         rule: Some(rule.into()),
         prefix: Some(prefix.into()),
+        triage: None,
     };
     assert_eq!(PageFilter::parse(q("", "", "")), Ok(PageFilter::default()));
     let f = PageFilter::parse(q("info", "new_upstream", "192.0.2.7/24")).unwrap();

@@ -182,6 +182,13 @@ impl AlertmanagerChannel {
                     .join("\n"),
             );
         }
+        if let Some(ack) = &e.acknowledged {
+            ann.insert("acknowledged_by".into(), ack.by.clone());
+            ann.insert("acknowledged_at".into(), ack.at.to_rfc3339());
+            if !ack.comment.is_empty() {
+                ann.insert("acknowledged_comment".into(), ack.comment.clone());
+            }
+        }
         ann.insert("first_seen".into(), a.first_seen.to_rfc3339());
         ann.insert("last_seen".into(), a.last_seen.to_rfc3339());
         let ends = match e.event {

@@ -2,8 +2,15 @@
 //! channels take each alert event, holds events in a channel's grouping window, sends
 //! reminders and Alertmanager re-pushes, and writes each closed window to the outbox together
 //! with the hand-over of the alert events it completes.
+//!
+//! It reads the operators' triage ([`Triage`]): an acknowledged alert gets no reminders, and
+//! its events say who acknowledged it; a silenced alert is told to no channel (its
+//! resolution still reaches channels told it fired before the silence), and when the silence
+//! ends, the channels that take it are told it is still firing. Alertmanager channels are the
+//! exception: Alertmanager keeps its own state and silences, so it gets every firing alert,
+//! silenced or not, with the acknowledgement as annotations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -14,6 +21,8 @@ use super::channel::Channel;
 use super::outbox::{HandedOver, NewNotification, Outbox};
 use super::{EventKind, NotifyEvent, new_delivery_id, now_ms};
 use crate::alerts::{Alert, AlertSink, AlertTransition, TransitionKind};
+use crate::event::Timestamp;
+use crate::triage::Triage;
 
 /// What the dispatcher task is asked to do, in order.
 pub(super) enum Input {
@@ -93,6 +102,13 @@ struct DeliveryState {
 }
 
 impl DeliveryState {
+    /// Whether silences apply to this channel (all but Alertmanager, which has its own).
+    fn heeds_silences(&self) -> bool {
+        self.ch.alertmanager().is_none()
+    }
+}
+
+impl DeliveryState {
     fn new(s: Slot) -> Self {
         DeliveryState {
             next_repush: s.ch.alertmanager().map(|am| Instant::now() + am.repush),
@@ -124,6 +140,15 @@ pub(super) struct Dispatcher {
     /// routed is then a prefix of the transitions, so the store's unmarked alert events are
     /// exactly the rest, and the next start queues them in order.
     route_until: Arc<OnceLock<Instant>>,
+    /// Acknowledgements and silences, as operators set them.
+    triage: Triage,
+    /// Firing alerts that a silence held back at the last look: when none holds one any more,
+    /// the channels are told it is still firing.
+    held: HashSet<String>,
+    /// Held alerts restored at a start that no silence in force held: their silence may have
+    /// ended while the service was stopped. When released they are told only to the channels
+    /// with no record of having been told (the outbox's), so a restart does not repeat them.
+    held_untold_only: HashSet<String>,
 }
 
 /// How often the dispatcher looks at re-notify and re-push timers.
@@ -140,6 +165,23 @@ impl Dispatcher {
             inflight: HashMap::new(),
             handed: Vec::new(),
             route_until: Arc::new(OnceLock::new()),
+            triage: Triage::in_memory(),
+            held: HashSet::new(),
+            held_untold_only: HashSet::new(),
+        }
+    }
+
+    /// Reads acknowledgements and silences from `triage` from now on.
+    pub(super) fn set_triage(&mut self, triage: Triage) {
+        self.triage = triage;
+    }
+
+    /// An event about `a`, with its acknowledgement if it has one.
+    fn event(&self, event: EventKind, a: &Alert) -> NotifyEvent {
+        NotifyEvent {
+            event,
+            alert: a.clone(),
+            acknowledged: self.triage.ack_of(&a.id),
         }
     }
 
@@ -230,18 +272,22 @@ impl Dispatcher {
             }
             TransitionKind::Fired => {
                 let now = Instant::now();
+                let silenced = self.triage.is_silenced(&a, Timestamp::now());
+                if silenced {
+                    self.held.insert(a.id.clone());
+                } else {
+                    // Told now: nothing held any more (a restored alert event).
+                    self.held.remove(&a.id);
+                    self.held_untold_only.remove(&a.id);
+                }
                 let mut taken = 0;
                 for i in 0..self.channels.len() {
-                    if !self.channels[i].retired && self.channels[i].ch.routing.accepts(&a) {
+                    let c = &self.channels[i];
+                    if !c.retired && c.ch.routing.accepts(&a) && !(silenced && c.heeds_silences()) {
                         taken += 1;
                         self.channels[i].last_told.insert(a.id.clone(), now);
-                        self.add(
-                            i,
-                            NotifyEvent {
-                                event: EventKind::Fired,
-                                alert: a.clone(),
-                            },
-                        );
+                        let ev = self.event(EventKind::Fired, &a);
+                        self.add(i, ev);
                     }
                 }
                 self.track(&a.id, "fired", taken);
@@ -249,6 +295,9 @@ impl Dispatcher {
             }
             TransitionKind::Resolved => {
                 self.firing.remove(&a.id);
+                self.held.remove(&a.id);
+                self.held_untold_only.remove(&a.id);
+                let acknowledged = self.triage.ack_of(&a.id);
                 let mut taken = 0;
                 for i in 0..self.channels.len() {
                     let c = &mut self.channels[i];
@@ -263,6 +312,7 @@ impl Dispatcher {
                             NotifyEvent {
                                 event: EventKind::Resolved,
                                 alert: a.clone(),
+                                acknowledged: acknowledged.clone(),
                             },
                         );
                     }
@@ -326,7 +376,9 @@ impl Dispatcher {
     fn reroute(&mut self, i: usize) {
         let now = Instant::now();
         let firing = &self.firing;
+        let held = &self.held;
         let c = &mut self.channels[i];
+        let heeds = c.heeds_silences();
         let routing = &c.ch.routing;
         let dropped: Vec<String> = c
             .last_told
@@ -341,18 +393,15 @@ impl Dispatcher {
         let mut missing: Vec<Alert> = firing
             .values()
             .filter(|a| routing.accepts(a) && !c.last_told.contains_key(&a.id))
+            // A silenced alert is told when its silence ends.
+            .filter(|a| !(heeds && held.contains(&a.id)))
             .cloned()
             .collect();
         missing.sort_by(|a, b| a.fired_at.cmp(&b.fired_at).then_with(|| a.id.cmp(&b.id)));
         for a in missing {
             self.channels[i].last_told.insert(a.id.clone(), now);
-            self.add(
-                i,
-                NotifyEvent {
-                    event: EventKind::Reminder,
-                    alert: a,
-                },
-            );
+            let ev = self.event(EventKind::Reminder, &a);
+            self.add(i, ev);
         }
     }
 
@@ -374,12 +423,28 @@ impl Dispatcher {
     }
 
     /// Learns alerts that were firing before this notifier saw them; with `tell`, channels
-    /// that take them hear about them now, else they are taken to have heard before.
+    /// that take them hear about them now, else they are taken to have heard before, except
+    /// for an alert a silence may have held back: for it, what the outbox recorded as told
+    /// ([`Dispatcher::restore_told`]) counts.
     fn already_firing(&mut self, alerts: Vec<Alert>, tell: bool) {
         let now = Instant::now();
+        let wall = Timestamp::now();
         for a in alerts {
+            let maybe_held = if self.triage.is_silenced(&a, wall) {
+                self.held.insert(a.id.clone());
+                true
+            } else if !tell && self.triage.ever_silenced(&a) {
+                self.held.insert(a.id.clone());
+                self.held_untold_only.insert(a.id.clone());
+                true
+            } else {
+                false
+            };
             if !tell {
                 for c in self.channels.iter_mut().filter(|c| !c.retired) {
+                    if maybe_held && c.heeds_silences() {
+                        continue;
+                    }
                     if c.ch.routing.accepts(&a) {
                         c.last_told.entry(a.id.clone()).or_insert(now);
                     }
@@ -412,8 +477,53 @@ impl Dispatcher {
         }
     }
 
-    /// Re-notify reminders and Alertmanager re-pushes.
+    /// Looks at the silences: firing alerts a silence now holds are held back from then on;
+    /// those no silence holds any more (it expired or was removed) are told, as still firing,
+    /// to the channels that take them: all that were not told, and those that were unless the
+    /// alert is acknowledged.
+    fn review_silences(&mut self) {
+        let wall = Timestamp::now();
+        if self.held.is_empty() && !self.triage.any_silence_active(wall) {
+            return;
+        }
+        let mut released = Vec::new();
+        for a in self.firing.values() {
+            if self.triage.is_silenced(a, wall) {
+                self.held.insert(a.id.clone());
+            } else if self.held.remove(&a.id) {
+                released.push(a.clone());
+            }
+        }
+        let firing = &self.firing;
+        self.held.retain(|id| firing.contains_key(id));
+        released.sort_by(|a, b| a.fired_at.cmp(&b.fired_at).then_with(|| a.id.cmp(&b.id)));
+        let now = Instant::now();
+        for a in released {
+            let ev = self.event(EventKind::Reminder, &a);
+            let untold_only = self.held_untold_only.remove(&a.id);
+            let mut told = 0;
+            for i in 0..self.channels.len() {
+                let c = &self.channels[i];
+                if c.retired || !c.heeds_silences() || !c.ch.routing.accepts(&a) {
+                    continue;
+                }
+                if c.last_told.contains_key(&a.id) && (ev.acknowledged.is_some() || untold_only) {
+                    continue;
+                }
+                told += 1;
+                self.channels[i].last_told.insert(a.id.clone(), now);
+                self.add(i, ev.clone());
+            }
+            debug!(alert = %a.id, channels = told, "silence over: alert still firing, told");
+        }
+        let held = &self.held;
+        self.held_untold_only.retain(|id| held.contains(id));
+    }
+
+    /// Re-notify reminders (none for acknowledged or silenced alerts), Alertmanager re-pushes,
+    /// and the end of silences.
     fn timers(&mut self) {
+        self.review_silences();
         let now = Instant::now();
         for i in 0..self.channels.len() {
             if let Some(every) = self.channels[i].ch.routing.renotify {
@@ -423,16 +533,15 @@ impl Dispatcher {
                     .filter(|(_, at)| now.duration_since(**at) >= every)
                     .map(|(id, _)| id.clone())
                     .collect();
+                let heeds = self.channels[i].heeds_silences();
                 for id in due {
                     self.channels[i].last_told.insert(id.clone(), now);
-                    if let Some(a) = self.firing.get(&id).cloned() {
-                        self.add(
-                            i,
-                            NotifyEvent {
-                                event: EventKind::Reminder,
-                                alert: a,
-                            },
-                        );
+                    if self.triage.ack_of(&id).is_some() || (heeds && self.held.contains(&id)) {
+                        continue;
+                    }
+                    if let Some(a) = self.firing.get(&id) {
+                        let ev = self.event(EventKind::Reminder, a);
+                        self.add(i, ev);
                     }
                 }
             }
@@ -451,6 +560,7 @@ impl Dispatcher {
                     .map(|a| NotifyEvent {
                         event: EventKind::Fired,
                         alert: a.clone(),
+                        acknowledged: self.triage.ack_of(&a.id),
                     })
                     .collect();
                 if !events.is_empty()

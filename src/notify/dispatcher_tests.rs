@@ -209,3 +209,124 @@ async fn alertmanager_holds_a_quick_resolution_back() {
     assert_eq!(q[0].next_attempt_ms, q[0].created_ms);
     assert_eq!(q[1].next_attempt_ms, q[1].created_ms + 30_000);
 }
+
+fn silence_of_group(group: &str) -> crate::triage::Silence {
+    crate::triage::Silence {
+        id: "s1".into(),
+        matchers: crate::triage::Matchers {
+            group: Some(group.into()),
+            ..Default::default()
+        },
+        comment: String::new(),
+        created_by: "ops".into(),
+        created_at: crate::event::Timestamp::now(),
+        expires_at: crate::event::Timestamp::now().plus_secs(3600),
+    }
+}
+
+#[tokio::test]
+async fn a_silenced_alert_is_told_to_alertmanager_only_until_the_silence_goes() {
+    let cfg = config(&format!(
+        "{HOOK}    - name: am\n      kind: alertmanager\n      url: http://127.0.0.1:9\n      hold_resolved_seconds: 0\n"
+    ));
+    let (mut d, outbox) = dispatcher(&cfg);
+    let triage = crate::triage::Triage::in_memory();
+    triage.add_silence(silence_of_group("noc")).unwrap();
+    d.set_triage(triage.clone());
+    d.transition(fired(&alert(&cfg, "a", Severity::Critical, "noc")));
+    d.transition(fired(&alert(&cfg, "b", Severity::Critical, "peering")));
+    d.timers();
+    d.flush(true).await;
+    let e = |k: EventKind, id: &str| (k, id.to_string());
+    assert_eq!(
+        events(&queued(&outbox, "hook")),
+        vec![vec![e(EventKind::Fired, "b")]]
+    );
+    assert_eq!(
+        events(&queued(&outbox, "am")),
+        vec![vec![e(EventKind::Fired, "a"), e(EventKind::Fired, "b")]]
+    );
+    // The silence goes: the alert still firing is told, as a reminder, to the webhook only
+    // (Alertmanager had it all along).
+    triage.remove_silence("s1").unwrap();
+    d.timers();
+    d.flush(true).await;
+    assert_eq!(
+        events(&queued(&outbox, "hook")),
+        vec![
+            vec![e(EventKind::Fired, "b")],
+            vec![e(EventKind::Reminder, "a")]
+        ]
+    );
+    assert_eq!(queued(&outbox, "am").len(), 1);
+    // Told once: the next look finds nothing held.
+    d.timers();
+    d.flush(true).await;
+    assert_eq!(queued(&outbox, "hook").len(), 2);
+}
+
+#[tokio::test]
+async fn an_acknowledged_alert_gets_no_reminder_and_what_follows_says_who() {
+    let cfg = config(&format!("{HOOK}      renotify_seconds: 1\n"));
+    let (mut d, outbox) = dispatcher(&cfg);
+    let triage = crate::triage::Triage::in_memory();
+    d.set_triage(triage.clone());
+    let a = alert(&cfg, "a", Severity::Critical, "noc");
+    let b = alert(&cfg, "b", Severity::Critical, "noc");
+    d.transition(fired(&a));
+    d.transition(fired(&b));
+    let ack = crate::triage::Ack {
+        by: "alice".into(),
+        comment: "on it".into(),
+        at: crate::event::Timestamp::now(),
+    };
+    triage.acknowledge("a", ack.clone()).unwrap();
+    // Both are due for a reminder.
+    let long_ago = std::time::Instant::now() - Duration::from_secs(5);
+    for id in ["a", "b"] {
+        d.channels[0].last_told.insert(id.to_string(), long_ago);
+    }
+    d.timers();
+    d.transition(resolved(&a));
+    d.flush(true).await;
+    let q = queued(&outbox, "hook");
+    let e = |k: EventKind, id: &str| (k, id.to_string());
+    assert_eq!(
+        events(&q),
+        vec![
+            vec![e(EventKind::Fired, "a")],
+            vec![e(EventKind::Fired, "b")],
+            vec![e(EventKind::Reminder, "b")],
+            vec![e(EventKind::Resolved, "a")],
+        ]
+    );
+    assert_eq!(q[3].events[0].acknowledged, Some(ack));
+    assert_eq!(q[2].events[0].acknowledged, None);
+}
+
+#[tokio::test]
+async fn at_a_start_an_alert_whose_silence_ended_meanwhile_is_told_to_channels_never_told() {
+    let cfg = config(HOOK);
+    let (mut d, outbox) = dispatcher(&cfg);
+    let triage = crate::triage::Triage::in_memory();
+    // A silence of group noc that ended while the service was stopped.
+    let mut ended = silence_of_group("noc");
+    ended.expires_at = crate::event::Timestamp::now();
+    triage.add_silence(ended).unwrap();
+    d.set_triage(triage);
+    let held = alert(&cfg, "held", Severity::Critical, "noc");
+    let told = alert(&cfg, "told", Severity::Critical, "noc");
+    let other = alert(&cfg, "other", Severity::Critical, "peering");
+    // The outbox recorded that the webhook was told about `told` only.
+    d.restore_told(vec![("hook".to_string(), "told".to_string())]);
+    d.already_firing(vec![held, told, other], false);
+    d.timers();
+    d.flush(true).await;
+    assert_eq!(
+        events(&queued(&outbox, "hook")),
+        vec![vec![(EventKind::Reminder, "held".to_string())]]
+    );
+    d.timers();
+    d.flush(true).await;
+    assert_eq!(queued(&outbox, "hook").len(), 1);
+}

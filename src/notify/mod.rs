@@ -67,6 +67,20 @@ pub struct NotifyEvent {
     pub event: EventKind,
     /// The alert as it was then.
     pub alert: Alert,
+    /// Who acknowledged the alert, when it is acknowledged (see [`crate::triage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<crate::triage::Ack>,
+}
+
+impl NotifyEvent {
+    /// An event about an alert nobody acknowledged.
+    pub fn new(event: EventKind, alert: Alert) -> Self {
+        NotifyEvent {
+            event,
+            alert,
+            acknowledged: None,
+        }
+    }
 }
 
 /// Wall-clock Unix milliseconds (the outbox's clock, which survives restarts).

@@ -85,17 +85,25 @@ impl Notifier {
     ) -> anyhow::Result<Self> {
         let metrics = NotifyMetrics::new(registry)?;
         let channels = build_channels(cfg)?;
-        Self::launch(cfg, metrics, channels, outbox)
+        Self::launch(
+            cfg,
+            metrics,
+            channels,
+            outbox,
+            crate::triage::Triage::in_memory(),
+        )
     }
 
     /// Starts the notifier with channels already built, on metrics registered already (the
     /// service registers them once and keeps them across reloads and restarts of the
     /// notifier). Zero channels is allowed: alert events are then handed over at once.
+    /// Acknowledgements and silences are read from `triage`.
     pub fn launch(
         cfg: &Config,
         metrics: NotifyMetrics,
         channels: Vec<Channel>,
         outbox: Arc<dyn Outbox>,
+        triage: crate::triage::Triage,
     ) -> anyhow::Result<Self> {
         let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
         let waiting = outbox.pending_by_channel()?;
@@ -130,6 +138,7 @@ impl Notifier {
         let (tx, rx) = mpsc::unbounded_channel();
         let window = Duration::from_secs_f64(cfg.notify.group_window_seconds);
         let mut dispatcher = Dispatcher::new(window, outbox.clone());
+        dispatcher.set_triage(triage);
         let route_until = dispatcher.route_until();
         dispatcher.switch(window, slots);
         dispatcher.restore_told(outbox.told()?);

@@ -440,7 +440,7 @@ mod tests {
         let cfg = crate::config::Config::parse("", std::path::Path::new("t.yml")).unwrap();
         let mut alert = crate::notify::sample_alert(&cfg);
         alert.id = alert_id.to_string();
-        NotifyEvent { event, alert }
+        NotifyEvent::new(event, alert)
     }
 
     #[test]

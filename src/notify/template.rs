@@ -34,6 +34,10 @@ pub const DEFAULT_BODY: &str = "\
   Upstream:         AS{{ e.upstream }}
   Expected upstreams: {{ e.expected_upstreams_text }}
 {% endif %}
+{% if e.acknowledged %}
+  Acknowledged by:  {{ e.acknowledged.by }} at {{ e.acknowledged.at }}{% if e.acknowledged.comment %}: {{ e.acknowledged.comment }}{% endif %}
+
+{% endif %}
   Vantage points:   {{ e.vantage_points }} (peak {{ e.peak_vantage_points }})
   First seen:       {{ e.first_seen }}
   Last seen:        {{ e.last_seen }}
@@ -57,13 +61,13 @@ bgpsentry (delivery {{ delivery_id }})
 /// Default chat message for Slack (its own link syntax).
 pub const DEFAULT_SLACK_TEXT: &str = "\
 {% for e in events %}
-*{{ e.event|upper }}* {{ e.summary|slack_escape }} ({{ e.vantage_points }} vantage points) <{{ e.link }}|details>
+*{{ e.event|upper }}* {{ e.summary|slack_escape }} ({{ e.vantage_points }} vantage points){% if e.acknowledged %}, acknowledged by {{ e.acknowledged.by|slack_escape }}{% endif %} <{{ e.link }}|details>
 {% endfor %}";
 
 /// Default chat message for Mattermost, Discord and Teams (Markdown links).
 pub const DEFAULT_MARKDOWN_TEXT: &str = "\
 {% for e in events %}
-**{{ e.event|upper }}** {{ e.summary }} ({{ e.vantage_points }} vantage points) [details]({{ e.link }})
+**{{ e.event|upper }}** {{ e.summary }} ({{ e.vantage_points }} vantage points){% if e.acknowledged %}, acknowledged by {{ e.acknowledged.by }}{% endif %} [details]({{ e.link }})
 {% endfor %}";
 
 fn environment() -> Environment<'static> {
@@ -192,6 +196,8 @@ pub struct EventView<'a> {
     pub expected_upstreams_text: String,
     /// `{external_url}/alerts/{id}`.
     pub link: String,
+    /// Who acknowledged the alert (`by`, `comment`, `at`), or none.
+    pub acknowledged: Option<&'a crate::triage::Ack>,
 }
 
 /// Everything a template sees.
@@ -247,6 +253,7 @@ impl<'a> Context<'a> {
                     expected_origins_text: asns(&e.alert.expected_origins),
                     expected_upstreams_text: asns(&e.alert.expected_upstreams),
                     link: alert_link(base_url, &e.alert.id),
+                    acknowledged: e.acknowledged.as_ref(),
                 })
                 .collect(),
             count: events.len(),

@@ -39,6 +39,9 @@ pub struct WebhookBody<'a> {
     pub event: super::EventKind,
     /// The alert.
     pub alert: &'a Alert,
+    /// Who acknowledged it (`{by, comment, at}`), absent when nobody did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<&'a crate::triage::Ack>,
 }
 
 /// A configured webhook.
@@ -89,6 +92,7 @@ impl WebhookChannel {
                 delivery_id,
                 event: e.event,
                 alert: &e.alert,
+                acknowledged: e.acknowledged.as_ref(),
             })
             .map_err(|err| SendError(format!("cannot encode the alert: {err}")))?;
             let ts = std::time::SystemTime::now()

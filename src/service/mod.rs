@@ -99,6 +99,8 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     )?;
     // Registered once: a notifier started or switched by a reload uses the same families.
     let notify_metrics = NotifyMetrics::new(&metrics.registry)?;
+    // In the store's file, whose schema the restore brought up to date.
+    let triage = crate::triage::Triage::open(&cfg.store_file(), &metrics.registry)?;
     let notifier = if channels.is_empty() {
         None
     } else {
@@ -108,6 +110,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
             notify_metrics.clone(),
             channels,
             outbox,
+            triage.clone(),
         )?)
     };
     let parts = pipeline::Parts {
@@ -116,6 +119,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
         metrics,
         notify_metrics,
         notifier,
+        triage,
         rpki,
         max_http_connections,
         shutdown: shutdown_rx,

@@ -34,6 +34,8 @@ pub(super) struct Switch {
     pub install: mpsc::UnboundedSender<Install>,
     /// Tells the store thread that alert events now wait for the notifier's hand-over.
     pub notifier_running: Arc<AtomicBool>,
+    /// Acknowledgements and silences, for a notifier started by a reload.
+    pub triage: crate::triage::Triage,
 }
 
 impl Switch {
@@ -64,7 +66,13 @@ impl Switch {
                 None => {
                     let count = channels.len();
                     let started = open_outbox(&u.cfg).and_then(|outbox| {
-                        Notifier::launch(&u.cfg, self.metrics.clone(), channels, outbox)
+                        Notifier::launch(
+                            &u.cfg,
+                            self.metrics.clone(),
+                            channels,
+                            outbox,
+                            self.triage.clone(),
+                        )
                     });
                     let n = match started {
                         Ok(n) => n,

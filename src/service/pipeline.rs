@@ -34,6 +34,7 @@ pub(super) struct Parts {
     pub metrics: Metrics,
     pub notify_metrics: NotifyMetrics,
     pub notifier: Option<Notifier>,
+    pub triage: crate::triage::Triage,
     pub rpki: Option<watch::Receiver<RpkiSnapshot>>,
     pub max_http_connections: usize,
     pub shutdown: watch::Receiver<bool>,
@@ -63,6 +64,7 @@ impl Pipeline {
             metrics,
             notify_metrics,
             notifier,
+            triage,
             rpki,
             max_http_connections,
             shutdown,
@@ -160,6 +162,7 @@ impl Pipeline {
                 metrics: notify_metrics,
                 install: install_tx,
                 notifier_running,
+                triage: triage.clone(),
             }
             .run(notify_rx),
         );
@@ -203,6 +206,8 @@ impl Pipeline {
                 health,
                 prefixes: views,
                 engine_commands: Some(commands_tx),
+                triage,
+                external_url: cfg.http.external_url.clone(),
             },
             guard,
         );

@@ -43,4 +43,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 4: origins and upstreams an operator accepted into a baseline.
     "ALTER TABLE baselines ADD COLUMN accepted_origins TEXT NOT NULL DEFAULT '';
      ALTER TABLE baselines ADD COLUMN accepted_upstreams TEXT NOT NULL DEFAULT '';",
+    // 5: operator triage (`crate::triage`): acknowledged alerts and silences. Times are wall
+    // clock, µs; matchers are JSON.
+    "CREATE TABLE acks (
+        alert_id TEXT PRIMARY KEY,
+        acked_by TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        acked_at INTEGER NOT NULL);
+     CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL);",
 ];

@@ -423,10 +423,10 @@ fn alerts_stored_before_the_stored_at_column_count_as_stored_at_the_migration() 
     let path = dir.path().join("s.db");
     drop(store_with_resolved_hijack(&path));
     {
-        // Back to schema 2: no stored_at column.
+        // Back to schema 2: no stored_at column (and none of the later tables).
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP INDEX alerts_stored; ALTER TABLE alerts DROP COLUMN stored_at; ALTER TABLE baselines DROP COLUMN accepted_origins; ALTER TABLE baselines DROP COLUMN accepted_upstreams; PRAGMA user_version = 2;",
+            "DROP INDEX alerts_stored; ALTER TABLE alerts DROP COLUMN stored_at; ALTER TABLE baselines DROP COLUMN accepted_origins; ALTER TABLE baselines DROP COLUMN accepted_upstreams; DROP TABLE acks; DROP TABLE silences; PRAGMA user_version = 2;",
         )
         .unwrap();
     }
