@@ -16,6 +16,8 @@ need_apt=()
 # headless Chromium renders the status page in tests/surfaces/http.rs (fonts for its screenshots)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
+# script (bsdutils) gives `bgpsentry replay` a pseudo-terminal in tests/replay/progress.rs.
+command -v script >/dev/null || need_apt+=(bsdutils)
 # openssl makes the certificates of the TLS email tests.
 command -v openssl >/dev/null || need_apt+=(openssl)
 # python3 and pip run the SMTP test server.
