@@ -35,28 +35,47 @@ impl std::fmt::Display for ReplaySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.elapsed.as_secs_f64();
         let events = self.mrt.announcements + self.mrt.withdrawals;
+        let m = &self.mrt;
         write!(
             f,
-            "read {} files: {} records, {} announcements, {} withdrawals, {} peer-downs, {} bad records skipped, {} malformed records used in part; \
-             {} events for watched prefixes; {} alerts fired, {} resolved, {} still firing; took {:.3} s ({:.0} events/s)",
-            self.files,
-            self.mrt.records,
-            self.mrt.announcements,
-            self.mrt.withdrawals,
-            self.mrt.peer_downs,
-            self.mrt.bad_records,
-            self.mrt.malformed_records,
-            self.engine.matched,
-            self.engine.fired,
+            "read {}: {}, {}, {}, {}, {} skipped, {} used in part; {} for watched prefixes; \
+             {} fired, {} resolved, {} still firing; took {:.3} s ({} events/s)",
+            counted(self.files as u64, "file"),
+            counted(m.records, "record"),
+            counted(m.announcements, "announcement"),
+            counted(m.withdrawals, "withdrawal"),
+            counted(m.peer_downs, "peer-down"),
+            counted(m.bad_records, "bad record"),
+            counted(m.malformed_records, "malformed record"),
+            counted(self.engine.matched, "event"),
+            counted(self.engine.fired, "alert"),
             self.engine.resolved,
             self.still_firing,
             secs,
-            if secs > 0.0 {
-                events as f64 / secs
-            } else {
-                0.0
-            },
+            per_second(events, self.elapsed),
         )
+    }
+}
+
+/// `1 alert`, `2 alerts`, `2 prefixes`: a count with its noun in the right number (the nouns
+/// here take `-s`, or `-es` after s, x, ch and sh).
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else if ["s", "x", "ch", "sh"].iter().any(|end| noun.ends_with(end)) {
+        format!("{n} {noun}es")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A rate as a whole number per second (0 when no time passed).
+pub fn per_second(n: u64, elapsed: Duration) -> u64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        (n as f64 / secs).round() as u64
+    } else {
+        0
     }
 }
 
@@ -70,6 +89,10 @@ pub trait ReplaySink {
     fn file_started(&mut self, _index: usize, _total: usize, _path: &Path) {}
     /// Progress: `events` more events were processed.
     fn progress(&mut self, _events: u64) {}
+    /// Progress: the replay will read `total` bytes of files (as stored, compressed or not).
+    fn bytes_total(&mut self, _total: u64) {}
+    /// Progress: `done` bytes of the files have been read so far.
+    fn bytes_done(&mut self, _done: u64) {}
 }
 
 /// Replays MRT files through a new engine for `prefixes`, optionally starting from a table dump.
@@ -93,16 +116,20 @@ pub fn replay_with(
     let started = Instant::now();
     let mut summary = ReplaySummary::default();
     let total = files.len() + usize::from(rib.is_some());
+    // Sizes as stored, for the progress in bytes; a file that cannot be read fails below.
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    sink.bytes_total(rib.map_or(0, size) + files.iter().map(|f| size(f)).sum::<u64>());
+    let mut done = 0;
     if let Some(rib) = rib {
         sink.file_started(0, total, rib);
         engine.begin_rib();
-        let last = feed_file(&mut engine, rib, &mut summary, sink)?;
+        let last = feed_file(&mut engine, rib, &mut summary, sink, &mut done)?;
         engine.finish_rib(last);
         drain(&mut engine, sink);
     }
     for (i, file) in files.iter().enumerate() {
         sink.file_started(i + usize::from(rib.is_some()), total, file);
-        feed_file(&mut engine, file, &mut summary, sink)?;
+        feed_file(&mut engine, file, &mut summary, sink, &mut done)?;
     }
     // The last instant has no later event to close it.
     engine.settle();
@@ -113,12 +140,14 @@ pub fn replay_with(
     Ok((engine, summary))
 }
 
-/// Feeds one file to the engine; returns the latest event time seen.
+/// Feeds one file to the engine; returns the latest event time seen. `done`: bytes of the
+/// files before this one, then with this one.
 fn feed_file(
     engine: &mut Engine,
     path: &Path,
     summary: &mut ReplaySummary,
     sink: &mut dyn ReplaySink,
+    done: &mut u64,
 ) -> std::io::Result<Timestamp> {
     let mut reader = MrtReader::open(path, "mrt", None).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
@@ -145,10 +174,13 @@ fn feed_file(
         }
         if since_progress >= 4096 {
             sink.progress(since_progress);
+            sink.bytes_done(*done + reader.file_offset());
             since_progress = 0;
         }
     }
     sink.progress(since_progress);
+    *done += reader.file_offset();
+    sink.bytes_done(*done);
     let stats = reader.stats();
     summary.files += 1;
     summary.mrt.records += stats.records;
@@ -185,7 +217,46 @@ pub fn load_rib(engine: &mut Engine, rib: &Path) -> std::io::Result<MrtStats> {
     let mut summary = ReplaySummary::default();
     let mut sink = RibSink(Vec::new());
     engine.begin_rib();
-    let last = feed_file(engine, rib, &mut summary, &mut sink)?;
+    let last = feed_file(engine, rib, &mut summary, &mut sink, &mut 0)?;
     engine.finish_rib(last.max(engine.now()));
     Ok(summary.mrt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(counted(0, "alert"), "0 alerts");
+        assert_eq!(counted(1, "alert"), "1 alert");
+        assert_eq!(counted(2, "bad record"), "2 bad records");
+        assert_eq!(counted(1, "watched prefix"), "1 watched prefix");
+        assert_eq!(counted(3, "watched prefix"), "3 watched prefixes");
+        assert_eq!(counted(2, "peer-down"), "2 peer-downs");
+    }
+
+    #[test]
+    fn the_summary_is_in_words_that_agree_and_whole_rates() {
+        let mut s = ReplaySummary {
+            files: 1,
+            elapsed: Duration::from_millis(1500),
+            ..ReplaySummary::default()
+        };
+        s.mrt.records = 1;
+        s.mrt.announcements = 2;
+        s.mrt.withdrawals = 1;
+        s.mrt.bad_records = 1;
+        s.engine.matched = 1;
+        s.engine.fired = 1;
+        s.engine.resolved = 1;
+        assert_eq!(
+            s.to_string(),
+            "read 1 file: 1 record, 2 announcements, 1 withdrawal, 0 peer-downs, 1 bad record \
+             skipped, 0 malformed records used in part; 1 event for watched prefixes; 1 alert \
+             fired, 1 resolved, 0 still firing; took 1.500 s (2 events/s)"
+        );
+        s.elapsed = Duration::ZERO;
+        assert!(s.to_string().ends_with("(0 events/s)"));
+    }
 }

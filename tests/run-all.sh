@@ -21,6 +21,8 @@ dpkg -s fonts-liberation >/dev/null 2>&1 || need_apt+=(fonts-liberation)
 { command -v gobgpd >/dev/null && command -v gobgp >/dev/null; } || need_apt+=(gobgpd)
 [ -x /usr/lib/frr/bgpd ] || need_apt+=(frr)
 command -v exabgp >/dev/null || need_apt+=(exabgp)
+# script (bsdutils) gives `bgpsentry replay` a pseudo-terminal in tests/replay/progress.rs.
+command -v script >/dev/null || need_apt+=(bsdutils)
 # openssl makes the certificates of the TLS email tests.
 command -v openssl >/dev/null || need_apt+=(openssl)
 # python3 and pip run the SMTP test server.

@@ -2,6 +2,7 @@
 //! API and the notifier read.
 
 mod book;
+mod history;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Timestamp;
 
 pub use book::{AlertBook, AlertFilter};
+pub use history::{VP_HISTORY_POINTS, VpCount};
 // Defined with the config, which names them in routing and tuning; alerts carry them.
 pub use crate::config::{Rule, Severity};
 
@@ -92,6 +94,9 @@ pub struct Alert {
     pub last_seen: Timestamp,
     /// When it resolved.
     pub resolved_at: Option<Timestamp>,
+    /// Its VP count over time, from firing on (bounded, see [`VP_HISTORY_POINTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vp_history: Vec<VpCount>,
     /// Rule-specific facts (RPKI state, path rule, neighbour, communities); flattened into the
     /// alert's JSON, absent fields left out.
     #[serde(flatten)]

@@ -15,15 +15,16 @@ pub struct CheckArgs {
 pub fn check(args: CheckArgs) -> ExitCode {
     match args
         .config
-        .load()
+        .load_watched()
         .and_then(|cfg| crate::notify::template::check_config(&cfg).map(|()| cfg))
     {
         Ok(cfg) => {
+            let count = |n: usize, noun| crate::replay::counted(n as u64, noun);
             println!(
-                "{}: OK, {} watched prefixes, {} feeds",
+                "{}: OK, {}, {}",
                 cfg.source.display(),
-                cfg.prefixes.len(),
-                cfg.feeds.len()
+                count(cfg.prefixes.len(), "watched prefix"),
+                count(cfg.feeds.len(), "feed")
             );
             // The RPKI files are read too, so a broken export shows up before the service runs.
             if let Some(rpki) = &cfg.rpki {

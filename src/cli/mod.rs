@@ -93,6 +93,24 @@ impl ConfigArg {
     }
 }
 
+impl ConfigArg {
+    /// Loads the chosen config for `run` and `check`: a file (not the built-in default) must
+    /// watch something.
+    pub fn load_watched(&self) -> Result<Config, ConfigErrors> {
+        match &self.config {
+            Some(path) => Config::load_watched(path),
+            None => {
+                let local = PathBuf::from("bgpsentry.yml");
+                if local.exists() {
+                    Config::load_watched(&local)
+                } else {
+                    self.load()
+                }
+            }
+        }
+    }
+}
+
 /// A single-threaded async runtime for the short-lived commands, or the error to exit with.
 fn current_thread_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()

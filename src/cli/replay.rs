@@ -50,6 +50,11 @@ struct StdoutSink {
     write_error: Option<std::io::Error>,
     /// With `--report`: transitions are collected here instead of printed.
     report: Option<ReportBuilder>,
+    /// The file being read, for the progress line.
+    file: String,
+    /// Events read so far, and when reading began, for the progress line.
+    events: u64,
+    started: std::time::Instant,
 }
 
 impl ReplaySink for StdoutSink {
@@ -80,13 +85,57 @@ impl ReplaySink for StdoutSink {
     }
 
     fn file_started(&mut self, index: usize, total: usize, path: &Path) {
-        self.bar
-            .set_message(format!("file {}/{}: {}", index + 1, total, path.display()));
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        self.file = format!("file {}/{total} {name}", index + 1);
+        self.show_events();
     }
 
     fn progress(&mut self, events: u64) {
-        self.bar.inc(events);
+        self.events += events;
+        self.show_events();
     }
+
+    fn bytes_total(&mut self, total: u64) {
+        self.bar.set_length(total);
+    }
+
+    fn bytes_done(&mut self, done: u64) {
+        self.bar.set_position(done);
+    }
+}
+
+impl StdoutSink {
+    /// The text after the bar: the file, the events so far and their rate (whole numbers).
+    fn show_events(&self) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        let rate = crate::replay::per_second(self.events, self.started.elapsed());
+        self.bar.set_message(format!(
+            "{}: {}, {rate} events/s",
+            self.file,
+            crate::replay::counted(self.events, "event")
+        ));
+    }
+}
+
+/// The progress bar on stderr: percent of the files' bytes read, and the time left. Drawn
+/// only on a terminal, so logs and pipes get the summary line alone.
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template(
+        "[{bar:30}] {percent:>3}% of {total_bytes}, {eta} left  {wide_msg}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
 }
 
 /// One line per transition for people: time, event, then the alert in words.
@@ -97,8 +146,11 @@ fn text_line(t: &AlertTransition) -> String {
         _ => (a.fired_at, "FIRED"),
     };
     let vps = match t.event {
-        TransitionKind::Resolved => format!("peak {} VPs", a.peak_vantage_points),
-        _ => format!("{} VPs", a.vantage_points),
+        TransitionKind::Resolved => format!(
+            "peak {}",
+            crate::replay::counted(a.peak_vantage_points.into(), "VP")
+        ),
+        _ => crate::replay::counted(a.vantage_points.into(), "VP"),
     };
     let path = a
         .sample
@@ -135,22 +187,16 @@ pub fn replay(args: ReplayArgs) -> ExitCode {
             }
         }
     }
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {pos} events ({per_sec})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar();
     let mut sink = StdoutSink {
         json: args.json,
         out: std::io::BufWriter::new(std::io::stdout()),
         bar: bar.clone(),
         write_error: None,
         report: args.report.then(ReportBuilder::default),
+        file: String::new(),
+        events: 0,
+        started: std::time::Instant::now(),
     };
     let result = run_replay(engine, args.rib.as_deref(), &args.files, &mut sink);
     bar.finish_and_clear();

@@ -13,7 +13,7 @@ pub struct RunArgs {
     config: ConfigArg,
     /// Listen on this address instead of the configured `http.listen` (port 0 picks a free
     /// port; the address is logged).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::parse_listen)]
     listen: Option<SocketAddr>,
     /// An MRT table dump (RIB) to load at start: its routes become the route state, and
     /// prefixes in learning mode learn their origins and upstreams from it.
@@ -43,7 +43,7 @@ fn default_filter(verbose: u8, quiet: bool) -> &'static str {
 /// Starts logging and the service; exit 1 on config or start-up errors.
 pub fn run(args: RunArgs) -> ExitCode {
     init_logging_with(args.log_json, default_filter(args.verbose, args.quiet));
-    let cfg = match args.config.load() {
+    let cfg = match args.config.load_watched() {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");

@@ -52,9 +52,31 @@ impl Located {
         Located {
             line,
             column,
-            message: with_suggestion(message),
+            message: with_suggestion(explained(message)),
         }
     }
+}
+
+/// The parser's terse messages for a value of the wrong shape, with what to write instead.
+fn explained(message: String) -> String {
+    let hint = match message.as_str() {
+        "invalid u8" => "expected a whole number from 0 to 255, without quotes or units",
+        "invalid u16" => "expected a whole number from 0 to 65535, without quotes or units",
+        "invalid u32" => "expected a whole number from 0 to 4294967295, without quotes or units",
+        "invalid u64" | "invalid usize" => {
+            "expected a whole number of 0 or more, without quotes or units"
+        }
+        "invalid i32" | "invalid i64" => "expected a whole number, without quotes or units",
+        "invalid floating point" | "invalid f32" | "invalid f64" => {
+            "expected a number, without quotes or units"
+        }
+        "invalid boolean" => "expected true or false",
+        "expected sequence start" => "expected a list: one `- item` per line, or `[a, b]`",
+        "expected mapping start" => "expected `key: value` lines (or `{key: value}`)",
+        "expected string scalar" => "expected a single value, not a list or a mapping",
+        _ => return message,
+    };
+    format!("{message}: {hint}")
 }
 
 /// A count or a duration written as `key` that must be at least 1: its value, the fallback

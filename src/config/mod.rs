@@ -5,9 +5,11 @@
 //! against prefixes, keys against their limits) are read in one place; each section's own
 //! keys live in the files beside it.
 
+mod address;
 mod asn;
 mod asns;
 mod bmp;
+mod collect;
 mod errors;
 mod notify;
 mod rpki;
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+pub use address::parse_listen;
 pub use asn::AsnValue;
 pub use asns::{CommunityLabel, CommunityPattern, MonitoredAsn, WELL_KNOWN_COMMUNITIES};
 pub use bmp::{
@@ -46,6 +49,12 @@ pub use watch::{
 /// Largest config file accepted; a config is written by people, so anything bigger is a mistake
 /// or an attack on the parser.
 pub const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
+
+/// The error for a config file that watches nothing: it would run "ready" and never alert.
+pub const NOTHING_WATCHED: &str = "nothing is watched: the file has no `prefixes:` and no \
+    `asns:`. Add the prefixes you announce, e.g.\n  prefixes:\n    - prefix: 192.0.2.0/24\n      \
+    origins: [64496]\nor the ASNs to monitor (`asns:`); `bgpsentry generate --asn ASN --rib \
+    FILE` writes the prefixes an ASN originates as a config";
 
 /// Default address of the HTTP server: loopback only, so nothing is exposed until asked for.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9179";
@@ -78,7 +87,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address and port to listen on.
-    #[serde(default = "default_listen")]
+    #[serde(default = "default_listen", deserialize_with = "address::listen")]
     pub listen: SocketAddr,
     /// Base URL under which operators reach this server; used for links in notifications.
     #[serde(default)]
@@ -573,32 +582,44 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Reads and validates a config file that the service is to run with: besides the errors
+    /// of [`Config::load`], a file that watches nothing (no prefix, no ASN) is an error.
+    pub fn load_watched(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = read_config_file(path)?;
+        Config::parse_with(&text, path, true)
+    }
+
     /// Validates config text; `source` names it in error messages.
     pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with(text, source, false)
+    }
+
+    /// Validates config text; `watched`: watching nothing is an error.
+    fn parse_with(text: &str, source: &Path, watched: bool) -> Result<Config, ConfigErrors> {
         // The file is at most MAX_CONFIG_BYTES, which bounds the work; the default node and
         // event budgets would refuse a watch list of 100,000 prefixes. Alias limits stay.
-        let mut budget = serde_saphyr::Budget::default();
-        budget.max_nodes = 4_000_000;
-        budget.max_events = 8_000_000;
-        let options = serde_saphyr::options! { with_snippet: false, budget: Some(budget) };
-        let raw: RawConfig = if text.trim().is_empty() {
-            RawConfig {
-                defaults: PrefixDefaults::default(),
-                prefixes: Vec::new(),
-                http: HttpConfig::default(),
-                feeds: Vec::new(),
-                asns: Vec::new(),
-                rpki: None,
-                communities: Vec::new(),
-                notify: NotifyConfig::default(),
-                store: StoreConfig::default(),
-            }
-        } else {
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-                ConfigErrors::single(source, Located::from_yaml(&e).at_unknown_key(text))
-            })?
+        let options = || {
+            let mut budget = serde_saphyr::Budget::default();
+            budget.max_nodes = 4_000_000;
+            budget.max_events = 8_000_000;
+            serde_saphyr::options! { with_snippet: false, budget: Some(budget) }
         };
-        let mut errors = Vec::new();
+        let empty = || RawConfig {
+            defaults: PrefixDefaults::default(),
+            prefixes: Vec::new(),
+            http: HttpConfig::default(),
+            feeds: Vec::new(),
+            asns: Vec::new(),
+            rpki: None,
+            communities: Vec::new(),
+            notify: NotifyConfig::default(),
+            store: StoreConfig::default(),
+        };
+        // Every structural error, then the values of what could be read: one run shows all.
+        let (raw, mut errors) = collect::deserialize_all::<RawConfig>(text, options, empty);
+        let Some(raw) = raw else {
+            return Err(ConfigErrors::new(source, errors));
+        };
         let prefixes = watch::validate_prefixes(&raw.defaults, raw.prefixes, &mut errors);
         for feed in &raw.feeds {
             feed.validate(&mut errors);
@@ -616,6 +637,11 @@ impl Config {
         let rpki = raw.rpki.map(|r| rpki::validate(r, &mut errors));
         let communities = asns::validate_communities(raw.communities, &mut errors);
         raw.notify.validate(&mut errors);
+        // After a structural error the watch list may be empty only because a broken entry
+        // was left out: that is not a second error.
+        if watched && errors.is_empty() && prefixes.is_empty() && asns.is_empty() {
+            errors.push(Located::nowhere(NOTHING_WATCHED));
+        }
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),

@@ -224,7 +224,7 @@ channel_settings! {
         #[serde(default)]
         pub smtp_host: Option<String>,
         /// SMTP port (default by `smtp_tls`: 25, 587 or 465).
-        #[serde(default)]
+        #[serde(default, deserialize_with = "super::address::port")]
         pub smtp_port: Option<u16>,
         /// `none`, `starttls` (default) or `tls`.
         #[serde(default)]

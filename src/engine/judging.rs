@@ -134,6 +134,7 @@ impl Engine {
         match state.firing.as_mut() {
             Some(alert) if alert.vantage_points != visible => {
                 alert.vantage_points = visible;
+                alert.record_vp_count(ts);
                 alert.last_seen = ts;
                 alert.sample = any_sample(&self.routes, &self.vps, prefix);
                 self.alerts.updated(alert);

@@ -141,7 +141,7 @@ impl Outbox {
             expected_upstreams,
             groups,
         } = about;
-        let alert = Alert {
+        let mut alert = Alert {
             id: Alert::make_id(k, first_seen, ts, incident),
             rule: k.rule,
             severity,
@@ -161,8 +161,10 @@ impl Outbox {
             fired_at: ts,
             last_seen: ts,
             resolved_at: None,
+            vp_history: Vec::new(),
             detail: facts.detail,
         };
+        alert.record_vp_count(ts);
         self.fired += 1;
         self.transitions.push(AlertTransition {
             event: TransitionKind::Fired,
@@ -185,6 +187,7 @@ impl Outbox {
         alert.resolved_at = Some(ts);
         alert.last_seen = ts;
         alert.vantage_points = 0;
+        alert.record_vp_count(ts);
         self.resolved += 1;
         self.transitions.push(AlertTransition {
             event: TransitionKind::Resolved,
@@ -259,6 +262,7 @@ impl Condition {
                     self.clearing_since = Some(ts);
                     alert.vantage_points = 0;
                     alert.last_seen = ts;
+                    alert.record_vp_count(ts);
                     out.updated(alert);
                     Next::Wait(ts.plus_secs(th.hold.keep_firing_for_seconds))
                 }
@@ -343,6 +347,7 @@ impl Condition {
             return;
         };
         alert.vantage_points = count;
+        alert.record_vp_count(ts);
         alert.peak_vantage_points = peak;
         alert.sample = facts.sample;
         alert.last_seen = ts;

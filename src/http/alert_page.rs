@@ -59,9 +59,33 @@ struct Link {
 struct AsnLinks {
     role: &'static str,
     asn: u32,
+    ripestat: String,
     bgp_tools: String,
     peeringdb: String,
 }
+
+/// One point of the VP count over time, as the table shows it.
+#[derive(Serialize)]
+struct HistoryRow {
+    at: String,
+    vantage_points: u32,
+}
+
+/// The VP count over time as an SVG step line, drawn here so the page needs no script.
+#[derive(Serialize)]
+struct Sparkline {
+    width: u32,
+    height: u32,
+    /// `x,y x,y …` for an SVG polyline.
+    points: String,
+    max: u32,
+    from: String,
+    to: String,
+}
+
+/// Size of the sparkline's drawing area (the SVG scales to the page's width).
+const SPARK_WIDTH: u32 = 600;
+const SPARK_HEIGHT: u32 = 60;
 
 #[derive(Serialize)]
 struct AlertView<'a> {
@@ -93,6 +117,8 @@ struct AlertView<'a> {
     sample: Vec<SampleRow<'a>>,
     prefix_links: Vec<Link>,
     asn_links: Vec<AsnLinks>,
+    history: Vec<HistoryRow>,
+    sparkline: Option<Sparkline>,
 }
 
 /// One sentence: what happened, when, and whether it still does.
@@ -155,11 +181,51 @@ fn links(a: &Alert) -> (Vec<Link>, Vec<AsnLinks>) {
         .map(|(role, asn)| AsnLinks {
             role,
             asn,
+            ripestat: format!("https://stat.ripe.net/AS{asn}"),
             bgp_tools: format!("https://bgp.tools/as/{asn}"),
             peeringdb: format!("https://www.peeringdb.com/asn/{asn}"),
         })
         .collect();
     (prefix_links, asn_links)
+}
+
+/// The step line of an alert's VP count from its first point to its resolution (or its last
+/// change): each count holds until the next point.
+fn sparkline(a: &Alert) -> Option<Sparkline> {
+    let first = a.vp_history.first()?;
+    let last = a.vp_history.last()?;
+    let end = a.resolved_at.unwrap_or(a.last_seen).max(last.at);
+    let span = (end.0 - first.at.0).max(1) as f64;
+    let max = a
+        .vp_history
+        .iter()
+        .map(|p| p.vantage_points)
+        .max()
+        .unwrap_or(0);
+    let (w, h) = (f64::from(SPARK_WIDTH), f64::from(SPARK_HEIGHT));
+    let x = |t: i64| (t - first.at.0) as f64 / span * w;
+    // 2 units of margin so the line is not cut at the top and bottom edges.
+    let y = |n: u32| h - 2.0 - f64::from(n) / f64::from(max.max(1)) * (h - 4.0);
+    let mut points = vec![(x(first.at.0), y(first.vantage_points))];
+    for pair in a.vp_history.windows(2) {
+        let at = x(pair[1].at.0);
+        points.push((at, y(pair[0].vantage_points)));
+        points.push((at, y(pair[1].vantage_points)));
+    }
+    points.push((x(end.0), y(last.vantage_points)));
+    let points = points
+        .iter()
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(Sparkline {
+        width: SPARK_WIDTH,
+        height: SPARK_HEIGHT,
+        points,
+        max,
+        from: time(first.at),
+        to: time(end),
+    })
 }
 
 fn view(a: &Alert) -> AlertView<'_> {
@@ -193,6 +259,15 @@ fn view(a: &Alert) -> AlertView<'_> {
         sample: sample_rows(&a.sample),
         prefix_links,
         asn_links,
+        history: a
+            .vp_history
+            .iter()
+            .map(|p| HistoryRow {
+                at: time(p.at),
+                vantage_points: p.vantage_points,
+            })
+            .collect(),
+        sparkline: sparkline(a),
     }
 }
 
@@ -230,5 +305,41 @@ pub(super) fn page(a: &Alert, triage: &TriageBlock) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::VpCount;
+    use crate::event::Timestamp;
+
+    #[test]
+    fn the_sparkline_steps_through_every_change_to_the_end() {
+        let cfg = crate::config::Config::parse("", std::path::Path::new("t.yml")).unwrap();
+        let mut a = crate::notify::sample::sample_alert(&cfg);
+        a.vp_history.clear();
+        assert!(sparkline(&a).is_none(), "nothing recorded, nothing drawn");
+        let at = |s| Timestamp::from_parts(s, 0);
+        a.vp_history = vec![
+            VpCount {
+                at: at(100),
+                vantage_points: 2,
+            },
+            VpCount {
+                at: at(150),
+                vantage_points: 4,
+            },
+        ];
+        a.last_seen = at(200);
+        a.resolved_at = None;
+        let s = sparkline(&a).unwrap();
+        // 2 of 4 VPs from 0 to the middle, then 4 to the end (the last change).
+        assert_eq!(s.points, "0.0,30.0 300.0,30.0 300.0,2.0 600.0,2.0");
+        assert_eq!(s.max, 4);
+        // One point: a flat line over the (empty) span.
+        a.vp_history.truncate(1);
+        a.last_seen = at(100);
+        assert_eq!(sparkline(&a).unwrap().points, "0.0,2.0 0.0,2.0");
     }
 }

@@ -43,6 +43,7 @@ fn alert(id: &str, rule: Rule, severity: Severity, fired_at: i64) -> Alert {
         fired_at: Timestamp::from_parts(fired_at, 0),
         last_seen: Timestamp::from_parts(fired_at, 0),
         resolved_at: None,
+        vp_history: Vec::new(),
         detail: AlertDetail::default(),
     }
 }

@@ -50,6 +50,7 @@ pub fn sample_alert(cfg: &Config) -> Alert {
         fired_at: now,
         last_seen: now,
         resolved_at: None,
+        vp_history: Vec::new(),
         detail: Default::default(),
     }
 }

@@ -352,8 +352,8 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "Timeline ({} incidents; bar = firing, over the replayed span; > = still firing at the end)",
-            self.incidents.len()
+            "Timeline ({}; bar = firing, over the replayed span; > = still firing at the end)",
+            crate::replay::counted(self.incidents.len() as u64, "incident")
         );
         let (start, end) = match (self.start, self.end) {
             (Some(s), Some(e)) if e > s => (s.0, e.0),
@@ -392,10 +392,10 @@ impl Report {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "|{bar}| {} -> {until}  {} (peak {} VPs{path})",
+                "|{bar}| {} -> {until}  {} (peak {}{path})",
                 clock(inc.fired_at),
                 inc.summary,
-                inc.peak_vantage_points,
+                crate::replay::counted(inc.peak_vantage_points.into(), "VP"),
             );
         }
         out

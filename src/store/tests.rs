@@ -95,6 +95,13 @@ fn a_commit_survives_reopening_and_restores_the_engine() {
     assert_eq!(loaded.state.routes, expected.routes);
     assert_eq!(loaded.state.vps, expected.vps);
     assert_eq!(loaded.state.firing, expected.firing);
+    // The VP count over time is kept with the alert (it fired when the second VP showed it).
+    let counts: Vec<u32> = loaded.state.firing[0]
+        .vp_history
+        .iter()
+        .map(|p| p.vantage_points)
+        .collect();
+    assert_eq!(counts, [2]);
     let mut r = Engine::restore(&prefixes, loaded.state);
     assert_eq!(r.drain_transitions().count(), 0);
     assert_eq!(r.route_count(), 4);

@@ -11,7 +11,7 @@ fn valid_config_exits_zero_with_a_summary() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.ends_with(": OK, 1 watched prefixes, 0 feeds\n"),
+        stdout.ends_with(": OK, 1 watched prefix, 0 feeds\n"),
         "{stdout}"
     );
 }

@@ -15,7 +15,7 @@ fn check(yaml: &str) -> (bool, String, String) {
 #[test]
 fn check_counts_the_rpki_data() {
     let (ok, stdout, stderr) = check(&format!(
-        "rpki:\n  files: ['{}', '{}']\n",
+        "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\nrpki:\n  files: ['{}', '{}']\n",
         fixture("rpki/routinator.json").display(),
         fixture("rpki/rpki-client.json").display()
     ));
@@ -31,7 +31,10 @@ fn check_fails_on_a_broken_rpki_file() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("vrps.json");
     std::fs::write(&bad, "{\"roas\": [{\"asn\": 1, \"prefix\": ").unwrap();
-    let (ok, _, stderr) = check(&format!("rpki:\n  files: ['{}']\n", bad.display()));
+    let (ok, _, stderr) = check(&format!(
+        "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\nrpki:\n  files: ['{}']\n",
+        bad.display()
+    ));
     assert!(!ok);
     assert!(stderr.contains("cannot load RPKI data"), "{stderr}");
     assert!(

@@ -105,7 +105,7 @@ fn tokens_guard_the_api_and_never_leak() {
 #[test]
 fn metrics_can_be_protected_too() {
     let (_dir, cfg) = write_config(
-        "http:\n  auth:\n    protect_metrics: true\n    tokens:\n      - env: BGPSENTRY_TEST_TOKEN\n",
+        "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\nhttp:\n  auth:\n    protect_metrics: true\n    tokens:\n      - env: BGPSENTRY_TEST_TOKEN\n",
     );
     let svc = Launch::config(&cfg)
         .envs(&[("BGPSENTRY_TEST_TOKEN", TOKEN)])
@@ -126,7 +126,7 @@ fn metrics_can_be_protected_too() {
 #[test]
 fn a_missing_token_secret_stops_start_up_with_a_clear_error() {
     let (_dir, cfg) = write_config(
-        "http:\n  auth:\n    tokens:\n      - env: BGPSENTRY_TEST_UNSET_TOKEN_VARIABLE\n",
+        "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\nhttp:\n  auth:\n    tokens:\n      - env: BGPSENTRY_TEST_UNSET_TOKEN_VARIABLE\n",
     );
     let out = std::process::Command::new(crate::util::bin())
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
@@ -159,7 +159,7 @@ fn https_with_a_certificate_from_files() {
     std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
     std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
     let (_d, cfg) = write_config(&format!(
-        "http:\n  tls:\n    cert_file: {}\n    key_file: {}\n",
+        "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\nhttp:\n  tls:\n    cert_file: {}\n    key_file: {}\n",
         dir.path().join("cert.pem").display(),
         dir.path().join("key.pem").display()
     ));

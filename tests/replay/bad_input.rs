@@ -28,10 +28,15 @@ fn record_offsets(data: &[u8], n: usize) -> Vec<usize> {
     offsets
 }
 
+/// The count before `what` (written in the plural; `1 bad record skipped` is found too).
 fn count(stderr: &str, what: &str) -> u64 {
+    let one = what.replacen("records", "record", 1);
     stderr
         .split([';', ','])
-        .find_map(|part| part.trim().strip_suffix(what))
+        .find_map(|part| {
+            let part = part.trim();
+            part.strip_suffix(what).or_else(|| part.strip_suffix(&one))
+        })
         .and_then(|n| n.trim().rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no `{what}` in: {stderr}"))

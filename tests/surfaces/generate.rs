@@ -49,7 +49,7 @@ fn ripe_ncc_prefixes_from_the_2002_dump() {
     assert!(
         String::from_utf8(out.stdout)
             .unwrap()
-            .contains("OK, 2 watched prefixes, 1 feeds")
+            .contains("OK, 2 watched prefixes, 1 feed")
     );
 }
 

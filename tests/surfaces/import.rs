@@ -147,7 +147,7 @@ fn realistic_prefixes_file_converts_and_checks() {
     let written = dir.path().join("bgpsentry.yml");
     let yaml = std::fs::read_to_string(&written).unwrap();
     assert!(
-        check(&written).contains("OK, 4 watched prefixes, 1 feeds"),
+        check(&written).contains("OK, 4 watched prefixes, 1 feed"),
         "{yaml}"
     );
     assert!(
@@ -387,7 +387,7 @@ fn malformed_truncated_oversized_and_hostile_input() {
         &["-o", "c.yml"],
     );
     assert!(out.status.success());
-    assert!(check(&dir.path().join("c.yml")).contains("OK, 1 watched prefixes"));
+    assert!(check(&dir.path().join("c.yml")).contains("OK, 1 watched prefix,"));
 
     // Oversized: refused before parsing.
     let big = format!("# {}\n", "x".repeat(9 * 1024 * 1024));

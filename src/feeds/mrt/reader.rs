@@ -13,6 +13,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bgpkit_parser::models::{
     AsPathSegment, Bgp4MpEnum, BgpElem, BgpState, ElemType, MetaCommunity, MrtMessage,
@@ -122,9 +123,31 @@ impl<R: Read> Read for Decompressed<R> {
     }
 }
 
+/// Counts the bytes read from the file as stored (before decompression), for progress.
+struct FileCounting {
+    inner: File,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for FileCounting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Opens a file, decompressing gzip or bzip2 by their magic bytes.
 pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let file = File::open(path)?;
+    open_counted(path, Arc::default())
+}
+
+/// [`open_decompressed`], adding the bytes read from the file to `read`.
+fn open_counted(path: &Path, read: Arc<AtomicU64>) -> io::Result<Box<dyn Read + Send>> {
+    let file = FileCounting {
+        inner: File::open(path)?,
+        read,
+    };
     let mut buffered = BufReader::with_capacity(256 * 1024, file);
     let magic = buffered.fill_buf()?;
     Ok(if magic.starts_with(&[0x1f, 0x8b]) {
@@ -159,6 +182,8 @@ pub struct MrtReader {
     clock: FileClock,
     /// Event times and vantage points the file's events must pass.
     admission: Admission,
+    /// Bytes read from the file as stored (0 for a stream).
+    file_read: Arc<AtomicU64>,
 }
 
 /// The collector name a RIS or RouteViews file name implies (`rrc00-updates…` → `rrc00`).
@@ -176,16 +201,19 @@ impl MrtReader {
     /// Opens a file. VPs are named with `feed` and `collector` (derived from the file name when
     /// `None`).
     pub fn open(path: &Path, feed: &str, collector: Option<&str>) -> io::Result<Self> {
-        let inner = open_decompressed(path)?;
+        let file_read = Arc::new(AtomicU64::new(0));
+        let inner = open_counted(path, file_read.clone())?;
         let collector = collector
             .map(str::to_string)
             .unwrap_or_else(|| collector_from_file_name(path));
-        Ok(Self::with_buffer(
+        let mut reader = Self::with_buffer(
             BufReader::with_capacity(256 * 1024, inner),
             path,
             feed,
             &collector,
-        ))
+        );
+        reader.file_read = file_read;
+        Ok(reader)
     }
 
     /// Reads MRT records from an already decompressed stream (a socket, a buffer in memory, a
@@ -222,12 +250,18 @@ impl MrtReader {
             opened_at: Timestamp::now(),
             clock: FileClock::default(),
             admission: Admission::default(),
+            file_read: Arc::default(),
         }
     }
 
     /// What was read so far.
     pub fn stats(&self) -> MrtStats {
         self.stats
+    }
+
+    /// Bytes of the file as stored (compressed or not) read so far; 0 for a stream.
+    pub fn file_offset(&self) -> u64 {
+        self.file_read.load(Ordering::Relaxed)
     }
 
     /// Bytes of decompressed input consumed so far.
