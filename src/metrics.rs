@@ -178,6 +178,8 @@ pub struct Metrics {
     pub http_connections_rejected: IntCounter,
     /// Per-feed connection state, written through [`crate::health::Health`].
     pub feed: FeedMetrics,
+    /// The `bgpsentry_warm_start_*` families.
+    pub warm_start: crate::feeds::warm_start::WarmStartMetrics,
 }
 
 impl Metrics {
@@ -335,6 +337,7 @@ impl Metrics {
                 "HTTP connections closed at once because the connection limit was reached.",
             )?,
             feed: FeedMetrics::new(&registry)?,
+            warm_start: crate::feeds::warm_start::WarmStartMetrics::register(&registry)?,
             registry,
         };
         let build_info = IntGaugeVec::new(

@@ -81,6 +81,26 @@ struct FeedRow {
     last_message: Option<String>,
     reconnects: u64,
     last_error: Option<String>,
+    warm_start: Option<String>,
+}
+
+/// One line on a feed's warm start: its state, what the last success loaded, the last failure.
+fn warm_start_text(w: &crate::health::WarmStartHealth) -> String {
+    let mut text = format!("warm start {}", w.state);
+    if let Some(t) = w.last_success {
+        text.push_str(&format!(
+            ": {} routes from {} vantage points at {}",
+            w.routes,
+            w.vantage_points,
+            time(t)
+        ));
+    }
+    if w.failures > 0
+        && let Some(e) = &w.last_error
+    {
+        text.push_str(&format!("; {} failures, last: {e}", w.failures));
+    }
+    text
 }
 
 #[derive(Serialize)]
@@ -396,6 +416,7 @@ pub(super) async fn status_page(
             last_message: h.last_message.map(time),
             reconnects: h.reconnects,
             last_error: h.last_error,
+            warm_start: h.warm_start.map(|w| warm_start_text(&w)),
         })
         .collect();
     let seen = state.prefixes.vantage_points();

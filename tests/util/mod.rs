@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod feeds;
+pub mod history;
 pub mod notify;
 pub mod promkit;
 pub mod service;
