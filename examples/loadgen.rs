@@ -319,10 +319,10 @@ async fn main() {
     yaml.push_str("feeds:\n");
     match a.feed.as_str() {
         "ris_live" => yaml.push_str(&format!(
-            "  - kind: ris_live\n    url: ws://127.0.0.1:{ws_port}/v1/ws/\n    beacons: []\n"
+            "  - kind: ris_live\n    url: ws://127.0.0.1:{ws_port}/v1/ws/\n    beacons: []\n    warm_start: false\n"
         )),
         "bgproutes" => yaml.push_str(&format!(
-            "  - kind: bgproutes\n    url: ws://127.0.0.1:{ws_port}/\n    live_manager_url: http://127.0.0.1:{lm_port}\n"
+            "  - kind: bgproutes\n    url: ws://127.0.0.1:{ws_port}/\n    live_manager_url: http://127.0.0.1:{lm_port}\n    warm_start: false\n"
         )),
         other => panic!("unknown feed {other}"),
     }

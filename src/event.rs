@@ -336,6 +336,24 @@ pub enum FeedEvent {
         /// The VP whose routes are gone.
         vp: Arc<VantagePoint>,
     },
+    /// A feed's routes as its history service reported them (warm start): they replace what
+    /// the engine holds of that feed's vantage points under the loaded prefixes.
+    Loaded(Arc<LoadedState>),
+}
+
+/// The routes of one feed's vantage points under some prefixes at one time, as a history
+/// service (RIPEstat, the bgproutes.io REST API) reported them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedState {
+    /// The feed whose vantage points these are.
+    pub feed: Arc<str>,
+    /// When the state was current.
+    pub timestamp: Timestamp,
+    /// The prefixes covered, more-specifics included: a route of this feed under one of them
+    /// that is not in `routes` is gone.
+    pub scope: Vec<IpNet>,
+    /// One announcement per (vantage point, prefix), at `timestamp`.
+    pub routes: Vec<RouteEvent>,
 }
 
 #[cfg(test)]

@@ -150,3 +150,35 @@ pub fn triage(data: &[u8]) {
         assert!(!a.by.is_empty() && fits(&a.by, MAX_NAME) && fits(&a.comment, MAX_COMMENT));
     }
 }
+
+/// One RIPEstat `bgp-state` answer (warm start of `ris_live`): read into routes whose prefixes
+/// are normalised and paths within the limit.
+pub fn warm_start_ripestat(data: &[u8]) {
+    use crate::feeds::warm_start::ripestat;
+    let now = crate::event::Timestamp::from_parts(1_800_000_000, 0);
+    if let Ok(state) = ripestat::parse(data, &Arc::from("ris_live"), now) {
+        let events: Vec<FeedEvent> = state.routes.into_iter().map(FeedEvent::Route).collect();
+        check_events(&events, false);
+    }
+}
+
+/// One bgproutes.io REST answer (warm start of `bgproutes`), read as each of the three kinds:
+/// vantage points, a RIB and updates (with the vantage points it lists, when it is a list).
+pub fn warm_start_rest(data: &[u8]) {
+    use crate::feeds::warm_start::rest;
+    let feed: Arc<str> = Arc::from("bgproutes");
+    let now = crate::event::Timestamp::from_parts(1_800_000_000, 0);
+    let vps = rest::parse_vantage_points(data, &feed)
+        .map(|(v, _)| v)
+        .unwrap_or_default();
+    let parsed = [
+        rest::parse_rib(data, &vps, now),
+        rest::parse_updates(data, &vps, now),
+    ];
+    for (routes, _) in parsed.into_iter().flatten() {
+        // A RIB is one instant; updates come in event-time order.
+        assert!(routes.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+        let events: Vec<FeedEvent> = routes.into_iter().map(FeedEvent::Route).collect();
+        check_events(&events, false);
+    }
+}

@@ -28,6 +28,9 @@ pub struct FeedHealth {
     /// For a BMP listener: the routers that connected to it, by address.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routers: Vec<RouterHealth>,
+    /// The warm start's state, when the feed has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStartHealth>,
 }
 
 /// One router of a BMP listener. Routers do not make the service unready: a router that is
@@ -53,6 +56,27 @@ pub struct RouterHealth {
     /// Wall-clock time of its last message.
     pub last_message: Option<Timestamp>,
     /// Why its last connection ended badly, or its last unusable message.
+    pub last_error: Option<String>,
+}
+
+
+/// What a feed's warm start is doing (see [`crate::feeds::warm_start`]).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WarmStartHealth {
+    /// `loading` (running, or waiting to retry), `done` or `cold` (failing for longer than
+    /// `ready_timeout_seconds`: the service is ready without it, and it keeps retrying).
+    pub state: &'static str,
+    /// Whether `/readyz` waits for it.
+    pub holds_readiness: bool,
+    /// Routes loaded by the last success.
+    pub routes: u64,
+    /// Vantage points loaded by the last success.
+    pub vantage_points: u64,
+    /// Wall-clock time of the last success.
+    pub last_success: Option<Timestamp>,
+    /// Failed attempts since the last success.
+    pub failures: u64,
+    /// The last failure, redacted of secrets.
     pub last_error: Option<String>,
 }
 
@@ -114,6 +138,7 @@ impl Health {
             reconnects: 0,
             last_error: None,
             routers: Vec::new(),
+            warm_start: None,
         };
         let mut feeds = self.lock();
         // A feed registered again starts counting from 0; its counter series keeps its total.
@@ -145,9 +170,12 @@ impl Health {
         self.lock().clone()
     }
 
-    /// Ready when every registered feed is connected and not stale.
+    /// Ready when every registered feed is connected, not stale, and has no warm start that
+    /// readiness waits for.
     pub fn ready(&self) -> bool {
-        self.lock().values().all(|f| f.connected && !f.stale)
+        self.lock().values().all(|f| {
+            f.connected && !f.stale && !f.warm_start.as_ref().is_some_and(|w| w.holds_readiness)
+        })
     }
 }
 

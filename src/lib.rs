@@ -23,7 +23,7 @@
 //!   [`http`] the API, `/metrics`, health and the status page; [`notify`] email,
 //!   webhooks, chat and Alertmanager through a durable outbox.
 //! - **beside the flow**: [`metrics`] and [`health`], which every stage writes and the HTTP
-//!   server reads.
+//!   server reads; [`proxy`], the HTTP proxy every outbound connection goes through.
 //! - **run**: [`config`] the YAML file with `FILE:LINE:COLUMN` errors; [`service`] starts the
 //!   flow, reloads the config and stops within a bound; [`cli`] the command line; [`error`]
 //!   the error types of every layer and what becomes of them; [`fuzzing`] entry points for
@@ -50,6 +50,7 @@ pub mod triage;
 // beside the flow
 pub mod health;
 pub mod metrics;
+pub mod proxy;
 
 // run
 pub mod cli;

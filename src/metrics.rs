@@ -180,6 +180,8 @@ pub struct Metrics {
     pub feed: FeedMetrics,
     /// The BMP listeners' per-router metrics.
     pub bmp: crate::feeds::bmp::metrics::BmpMetrics,
+    /// The `bgpsentry_warm_start_*` families.
+    pub warm_start: crate::feeds::warm_start::WarmStartMetrics,
 }
 
 impl Metrics {
@@ -338,6 +340,7 @@ impl Metrics {
             )?,
             feed: FeedMetrics::new(&registry)?,
             bmp: crate::feeds::bmp::metrics::BmpMetrics::new(&registry)?,
+            warm_start: crate::feeds::warm_start::WarmStartMetrics::register(&registry)?,
             registry,
         };
         let build_info = IntGaugeVec::new(

@@ -163,6 +163,7 @@ fn feed_file(
             let ts = match &ev {
                 FeedEvent::Route(r) => r.timestamp,
                 FeedEvent::PeerDown { timestamp, .. } => *timestamp,
+                FeedEvent::Loaded(s) => s.timestamp,
             };
             last = last.max(ts);
             summary.first_event = Some(summary.first_event.map_or(ts, |f| f.min(ts)));

@@ -12,10 +12,12 @@ mod bmp;
 mod collect;
 mod errors;
 mod notify;
+mod proxy;
 mod rpki;
 mod rule;
 mod secret;
 mod store;
+mod warm_start;
 mod watch;
 
 use std::net::SocketAddr;
@@ -37,10 +39,20 @@ pub use notify::{
     DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS, EmailSettings, NotifyConfig, SmtpTls,
     UrlSource, WebhookSettings,
 };
+pub use proxy::ProxyConfig;
 pub use rpki::{AspaProcedure, RpkiConfig};
 pub use rule::{Rule, Severity};
 pub use secret::{Secret, SecretSource, redact_url};
 pub use store::{STATE_DIRECTORY_ENV, StoreConfig, check_store_writable};
+pub use warm_start::{WarmStartConfig, WarmStartSetting};
+/// The warm-start defaults.
+pub mod warm_start_defaults {
+    pub use super::warm_start::{
+        DEFAULT_BATCH_PREFIXES, DEFAULT_BUFFER_EVENTS, DEFAULT_GAP_SECONDS,
+        DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_READY_TIMEOUT_SECONDS, DEFAULT_RETRY_MAX_SECONDS,
+        DEFAULT_TIMEOUT_SECONDS,
+    };
+}
 pub use watch::{
     HoldDown, HoldDowns, MoreSpecifics, PathRule, PrefixDefaults, RawHoldDown, RawHoldDowns,
     RawPrefix, WatchedPrefix,
@@ -80,6 +92,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The embedded store (`store:`).
     pub store: StoreConfig,
+    /// The HTTP proxy for outbound connections (`proxy:`), if any.
+    pub proxy: Option<ProxyConfig>,
 }
 
 /// HTTP server settings (`http:`).
@@ -244,6 +258,10 @@ pub struct FeedConfig {
     /// Routers connected at once (`bmp`).
     #[serde(default)]
     pub max_routers: Option<Spanned<u64>>,
+    /// Load the current routes from the feed's history service at start and after an outage
+    /// (`ris_live`, `bgproutes`; on by default).
+    #[serde(default)]
+    pub warm_start: Option<Spanned<WarmStartSetting>>,
 }
 
 /// One bgproutes API key (`keys:` entry): where to read it, and optionally its prefixes.
@@ -317,6 +335,14 @@ impl FeedConfig {
         }
     }
 
+    /// The warm-start settings (defaults when the key is absent).
+    pub fn warm_start(&self) -> WarmStartConfig {
+        self.warm_start
+            .as_ref()
+            .map(|w| w.value.0.clone())
+            .unwrap_or_default()
+    }
+
     fn validate(&self, errors: &mut Vec<Located>) {
         if self.kind.value == FeedKind::Mrt && self.files.is_empty() {
             errors.push(Located::at(
@@ -326,6 +352,9 @@ impl FeedConfig {
         }
         self.validate_live(errors);
         self.validate_bmp(errors);
+        if let Some(w) = &self.warm_start {
+            w.value.0.validate(errors);
+        }
     }
 
     /// Kind-specific keys of the live feeds.
@@ -359,6 +388,11 @@ impl FeedConfig {
         only(self.api_key_file.is_some(), "api_key_file", &[Bgproutes]);
         only(self.keys.is_some(), "keys", &[Bgproutes]);
         only(self.optional, "optional", &[Bgproutes]);
+        only(
+            self.warm_start.is_some(),
+            "warm_start",
+            &[RisLive, Bgproutes],
+        );
         only(
             self.reassociate_seconds.is_some(),
             "reassociate_seconds",
@@ -561,6 +595,8 @@ struct RawConfig {
     notify: NotifyConfig,
     #[serde(default)]
     store: StoreConfig,
+    #[serde(default)]
+    proxy: Option<ProxyConfig>,
 }
 
 impl Config {
@@ -614,6 +650,7 @@ impl Config {
             communities: Vec::new(),
             notify: NotifyConfig::default(),
             store: StoreConfig::default(),
+            proxy: None,
         };
         // Every structural error, then the values of what could be read: one run shows all.
         let (raw, mut errors) = collect::deserialize_all::<RawConfig>(text, options, empty);
@@ -642,6 +679,9 @@ impl Config {
         if watched && errors.is_empty() && prefixes.is_empty() && asns.is_empty() {
             errors.push(Located::nowhere(NOTHING_WATCHED));
         }
+        if let Some(p) = &raw.proxy {
+            p.validate(&mut errors);
+        }
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),
@@ -653,6 +693,7 @@ impl Config {
                 communities,
                 notify: raw.notify,
                 store: raw.store,
+                proxy: raw.proxy,
             })
         } else {
             Err(ConfigErrors::new(source, errors))

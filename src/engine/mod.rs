@@ -28,6 +28,7 @@ mod routing;
 mod state;
 mod view;
 mod vps;
+mod warm;
 mod watched;
 
 use std::collections::{BTreeSet, HashMap};
@@ -411,6 +412,7 @@ impl Engine {
                 let closed = self.close_learning_windows(*timestamp);
                 self.peer_down(vp, *timestamp) || closed
             }
+            FeedEvent::Loaded(state) => self.load_state(state),
         }
     }
 

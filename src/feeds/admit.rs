@@ -41,13 +41,16 @@ pub fn event_time(ev: &FeedEvent) -> Timestamp {
     match ev {
         FeedEvent::Route(r) => r.timestamp,
         FeedEvent::PeerDown { timestamp, .. } => *timestamp,
+        FeedEvent::Loaded(s) => s.timestamp,
     }
 }
 
-fn event_vp(ev: &FeedEvent) -> &Arc<VantagePoint> {
+/// The one vantage point of an event (a loaded state has many, checked where it is read).
+fn event_vp(ev: &FeedEvent) -> Option<&Arc<VantagePoint>> {
     match ev {
-        FeedEvent::Route(r) => &r.vp,
-        FeedEvent::PeerDown { vp, .. } => vp,
+        FeedEvent::Route(r) => Some(&r.vp),
+        FeedEvent::PeerDown { vp, .. } => Some(vp),
+        FeedEvent::Loaded(_) => None,
     }
 }
 
@@ -109,7 +112,9 @@ impl Admission {
     /// Whether one event may reach the engine.
     pub fn admit(&mut self, ev: &FeedEvent, now: Timestamp) -> Result<(), Invalid> {
         check_time(event_time(ev), now)?;
-        let vp = event_vp(ev);
+        let Some(vp) = event_vp(ev) else {
+            return Ok(());
+        };
         if self.vps.contains(vp) {
             return Ok(());
         }

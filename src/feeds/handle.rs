@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use super::admit::Admission;
 use super::error::{FeedErrorReason, Invalid};
+use super::warm_start::{Gate, Hold};
 use super::{Batch, FeedContext};
 use crate::event::{FeedEvent, Timestamp};
 
@@ -33,6 +34,8 @@ pub struct FeedHandle {
     health_written: Arc<AtomicI64>,
     /// Event times and vantage points this connection's events must pass.
     admission: Arc<Mutex<Admission>>,
+    /// Holds live events back while a warm start runs (see [`super::warm_start`]).
+    gate: Option<Arc<Gate>>,
 }
 
 /// Bytes of an invalid input's detail written to the debug log.
@@ -60,6 +63,7 @@ impl FeedHandle {
             counters: Arc::default(),
             health_written: Arc::new(AtomicI64::new(i64::MIN)),
             admission: Arc::default(),
+            gate: None,
         }
     }
 
@@ -165,6 +169,31 @@ impl FeedHandle {
         for bad in &rejected {
             self.invalid(bad);
         }
+        if events.is_empty() {
+            return true;
+        }
+        if let Some(gate) = &self.gate {
+            match gate.hold(&mut events) {
+                Hold::Held => return true,
+                Hold::SendFirst(first) => {
+                    if !self.forward(first).await {
+                        return false;
+                    }
+                }
+                Hold::Pass => {}
+            }
+        }
+        self.forward(events).await
+    }
+
+    /// Routes live events through `gate` from now on.
+    pub fn set_gate(&mut self, gate: Arc<Gate>) {
+        self.gate = Some(gate);
+    }
+
+    /// Hands events to the engine as they are, past admission and the warm-start gate (the warm
+    /// start's own events, and the live events it held); false when the engine is gone.
+    pub async fn forward(&self, events: Vec<FeedEvent>) -> bool {
         if events.is_empty() {
             return true;
         }

@@ -16,6 +16,7 @@ pub mod json;
 pub mod mrt;
 pub mod queue;
 pub mod ris_live;
+pub mod warm_start;
 pub mod websocket;
 
 use std::sync::Arc;

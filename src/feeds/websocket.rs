@@ -151,6 +151,9 @@ pub async fn connect(url: &str, timing: &LiveTiming) -> Result<Ws, String> {
         .max_message_size(Some(WS_HARD_LIMIT))
         .max_frame_size(Some(WS_HARD_LIMIT));
     let shown = redact_url(url);
+    if let Some(proxy) = crate::proxy::proxy_for(url) {
+        return connect_via(url, &proxy, config, timing).await;
+    }
     match tokio::time::timeout(
         timing.connect_timeout,
         tokio_tungstenite::connect_async_with_config(url, Some(config), true),
@@ -166,6 +169,45 @@ pub async fn connect(url: &str, timing: &LiveTiming) -> Result<Ws, String> {
             redact_url(&e.to_string())
         )),
         Ok(Ok((ws, _))) => Ok(ws),
+    }
+}
+
+/// Opens a WebSocket through an HTTP proxy: a `CONNECT` tunnel, then TLS (for `wss`) and the
+/// WebSocket handshake inside it.
+async fn connect_via(
+    url: &str,
+    proxy: &str,
+    config: WebSocketConfig,
+    timing: &LiveTiming,
+) -> Result<Ws, String> {
+    let shown = redact_url(url);
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("cannot connect to {shown}: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| format!("cannot connect to {shown}: no host"))?;
+    let port = parsed
+        .port()
+        .unwrap_or(if parsed.scheme() == "wss" { 443 } else { 80 });
+    let work = async {
+        let tcp = crate::proxy::tunnel(proxy, host, port, timing.connect_timeout)
+            .await
+            .map_err(|e| format!("cannot connect to {shown}: {e}"))?;
+        tokio_tungstenite::client_async_tls_with_config(url, tcp, Some(config), None)
+            .await
+            .map(|(ws, _)| ws)
+            .map_err(|e| {
+                format!(
+                    "cannot connect to {shown} through the proxy: {}",
+                    redact_url(&e.to_string())
+                )
+            })
+    };
+    match tokio::time::timeout(timing.connect_timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "cannot connect to {shown} through the proxy: no answer within {:?}",
+            timing.connect_timeout
+        )),
     }
 }
 

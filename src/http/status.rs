@@ -83,6 +83,26 @@ struct FeedRow {
     reconnects: u64,
     last_error: Option<String>,
     routers: Vec<crate::health::RouterHealth>,
+    warm_start: Option<String>,
+}
+
+/// One line on a feed's warm start: its state, what the last success loaded, the last failure.
+fn warm_start_text(w: &crate::health::WarmStartHealth) -> String {
+    let mut text = format!("warm start {}", w.state);
+    if let Some(t) = w.last_success {
+        text.push_str(&format!(
+            ": {} routes from {} vantage points at {}",
+            w.routes,
+            w.vantage_points,
+            time(t)
+        ));
+    }
+    if w.failures > 0
+        && let Some(e) = &w.last_error
+    {
+        text.push_str(&format!("; {} failures, last: {e}", w.failures));
+    }
+    text
 }
 
 #[derive(Serialize)]
@@ -488,6 +508,7 @@ pub(super) async fn status_page(
             reconnects: h.reconnects,
             last_error: h.last_error,
             routers: h.routers,
+            warm_start: h.warm_start.map(|w| warm_start_text(&w)),
         })
         .collect();
     let seen = state.prefixes.vantage_points();

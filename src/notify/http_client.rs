@@ -46,9 +46,9 @@ pub fn channel_headers(
     Ok(headers)
 }
 
-/// An HTTP client with the channel's timeout.
+/// An HTTP client with the channel's timeout, through the configured proxy if any.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, ChannelError> {
-    reqwest::Client::builder()
+    crate::proxy::http_client_builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .user_agent(concat!("bgpsentry/", env!("CARGO_PKG_VERSION")))

@@ -78,6 +78,7 @@ pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     let max_http_connections = http_serve::http_connection_limit(http_serve::raise_file_limit());
     let metrics = Metrics::new()?;
     reload::mark_loaded(&metrics);
+    crate::proxy::configure(cfg.proxy.as_ref());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let rpki = match &cfg.rpki {
         Some(r) => {

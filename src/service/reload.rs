@@ -212,7 +212,11 @@ fn load(path: &Path, running: &Config) -> Result<Config, Vec<String>> {
         .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     match refusal(running, &new) {
         Some(why) => Err(vec![format!("{}: {why}", path.display())]),
-        None => Ok(new),
+        None => {
+            // Connections opened from now on use the new proxy setting.
+            crate::proxy::configure(new.proxy.as_ref());
+            Ok(new)
+        }
     }
 }
 

@@ -91,6 +91,7 @@ fn beacon_with_hijacker() -> (Vec<FeedEvent>, Timestamp) {
     let ts = |ev: &FeedEvent| match ev {
         FeedEvent::Route(r) => r.timestamp,
         FeedEvent::PeerDown { timestamp, .. } => *timestamp,
+        FeedEvent::Loaded(s) => s.timestamp,
     };
     let before = Timestamp(start.0 - 1_000_000);
     let mut out = all;
@@ -106,7 +107,7 @@ fn beacon_with_hijacker() -> (Vec<FeedEvent>, Timestamp) {
         FeedEvent::Route(r) => {
             !(r.prefix == watched && r.timestamp > during && hijacked.contains(&r.vp))
         }
-        FeedEvent::PeerDown { .. } => true,
+        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) => true,
     });
     let at = out.iter().position(|ev| ts(ev) > during).unwrap();
     for vp in [3, 4] {

@@ -69,6 +69,8 @@ fn read(path: &Path, limit: usize) -> Traffic {
                 FeedEvent::PeerDown { timestamp, vp } => {
                     events.push((timestamp.0, vp.to_string(), String::new(), Vec::new()));
                 }
+                // An MRT file holds no loaded state.
+                FeedEvent::Loaded(_) => {}
             }
         }
     }

@@ -21,6 +21,7 @@ feeds:
   - kind: bgproutes
     url: ws://127.0.0.1:{ws_port}
     live_manager_url: {manager}
+    warm_start: false
 {extra}"
     )
 }
@@ -277,7 +278,7 @@ async fn prefixes_are_spread_over_several_keys() {
     let manager = LiveManager::start(200, "ok").await;
     let mut server = WsServer::start().await;
     let cfg = format!(
-        "prefixes:\n{}feeds:\n  - kind: bgproutes\n    url: ws://{}\n    live_manager_url: {}\n    keys:\n      - env: KEY_A\n      - env: KEY_B\n",
+        "prefixes:\n{}feeds:\n  - kind: bgproutes\n    url: ws://{}\n    live_manager_url: {}\n    warm_start: false\n    keys:\n      - env: KEY_A\n      - env: KEY_B\n",
         prefixes(11),
         server.addr,
         manager.url

@@ -1,4 +1,5 @@
-//! The live feeds (RIS Live, bgproutes.io), `bgpsentry stream`, and hostile input to their parsers.
+//! The live feeds (RIS Live, bgproutes.io), their warm start, `bgpsentry stream`, and hostile
+//! input to their parsers.
 
 mod bgproutes;
 mod bmp;
@@ -6,3 +7,4 @@ mod fuzz_corpus;
 mod hostile_input;
 mod ris_live;
 mod stream;
+mod warm_start;

@@ -19,6 +19,7 @@ feeds:
     url: ws://127.0.0.1:{port}/v1/ws/
     client: bgpsentry-test
     beacons: [84.205.64.0/24]
+    warm_start: false
 {extra}"
     )
 }

@@ -25,7 +25,7 @@ fn config(ws: &SocketAddr, hook: &str) -> String {
     format!(
         "defaults:\n  min_vantage_points: 1\n  visibility_min_vantage_points: 0\n\
          prefixes:\n  - prefix: 10.1.0.0/16\n    origins: [100]\n    upstreams: []\n\
-         feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n\
+         feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n    warm_start: false\n\
          http:\n  header_timeout_seconds: {HEADER_TIMEOUT_SECONDS}\n\
          notify:\n  group_window_seconds: 0\n  retry_initial_seconds: 0.2\n  channels:\n    \
          - name: hook\n      kind: webhook\n      url: {hook}\n"

@@ -135,7 +135,7 @@ async fn sigkill_at_random_points_of_an_alert_storm_loses_no_notification() {
         ));
     }
     yaml.push_str(&format!(
-        "feeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    beacons: []\n\
+        "feeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    beacons: []\n    warm_start: false\n\
          store:\n  path: state.db\n  commit_interval_seconds: 1\n\
          notify:\n  group_window_seconds: 1\n  retry_initial_seconds: 0.2\n  retry_max_seconds: 1\n  channels:\n    - name: hook\n      kind: webhook\n      url: {}\n",
         ws.addr,

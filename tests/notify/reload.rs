@@ -24,7 +24,7 @@ fn config(ws: &std::net::SocketAddr, notify: &str) -> String {
         ));
     }
     yaml.push_str(&format!(
-        "feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n"
+        "feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n    warm_start: false\n"
     ));
     yaml.push_str(notify);
     yaml

@@ -537,7 +537,10 @@ fn systemd_unit_command_runs_unprivileged_with_a_read_only_config_folder_and_get
         .expect("the example config has a ris_live feed");
     let config_text = shipped.replace(
         ris_line,
-        &format!("{ris_line}\n    url: {}", fake_ris_live()),
+        &format!(
+            "{ris_line}\n    url: {}\n    warm_start: false",
+            fake_ris_live()
+        ),
     );
     let config = etc.join("bgpsentry.yml");
     std::fs::write(&config, config_text).unwrap();

@@ -14,7 +14,7 @@ fn config(ws: &std::net::SocketAddr, prefixes: &[&str]) -> String {
         ));
     }
     yaml.push_str(&format!(
-        "feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n"
+        "feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n    warm_start: false\n"
     ));
     yaml
 }
@@ -286,7 +286,7 @@ async fn a_config_rewritten_slowly_in_place_is_applied_once_and_whole() {
     // would refuse: the running one over again.
     let first_half = format!(
         "http:\n  auth:\n    tokens:\n      - env: BGPSENTRY_TEST_TOKEN\n\
-         feeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    beacons: []\n\
+         feeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    beacons: []\n    warm_start: false\n\
          defaults:\n  min_vantage_points: 1\n  visibility_min_vantage_points: 0\n\
          prefixes:\n  - prefix: 10.1.0.0/16\n    origins: [100]\n    upstreams: []\n",
         ws.addr
@@ -433,7 +433,7 @@ async fn a_feed_added_by_a_reload_exports_its_counters_at_zero() {
     assert_eq!(svc.metric(schema).await, None, "no such feed yet");
 
     let added = format!(
-        "{yaml}  - kind: ris_live\n    name: second\n    url: ws://{}/v1/ws/\n    beacons: []\n",
+        "{yaml}  - kind: ris_live\n    name: second\n    url: ws://{}/v1/ws/\n    beacons: []\n    warm_start: false\n",
         ws.addr
     );
     std::fs::write(svc.config_path(), added).unwrap();

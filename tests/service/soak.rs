@@ -134,6 +134,8 @@ fn fixture_frames() -> Vec<Frame> {
                         }
                     }
                 }
+                // An MRT file holds no loaded state.
+                FeedEvent::Loaded(_) => {}
             }
         }
         if let Some((ts, data)) = update {
@@ -187,7 +189,7 @@ fn config(generation: u64, ws: SocketAddr, hook: &str, store: &Path) -> String {
         ));
     }
     yaml.push_str(&format!(
-        "feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n    max_frame_bytes: {MAX_FRAME_BYTES}\n\
+        "feeds:\n  - kind: ris_live\n    url: ws://{ws}/v1/ws/\n    beacons: []\n    warm_start: false\n    max_frame_bytes: {MAX_FRAME_BYTES}\n\
          store:\n  path: {}\n  commit_interval_seconds: 1\n\
          notify:\n  group_window_seconds: 1\n  retry_initial_seconds: 0.2\n  retry_max_seconds: 1\n  \
          channels:\n    - name: hook\n      kind: webhook\n      url: {hook}\n      timeout_seconds: 1\n",

@@ -70,7 +70,7 @@ async fn sigkill_at_several_points_loses_no_alert_and_no_notification() {
         ));
     }
     yaml.push_str(&format!(
-        "feeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    beacons: []\n\
+        "feeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    beacons: []\n    warm_start: false\n\
          store:\n  path: state.db\n  commit_interval_seconds: 1\n\
          notify:\n  group_window_seconds: 0.5\n  retry_initial_seconds: 0.2\n  retry_max_seconds: 1\n  channels:\n    - name: hook\n      kind: webhook\n      url: http://{hook}/hook\n",
         ws.addr

@@ -16,6 +16,7 @@ use crate::config::FeedConfig;
 use crate::event::FeedEvent;
 use crate::feeds::FeedContext;
 use crate::feeds::error::FeedErrorReason;
+use crate::feeds::warm_start;
 use crate::feeds::websocket::{self, Backoff, FeedHandle, PeriodicFut, Protocol, Verdict};
 
 /// The public WebSocket.
@@ -125,7 +126,7 @@ pub async fn associate(
 }
 
 pub(super) fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::proxy::http_client_builder()
         .timeout(Duration::from_secs(20))
         .user_agent(concat!("bgpsentry/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -287,7 +288,7 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
             info!(feed = %conn_name, "no prefixes for this API key; not connecting it");
             continue;
         }
-        let handle = FeedHandle::new(ctx.clone(), &conn_name, feed.clone(), "bgproutes");
+        let mut handle = FeedHandle::new(ctx.clone(), &conn_name, feed.clone(), "bgproutes");
         let key = match key {
             Ok(k) => Arc::<str>::from(k),
             Err(e) => {
@@ -309,6 +310,13 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
             prefixes: prefix_list,
             reassociate,
         };
+        let warm_cfg = cfg.warm_start();
+        let warm = warm_cfg.is_enabled().then(|| {
+            let source = warm_start::bgproutes_source(&warm_cfg, key.clone());
+            info!(feed = %conn_name, "warm start from {}", warm_start::describe(&source));
+            let settings = warm_start::Settings::from_config(&warm_cfg);
+            warm_start::start(source, settings, &mut handle, prefixes.clone())
+        });
         let url = ws_url(&ws_base, &key);
         let timing = timing.clone();
         tasks.push(tokio::spawn(async move {
@@ -327,6 +335,9 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> Vec<JoinHandle
                         let key = proto.key.clone();
                         websocket::connect_and_drive(&url, Some(&key), &mut proto, &handle, &timing, &mut backoff, || {
                             info!(feed = %handle.name, "prefixes associated; connected");
+                            if let Some(w) = &warm {
+                                w.on_connected();
+                            }
                         })
                         .await
                     }

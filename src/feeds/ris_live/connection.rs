@@ -15,6 +15,7 @@ use crate::config::FeedConfig;
 use crate::event::FeedEvent;
 use crate::feeds::FeedContext;
 use crate::feeds::error::FeedErrorReason;
+use crate::feeds::warm_start;
 use crate::feeds::websocket::{self, Backoff, FeedHandle, Protocol, Verdict};
 
 /// The public RIS Live WebSocket.
@@ -143,7 +144,14 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
         }
     }
     let feed: Arc<str> = name.as_str().into();
-    let handle = FeedHandle::new(ctx, &name, feed.clone(), "ris_live");
+    let mut handle = FeedHandle::new(ctx, &name, feed.clone(), "ris_live");
+    let warm_cfg = cfg.warm_start();
+    let warm = warm_cfg.is_enabled().then(|| {
+        let source = warm_start::ripestat_source(&warm_cfg);
+        info!(feed = %name, "warm start from {}", warm_start::describe(&source));
+        let settings = warm_start::Settings::from_config(&warm_cfg);
+        warm_start::start(source, settings, &mut handle, prefixes.clone())
+    });
     let mut proto = RisProto {
         parser: parser::Parser::new(feed),
         subscriptions: subscribe_frames(&prefixes),
@@ -157,6 +165,9 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
             }
             let ended = websocket::connect_and_drive(&url, None, &mut proto, &handle, &timing, &mut backoff, || {
                 info!(feed = %handle.name, "connected; subscribing to {} prefixes", prefixes.len());
+                if let Some(w) = &warm {
+                    w.on_connected();
+                }
             })
             .await;
             if websocket::after_disconnect(&handle, &mut backoff, ended).await {
