@@ -59,7 +59,6 @@ pub struct RouterHealth {
     pub last_error: Option<String>,
 }
 
-
 /// What a feed's warm start is doing (see [`crate::feeds::warm_start`]).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct WarmStartHealth {

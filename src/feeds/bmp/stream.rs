@@ -36,7 +36,8 @@ pub struct StreamSettings {
 fn wanted(prefixes: &[IpNet], ev: &FeedEvent) -> bool {
     match ev {
         FeedEvent::Route(r) => prefixes.iter().any(|p| p.contains(&r.prefix)),
-        FeedEvent::PeerDown { .. } => false,
+        // A BMP session never loads a state; nothing else to print.
+        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) => false,
     }
 }
 
@@ -49,6 +50,10 @@ pub fn live_msgs(events: &[FeedEvent]) -> Vec<BgpLiveMsg> {
         let vp = match first {
             FeedEvent::Route(r) => r.vp.clone(),
             FeedEvent::PeerDown { vp, .. } => vp.clone(),
+            FeedEvent::Loaded(_) => {
+                rest = &rest[1..];
+                continue;
+            }
         };
         let n = rest
             .iter()
