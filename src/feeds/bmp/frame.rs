@@ -94,48 +94,91 @@ pub fn check_header(header: &[u8; HEADER_LEN], limit: usize) -> Result<usize, Fr
     Ok(length as usize)
 }
 
+/// Reads messages one after another, keeping a message's partial bytes between calls, so
+/// that [`FrameReader::next`] may be cancelled (by a timer in a `select!`) without losing the
+/// framing: reading a socket is cancel-safe, and everything read is kept here.
+#[derive(Debug)]
+pub struct FrameReader {
+    limit: usize,
+    header: [u8; HEADER_LEN],
+    header_got: usize,
+    /// The message so far (header included) and its length, once the header is in.
+    message: Vec<u8>,
+    length: usize,
+}
+
+/// Bytes read from the socket at a time.
+const CHUNK: usize = 16 * 1024;
+
+impl FrameReader {
+    /// A reader refusing messages over `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        FrameReader {
+            limit,
+            header: [0; HEADER_LEN],
+            header_got: 0,
+            message: Vec::new(),
+            length: 0,
+        }
+    }
+
+    /// The next message (header included); `Ok(None)` when the stream ends cleanly between
+    /// messages.
+    pub async fn next<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<Option<Vec<u8>>, FrameError> {
+        let io = |e: std::io::Error| FrameError::Io(e.to_string());
+        loop {
+            if self.header_got < HEADER_LEN {
+                let n = reader
+                    .read(&mut self.header[self.header_got..])
+                    .await
+                    .map_err(io)?;
+                if n == 0 {
+                    return if self.header_got == 0 {
+                        Ok(None)
+                    } else {
+                        Err(FrameError::Truncated {
+                            expected: HEADER_LEN,
+                            got: self.header_got,
+                        })
+                    };
+                }
+                self.header_got += n;
+                if self.header_got == HEADER_LEN {
+                    self.length = check_header(&self.header, self.limit)?;
+                    // Grows with what arrives, not with what the header claims.
+                    self.message = Vec::with_capacity(self.length.min(64 * 1024));
+                    self.message.extend_from_slice(&self.header);
+                }
+                continue;
+            }
+            if self.message.len() >= self.length {
+                self.header_got = 0;
+                return Ok(Some(std::mem::take(&mut self.message)));
+            }
+            let want = (self.length - self.message.len()).min(CHUNK);
+            let mut chunk = [0u8; CHUNK];
+            let n = reader.read(&mut chunk[..want]).await.map_err(io)?;
+            if n == 0 {
+                return Err(FrameError::Truncated {
+                    expected: self.length,
+                    got: self.message.len(),
+                });
+            }
+            self.message.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
 /// Reads the next message (header included); `Ok(None)` when the stream ends cleanly between
-/// messages.
+/// messages. Not cancel-safe: use a [`FrameReader`] where the read may be cancelled.
 pub async fn read_message<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
-    let mut header = [0u8; HEADER_LEN];
-    let mut got = 0;
-    while got < HEADER_LEN {
-        let n = reader
-            .read(&mut header[got..])
-            .await
-            .map_err(|e| FrameError::Io(e.to_string()))?;
-        if n == 0 {
-            return if got == 0 {
-                Ok(None)
-            } else {
-                Err(FrameError::Truncated {
-                    expected: HEADER_LEN,
-                    got,
-                })
-            };
-        }
-        got += n;
-    }
-    let length = check_header(&header, limit)?;
-    // Grows with what arrives (`take` + `read_to_end`), not with what the header claims.
-    let mut message = Vec::with_capacity(length.min(64 * 1024));
-    message.extend_from_slice(&header);
-    let body = (length - HEADER_LEN) as u64;
-    let read = reader
-        .take(body)
-        .read_to_end(&mut message)
-        .await
-        .map_err(|e| FrameError::Io(e.to_string()))?;
-    if (read as u64) < body {
-        return Err(FrameError::Truncated {
-            expected: length,
-            got: HEADER_LEN + read,
-        });
-    }
-    Ok(Some(message))
+    FrameReader::new(limit).next(reader).await
 }
 
 /// The messages of a recorded stream in memory (fixtures, the fuzzer), each with its framing
@@ -247,5 +290,32 @@ mod tests {
         assert_eq!(read_message(&mut r, 64).await, Ok(None));
         let parts: Vec<_> = split(&data, 64).collect();
         assert_eq!(parts, vec![Ok(&one[..]), Ok(&one[..])]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_read_loses_nothing() {
+        // The message arrives in pieces with pauses; every read is cut short by a timer, as
+        // the listener's hold timer may do, and the message still comes out whole.
+        let mut one = header(3, 40_000, 0);
+        one.resize(40_000, 0xAB);
+        let (mut tx, mut rx) = tokio::io::duplex(1024);
+        let sent = one.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for piece in sent.chunks(3_000) {
+                tx.write_all(piece).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        });
+        let mut frames = FrameReader::new(1 << 20);
+        let mut cancelled = 0;
+        let got = loop {
+            tokio::select! {
+                m = frames.next(&mut rx) => break m,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(1)) => cancelled += 1,
+            }
+        };
+        assert!(cancelled > 0);
+        assert_eq!(got, Ok(Some(one)));
     }
 }

@@ -18,14 +18,19 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::frame::{FrameError, read_message};
+use futures_util::FutureExt;
+
+use super::frame::{FrameError, FrameReader};
 use super::metrics::BmpMetrics;
 use super::session::{Held, Outcome, Session};
 use crate::config::BmpSettings;
-use crate::event::Timestamp;
+use crate::event::{FeedEvent, Timestamp};
 use crate::feeds::error::FeedErrorReason;
 use crate::feeds::handle::FeedHandle;
 use crate::health::RouterHealth;
+
+/// Most events handed to the engine at once.
+const BATCH: usize = 4096;
 
 /// How long a replaced connection may take to hand its routes over.
 const HANDOVER: Duration = Duration::from_secs(5);
@@ -260,36 +265,53 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, ip: IpAddr, id: u64)
     let mut hold_deadline = hold_deadline;
     let (mut reader, _writer) = stream.into_split();
     let mut shutdown = shared.handle.ctx.shutdown.clone();
-    let limit = shared.settings.max_message_bytes;
+    let mut frames = FrameReader::new(shared.settings.max_message_bytes);
+    let mut pending: Vec<FeedEvent> = Vec::new();
     let ended: Result<(), FrameError> = loop {
-        let hold_over = async {
-            match hold_deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
+        if *stop.borrow() || *shutdown.borrow() {
+            break Ok(());
+        }
+        if hold_deadline.is_some_and(|d| d <= Instant::now()) {
+            hold_deadline = None;
+            pending.extend(session.hold_expired(Timestamp::now()));
+        }
+        // What is already there is read without waiting; before waiting, the events so far go
+        // to the engine in one batch (a table dump is thousands of one-route messages).
+        let read = match frames.next(&mut reader).now_or_never() {
+            Some(read) => read,
+            None => {
+                if !flush(&shared, &mut pending).await {
+                    break Ok(());
+                }
+                let hold_over = async {
+                    match hold_deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                // Cancelling `frames.next` loses nothing: the reader keeps what it read.
+                tokio::select! {
+                    read = frames.next(&mut reader) => read,
+                    _ = hold_over => continue,
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => break Ok(()),
+                    _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break Ok(()),
+                }
             }
         };
-        tokio::select! {
-            read = read_message(&mut reader, limit) => match read {
-                Ok(Some(message)) => {
-                    let outcome = session.handle(&message, Timestamp::now());
-                    if !record(&shared, &address, &session, outcome).await {
-                        break Ok(());
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            },
-            _ = hold_over => {
-                hold_deadline = None;
-                let events = session.hold_expired(Timestamp::now());
-                if !shared.handle.send(events).await {
+        match read {
+            Ok(Some(message)) => {
+                let outcome = session.handle(&message, Timestamp::now());
+                pending.extend(record(&shared, &address, &session, outcome));
+                if pending.len() >= BATCH && !flush(&shared, &mut pending).await {
                     break Ok(());
                 }
             }
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => break Ok(()),
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break Ok(()),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
         }
     };
+    // What the router said before it went is still news.
+    let _ = flush(&shared, &mut pending).await;
     m.connected.with_label_values(&[&feed, &address]).set(0);
     m.peers_up.with_label_values(&[&feed, &address]).set(0);
     let reason = match &ended {
@@ -335,8 +357,8 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, ip: IpAddr, id: u64)
     }
 }
 
-/// Counts a handled message and hands its events over; false when the engine is gone.
-async fn record(shared: &Shared, address: &str, session: &Session, outcome: Outcome) -> bool {
+/// Counts a handled message; returns its events.
+fn record(shared: &Shared, address: &str, session: &Session, outcome: Outcome) -> Vec<FeedEvent> {
     let feed = shared.feed();
     let m = &shared.metrics;
     m.messages
@@ -377,5 +399,13 @@ async fn record(shared: &Shared, address: &str, session: &Session, outcome: Outc
             r.last_error = Some(e);
         }
     });
-    shared.handle.send(outcome.events).await
+    outcome.events
+}
+
+/// Hands the pending events to the engine; false when the engine is gone.
+async fn flush(shared: &Shared, pending: &mut Vec<FeedEvent>) -> bool {
+    if pending.is_empty() {
+        return true;
+    }
+    shared.handle.send(std::mem::take(pending)).await
 }

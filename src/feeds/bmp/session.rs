@@ -6,7 +6,8 @@
 //! things the engine cannot do alone: with Add-Path a peer sends several paths for a prefix,
 //! and the prefix is gone only when its last path is; and when a router reconnects within the
 //! hold time, the routes it does not send again (by its End-of-RIB or by the end of the hold)
-//! are withdrawn instead of lingering. That costs about 60 bytes per route.
+//! are withdrawn instead of lingering. That costs about 330 bytes per route with its attributes
+//! (examples/bmp_session.rs).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
