@@ -204,11 +204,7 @@ async fn list_alerts(
     };
     let book = state.book.read().unwrap_or_else(|p| p.into_inner());
     let now = crate::event::Timestamp::now();
-    let alerts: Vec<triage::AlertOut> = book
-        .list(&filter)
-        .into_iter()
-        .map(|a| triage::AlertOut::new(a, &state.triage, now))
-        .collect();
+    let alerts = triage::AlertOut::all(book.list(&filter), &state.triage, now);
     Json(json!({ "alerts": alerts })).into_response()
 }
 

@@ -287,6 +287,8 @@ struct Page<'a> {
     triage_mode: bool,
     /// The same page in the other view.
     triage_toggle_href: String,
+    /// The page without filters, in the same view.
+    show_all_href: String,
     /// Silences in force.
     silences: Vec<SilenceRow>,
     /// Rule names, for the silence form.
@@ -632,6 +634,11 @@ pub(super) async fn status_page(
         triage_toggle_href: PageFilter {
             triage: !filter.triage,
             ..filter
+        }
+        .href(),
+        show_all_href: PageFilter {
+            triage: filter.triage,
+            ..PageFilter::default()
         }
         .href(),
         silences: state

@@ -43,6 +43,23 @@ impl<'a> AlertOut<'a> {
             silenced_by: triage.silenced_by(alert, now),
         }
     }
+
+    /// Many alerts: the silences in force are looked up once.
+    pub(super) fn all(alerts: Vec<&'a Alert>, triage: &Triage, now: Timestamp) -> Vec<Self> {
+        let active = triage.active_silences(now);
+        alerts
+            .into_iter()
+            .map(|alert| AlertOut {
+                alert,
+                acknowledged: triage.ack_of(&alert.id),
+                silenced_by: active
+                    .iter()
+                    .filter(|s| s.matchers.matches(alert))
+                    .map(|s| s.id.clone())
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 /// A silence as the API shows it.

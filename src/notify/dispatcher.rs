@@ -482,13 +482,13 @@ impl Dispatcher {
     /// to the channels that take them: all that were not told, and those that were unless the
     /// alert is acknowledged.
     fn review_silences(&mut self) {
-        let wall = Timestamp::now();
-        if self.held.is_empty() && !self.triage.any_silence_active(wall) {
+        let active = self.triage.active_silences(Timestamp::now());
+        if self.held.is_empty() && active.is_empty() {
             return;
         }
         let mut released = Vec::new();
         for a in self.firing.values() {
-            if self.triage.is_silenced(a, wall) {
+            if active.iter().any(|s| s.matchers.matches(a)) {
                 self.held.insert(a.id.clone());
             } else if self.held.remove(&a.id) {
                 released.push(a.clone());

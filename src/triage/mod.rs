@@ -281,9 +281,17 @@ impl Triage {
         self.read().silences.values().any(|s| s.matchers.matches(a))
     }
 
-    /// Whether any silence is active at `now` (the notifier skips its checks when none is).
-    pub fn any_silence_active(&self, now: Timestamp) -> bool {
-        self.read().silences.values().any(|s| s.active(now))
+    /// The silences active at `now`, by id, to check many alerts under one look.
+    pub fn active_silences(&self, now: Timestamp) -> Vec<Silence> {
+        let mut active: Vec<Silence> = self
+            .read()
+            .silences
+            .values()
+            .filter(|s| s.active(now))
+            .cloned()
+            .collect();
+        active.sort_by(|a, b| a.id.cmp(&b.id));
+        active
     }
 
     /// Every silence, active ones first (soonest to expire first), then expired ones (most
