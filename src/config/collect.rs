@@ -4,10 +4,10 @@
 //! is read again after each such error with the part that holds it blanked out: the innermost
 //! mapping entry or list item containing the error. Blanking replaces characters with spaces
 //! (as many as their bytes) and keeps line breaks, so every later error keeps its true line
-//! and column, and every part its byte offset; what is
-//! read is always the file itself minus broken parts: the errors are the parser's own, for
-//! any section or key, with no list of sections here. A YAML syntax error ends the reading
-//! (after it, the structure of the file cannot be known).
+//! and column, and every part its byte offset. What is read is always the file itself minus
+//! broken parts: the errors are the parser's own, for any section or key, with no list of
+//! sections here. A YAML syntax error ends the reading (after it, the structure of the file
+//! cannot be known).
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_saphyr::granit_parser::{Event, Parser, StructureStyle};
@@ -321,6 +321,12 @@ impl Tree {
         }
         if *last < coll.children.len() {
             coll.children.remove(*last);
+            // The parser now sees the collection start at its next child.
+            if *last == 0
+                && let Some(first) = coll.children.first()
+            {
+                coll.start = first.start;
+            }
         }
     }
 }
@@ -493,6 +499,22 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:#?}");
         assert!(errors[0].starts_with("3:"), "{errors:#?}");
         assert!(errors[1].starts_with("4:"), "{errors:#?}");
+    }
+
+    #[test]
+    fn an_item_with_two_bad_entries_gives_two_errors_then_moves_on() {
+        let (doc, errors) = read(
+            "items:\n  - nme: a\n    count: x\n    name: a\n  - name: b\n    cnt: 1\nother:\n  flag: true\n",
+        );
+        let lines: Vec<&str> = errors
+            .iter()
+            .map(|e| e.split(':').next().unwrap_or(""))
+            .collect();
+        assert_eq!(lines, ["2", "3", "6"], "{errors:#?}");
+        let doc = doc.expect("what is left reads");
+        let names: Vec<&str> = doc.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(doc.other.flag);
     }
 
     #[test]
