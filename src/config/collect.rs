@@ -4,10 +4,10 @@
 //! is read again after each such error with the part that holds it blanked out: the innermost
 //! mapping entry or list item containing the error. Blanking replaces characters with spaces
 //! (as many as their bytes) and keeps line breaks, so every later error keeps its true line
-//! and column, and every part its byte offset; what is
-//! read is always the file itself minus broken parts: the errors are the parser's own, for
-//! any section or key, with no list of sections here. A YAML syntax error ends the reading
-//! (after it, the structure of the file cannot be known).
+//! and column, and every part its byte offset. What is read is always the file itself minus
+//! broken parts: the errors are the parser's own, for any section or key, with no list of
+//! sections here. A YAML syntax error ends the reading (after it, the structure of the file
+//! cannot be known).
 
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_saphyr::granit_parser::{Event, Parser, StructureStyle};
@@ -17,6 +17,13 @@ use super::Located;
 /// Most errors reported from one reading of a file; the rest shows once these are fixed.
 pub const MAX_STRUCTURAL_ERRORS: usize = 50;
 
+/// The file is read again after each error (up to that error), so a large file with many
+/// errors far apart would take long: the re-readings may parse 8 times the file, or 4 MiB,
+/// whichever is more (every error of a hand-written file; of a generated one of megabytes,
+/// those near its start, or the first few).
+const REREAD_FACTOR: usize = 8;
+const REREAD_MIN_BYTES: usize = 4 << 20;
+
 /// Deserializes `text`, collecting every structural error with its position. Returns the
 /// value read from what is left once the broken parts are blanked (so its values can still be
 /// checked), or `None` when the file could not be read as YAML at all.
@@ -24,6 +31,16 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(
     text: &str,
     options: impl Fn() -> serde_saphyr::Options,
     empty: impl Fn() -> T,
+) -> (Option<T>, Vec<Located>) {
+    deserialize_within(text, options, empty, REREAD_MIN_BYTES)
+}
+
+/// [`deserialize_all`] with the least re-reading budget given (tests make it small).
+fn deserialize_within<T: DeserializeOwned>(
+    text: &str,
+    options: impl Fn() -> serde_saphyr::Options,
+    empty: impl Fn() -> T,
+    reread_min_bytes: usize,
 ) -> (Option<T>, Vec<Located>) {
     let read = |t: &str| {
         if t.trim().is_empty() {
@@ -46,16 +63,17 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(
         return (None, errors);
     }
     let mut errors: Vec<Located> = Vec::new();
+    // Blanking keeps byte offsets, so the structure read once stays true as parts go.
+    let Some(mut tree) = Tree::parse(text) else {
+        return (None, vec![first]);
+    };
     let mut masked = text.to_string();
     let mut problem = first;
     // Entries blanked so far, by the position of their mapping: a "missing field" error for
     // one of them comes from the blanking, not from the file.
     let mut blanked: Vec<(usize, String)> = Vec::new();
+    let mut budget = (text.len() * REREAD_FACTOR).max(reread_min_bytes);
     loop {
-        let Some(tree) = Tree::parse(&masked) else {
-            push_new(&mut errors, problem);
-            return (None, errors);
-        };
         let Some(choice) = tree.choose(&masked, &problem, &blanked) else {
             push_new(&mut errors, problem);
             return (None, errors);
@@ -69,9 +87,18 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(
         if !blank(&mut masked, choice.range) {
             return (None, errors);
         }
-        if errors.len() >= MAX_STRUCTURAL_ERRORS {
+        tree.remove(&choice.path);
+        let stop = if errors.len() >= MAX_STRUCTURAL_ERRORS {
+            Some("")
+        } else if budget == 0 {
+            Some(" (the file is read again after each error, and it is large)")
+        } else {
+            None
+        };
+        if let Some(why) = stop {
             errors.push(Located::nowhere(format!(
-                "stopped after {MAX_STRUCTURAL_ERRORS} errors; fix these and check the file again"
+                "stopped after {} errors{why}; fix these and check the file again",
+                errors.len()
             )));
             return (None, errors);
         }
@@ -79,6 +106,9 @@ pub(super) fn deserialize_all<T: DeserializeOwned>(
             Ok(v) => return (Some(v), errors),
             Err(e) => Located::from_yaml(&e).at_unknown_key(&masked),
         };
+        // A reading stops at its error: that much was parsed.
+        let parsed = byte_at(&masked, problem.line, problem.column).unwrap_or(masked.len());
+        budget = budget.saturating_sub(parsed.max(1));
     }
 }
 
@@ -132,6 +162,8 @@ struct Child {
 
 /// What to blank for an error.
 struct Choice {
+    /// The child's place in the tree: its index in each collection from the root down.
+    path: Vec<usize>,
     range: (usize, usize),
     /// The error comes from an earlier blanking; not reported.
     artefact: bool,
@@ -229,11 +261,7 @@ impl Tree {
         // The chain of (collection, index of the child holding the error), outermost first.
         let mut path: Vec<(&Coll, usize)> = Vec::new();
         let mut coll = &self.root;
-        while let Some(i) = coll
-            .children
-            .iter()
-            .position(|c| c.start <= pos && pos < c.end.max(c.start + 1))
-        {
+        while let Some(i) = coll.child_at(pos) {
             path.push((coll, i));
             let Some(inner) = &coll.children[i].value else {
                 break;
@@ -270,10 +298,48 @@ impl Tree {
         let (coll, i) = path[depth];
         let child = &coll.children[i];
         Some(Choice {
+            path: path[..=depth].iter().map(|(_, i)| *i).collect(),
             range: (child.start, child.end),
             artefact,
             entry: child.key.clone().map(|k| (coll.owner, k)),
         })
+    }
+}
+
+impl Tree {
+    /// Takes out the child at `path` (once it is blanked).
+    fn remove(&mut self, path: &[usize]) {
+        let Some((last, above)) = path.split_last() else {
+            return;
+        };
+        let mut coll = &mut self.root;
+        for &i in above {
+            match coll.children.get_mut(i).and_then(|c| c.value.as_mut()) {
+                Some(inner) => coll = inner,
+                None => return,
+            }
+        }
+        if *last < coll.children.len() {
+            coll.children.remove(*last);
+            // The parser now sees the collection start at its next child.
+            if *last == 0
+                && let Some(first) = coll.children.first()
+            {
+                coll.start = first.start;
+            }
+        }
+    }
+}
+
+impl Coll {
+    /// The child whose text holds byte `pos` (children are in file order).
+    fn child_at(&self, pos: usize) -> Option<usize> {
+        let i = self
+            .children
+            .partition_point(|c| c.start <= pos)
+            .checked_sub(1)?;
+        let c = &self.children[i];
+        (pos < c.end.max(c.start + 1)).then_some(i)
     }
 }
 
@@ -436,6 +502,22 @@ mod tests {
     }
 
     #[test]
+    fn an_item_with_two_bad_entries_gives_two_errors_then_moves_on() {
+        let (doc, errors) = read(
+            "items:\n  - nme: a\n    count: x\n    name: a\n  - name: b\n    cnt: 1\nother:\n  flag: true\n",
+        );
+        let lines: Vec<&str> = errors
+            .iter()
+            .map(|e| e.split(':').next().unwrap_or(""))
+            .collect();
+        assert_eq!(lines, ["2", "3", "6"], "{errors:#?}");
+        let doc = doc.expect("what is left reads");
+        let names: Vec<&str> = doc.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(doc.other.flag);
+    }
+
+    #[test]
     fn errors_are_capped() {
         let mut text = String::from("items:\n");
         for i in 0..(MAX_STRUCTURAL_ERRORS + 10) {
@@ -443,7 +525,35 @@ mod tests {
         }
         let (_, errors) = read(&text);
         assert_eq!(errors.len(), MAX_STRUCTURAL_ERRORS + 1);
-        assert!(errors.last().is_some_and(|e| e.contains("stopped after")));
+        assert!(
+            errors.last().is_some_and(
+                |e| e.ends_with("stopped after 50 errors; fix these and check the file again")
+            ),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_large_file_is_read_again_only_so_often() {
+        let mut text = String::from("items:\n");
+        for i in 0..30 {
+            text.push_str(&format!("  - name: n{i}\n    bad: 1\n"));
+        }
+        let options = || serde_saphyr::options! { with_snippet: false };
+        // No floor: the re-readings may parse 8 times the file, each up to its error, so
+        // errors spread over the file are not all found; the last line says why.
+        let (_, errors) = deserialize_within::<Doc>(&text, options, Doc::default, 0);
+        let found = errors.len() - 1;
+        assert!((8..30).contains(&found), "{errors:#?}");
+        assert_eq!(
+            errors[found].message,
+            format!(
+                "stopped after {found} errors (the file is read again after each error, and it \
+                 is large); fix these and check the file again"
+            )
+        );
+        // With the floor of 4 MiB, all 30 of this small file are found.
+        assert_eq!(read(&text).1.len(), 30);
     }
 
     #[test]

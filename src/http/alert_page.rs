@@ -131,9 +131,9 @@ fn sentence(a: &Alert) -> String {
             time(r)
         ),
         _ => format!(
-            "{what}; firing since {}, seen by {} vantage points now.",
+            "{what}; firing since {}, seen by {} now.",
             time(a.fired_at),
-            a.vantage_points
+            crate::replay::counted(a.vantage_points.into(), "vantage point")
         ),
     }
 }
@@ -337,6 +337,19 @@ mod tests {
         // 2 of 4 VPs from 0 to the middle, then 4 to the end (the last change).
         assert_eq!(s.points, "0.0,30.0 300.0,30.0 300.0,2.0 600.0,2.0");
         assert_eq!(s.max, 4);
+        // The sentence counts in words that agree.
+        a.vantage_points = 1;
+        assert!(
+            sentence(&a).ends_with("seen by 1 vantage point now."),
+            "{}",
+            sentence(&a)
+        );
+        a.vantage_points = 2;
+        assert!(
+            sentence(&a).ends_with("seen by 2 vantage points now."),
+            "{}",
+            sentence(&a)
+        );
         // One point: a flat line over the (empty) span.
         a.vp_history.truncate(1);
         a.last_seen = at(100);

@@ -129,9 +129,7 @@ fn a_terminal_gets_a_bar_with_percent_and_time_left() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("% of "), "{text:?}");
     assert!(text.contains(" left"), "{text:?}");
-    assert!(
-        text.contains("file 1/1 rrc01.updates.20241001.0055.gz"),
-        "{text:?}"
-    );
+    // The file's name is cut to the terminal's width (80 columns here).
+    assert!(text.contains("left  file 1/1 rrc01."), "{text:?}");
     assert!(text.contains("read 1 file: "), "{text:?}");
 }
