@@ -767,23 +767,25 @@ async fn every_failure_is_logged_counted_and_retried_while_the_live_feed_runs_co
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_proxy_carries_the_websocket_and_the_warm_start() {
+async fn a_proxy_carries_the_websocket_the_warm_start_and_the_notifier() {
     let fx = fixture();
     let (rib, cut) = (fx.rib.clone(), fx.cut);
     let ripestat = HttpServer::start(move |req| ripestat_answer(&rib, req, cut)).await;
     for by_env in [false, true] {
         let proxy = Proxy::start().await;
         let mut ws = WsServer::start().await;
+        let hook = crate::util::notify::Receiver::start(Vec::new()).await;
         let proxy_key = if by_env {
             String::new()
         } else {
             format!("proxy:\n  url: {}\n", proxy.url())
         };
         let cfg = format!(
-            "{proxy_key}prefixes:\n  - prefix: {WATCHED}\n    origins: [{}]\n    upstreams: []\n    more_specifics: ignore\n    visibility_min_vantage_points: 0\nfeeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    warm_start:\n      url: {}\n",
+            "{proxy_key}prefixes:\n  - prefix: {WATCHED}\n    origins: [{}]\n    upstreams: []\n    more_specifics: ignore\n    min_vantage_points: 1\n    visibility_min_vantage_points: 0\nfeeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    warm_start:\n      url: {}\nnotify:\n  group_window_seconds: 0\n  channels:\n    - name: hook\n      kind: webhook\n      url: {}\n",
             csv(&fx.origins_under(WATCHED)),
             ws.addr,
-            ripestat.url()
+            ripestat.url(),
+            hook.url()
         );
         let mut launch = Launch::yaml(&cfg).log("bgpsentry=debug");
         if by_env {
@@ -807,6 +809,21 @@ async fn a_proxy_carries_the_websocket_and_the_warm_start() {
                 "GET {}/data/bgp-state/data.json?resource=",
                 ripestat.url()
             ))),
+            "{seen:?}"
+        );
+        // A hijack on the stream: its notification goes through the proxy too.
+        conn.send(&ris_announce(
+            "192.0.2.1",
+            64501,
+            &[64501, 64666],
+            WATCHED,
+            cut.as_secs_f64() + 10.0,
+        ));
+        hook.wait_count(1).await;
+        let seen = proxy.seen();
+        assert!(
+            seen.iter()
+                .any(|l| l == &format!("POST {} HTTP/1.1", hook.url())),
             "{seen:?}"
         );
     }
