@@ -2,6 +2,9 @@
 //! their wire formats, with answers computed from the real RIS data in `../shared/data`:
 //! the state of 202.134.148.0/22 (its more-specific 202.134.148.0/24) and the RIS beacons two
 //! minutes into `ris-updates.20160811.1600.gz`, after AS58678's hijack of the /24 was over.
+//!
+//! Longer than most test files: the two services' answers are computed here from the data, and
+//! the tests share them (split, each part would carry its own copy).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
