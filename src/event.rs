@@ -354,7 +354,46 @@ pub struct LoadedState {
     pub scope: Vec<IpNet>,
     /// One announcement per (vantage point, prefix), at `timestamp`.
     pub routes: Vec<RouteEvent>,
+    /// Set by the engine once it holds these routes (readiness waits for it).
+    pub applied: Applied,
 }
+
+/// A flag the engine raises once it has applied a [`LoadedState`]; the warm start waits for it
+/// before it reports the feed ready. It is a signal, not data: any two compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct Applied(Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>);
+
+impl Applied {
+    /// Raises the flag.
+    pub fn set(&self) {
+        self.0.0.store(true, std::sync::atomic::Ordering::Release);
+        self.0.1.notify_waiters();
+    }
+
+    /// Whether the flag is up.
+    pub fn is_set(&self) -> bool {
+        self.0.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until the flag is up.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0.1.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl PartialEq for Applied {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Applied {}
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,62 @@ impl Engine {
             }
         }
         self.finish_rib(state.timestamp);
+        state.applied.set();
         touched
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::test_support::{announce, engine_without_hold_downs};
+    use crate::event::{FeedEvent, LoadedState, RouteEvent, Timestamp};
+
+    const YAML: &str = "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64496]\n";
+
+    fn loaded(t: i64, scope: &str, routes: &[(u32, &str)]) -> FeedEvent {
+        let routes = routes
+            .iter()
+            .map(|(v, p)| match announce(t, *v, p, &[64500 + v, 64496]) {
+                FeedEvent::Route(r) => r,
+                _ => unreachable!(),
+            })
+            .collect::<Vec<RouteEvent>>();
+        FeedEvent::Loaded(Arc::new(LoadedState {
+            feed: "test".into(),
+            timestamp: Timestamp::from_parts(t, 0),
+            scope: vec![scope.parse().unwrap()],
+            routes,
+            applied: Default::default(),
+        }))
+    }
+
+    #[test]
+    fn a_loaded_state_replaces_older_routes_keeps_newer_ones_and_signals() {
+        let mut e = engine_without_hold_downs(YAML);
+        let p = "192.0.2.0/24".parse().unwrap();
+        e.process(&announce(10, 1, "192.0.2.0/24", &[64501, 64496]));
+        e.process(&announce(30, 2, "192.0.2.0/24", &[64502, 64496]));
+        e.process(&announce(10, 3, "192.0.2.128/25", &[64503, 64496]));
+        let state = loaded(20, "192.0.2.0/23", &[(4, "192.0.2.0/24")]);
+        e.process(&state);
+        // VP 1 (older than the state, not in it) is gone, VP 2 (newer) stays, VP 4 is new;
+        // VP 3's more-specific is gone too.
+        assert_eq!(e.visibility_of(&p).vantage_points, 2);
+        assert_eq!(e.route_count(), 2);
+        let FeedEvent::Loaded(s) = &state else {
+            unreachable!()
+        };
+        assert!(s.applied.is_set());
+        // A state outside the routes' prefixes, or of another feed's VPs, takes nothing away.
+        e.process(&loaded(40, "198.51.100.0/24", &[]));
+        assert_eq!(e.route_count(), 2);
+        let mut other = loaded(50, "192.0.2.0/23", &[]);
+        if let FeedEvent::Loaded(s) = &mut other {
+            Arc::get_mut(s).unwrap().feed = "other".into();
+        }
+        e.process(&other);
+        assert_eq!(e.route_count(), 2);
     }
 }

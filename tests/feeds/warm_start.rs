@@ -1,7 +1,10 @@
 //! Warm start against loopback stand-ins of RIPEstat and the bgproutes.io REST API that speak
 //! their wire formats, with answers computed from the real RIS data in `../shared/data`:
-//! the state of 202.134.148.0/22 and the RIS beacons two minutes into
-//! `ris-updates.20160811.1600.gz`.
+//! the state of 202.134.148.0/22 (its more-specific 202.134.148.0/24) and the RIS beacons two
+//! minutes into `ris-updates.20160811.1600.gz`, after AS58678's hijack of the /24 was over.
+//!
+//! Longer than most test files: the two services' answers are computed here from the data, and
+//! the tests share them (split, each part would carry its own copy).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -15,7 +18,10 @@ use crate::util::feeds::{Cmd, LiveManager, WsServer, bgp_announce, ris_announce}
 use crate::util::history::{Answer, HttpServer, Proxy, Request};
 use crate::util::{Launch, Service, poll_until_async, shared_data};
 
-const WATCHED: &str = "202.134.148.0/22";
+/// The prefix of the real data's hijack: AS18196's, announced by AS58678 for a minute.
+const WATCHED: &str = "202.134.148.0/24";
+/// The block it belongs to: the bgproutes test watches it and asks for its more-specifics.
+const BLOCK: &str = "202.134.148.0/22";
 /// The prefixes a `ris_live` feed watching [`WATCHED`] subscribes to: it and the RIS beacons.
 const SUBSCRIBED: [&str; 3] = [WATCHED, "84.205.64.0/20", "2001:7fb:fe00::/44"];
 
@@ -271,7 +277,11 @@ async fn loaded_state_comes_before_held_live_events_and_its_loss_raises_visibili
         "{v}"
     );
     assert_eq!(svc.get("/readyz").await.0, 503);
-    let reqs = ripestat.requests();
+    let reqs = poll_until_async("the RIPEstat request", 30, || async {
+        let r = ripestat.requests();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
     assert_eq!(reqs.len(), 1, "one batched request: {reqs:?}");
     assert_eq!(reqs[0].path(), "/data/bgp-state/data.json");
     let mut asked: Vec<String> = reqs[0]
@@ -380,14 +390,15 @@ async fn learning_mode_learns_the_loaded_origin_and_the_hijackers_first_update_a
     let mut conn = ws.accept(20).await;
     acknowledge(&mut conn, 1).await;
     ready(&svc).await;
-    let baselines = svc.json("/baselines").await;
-    let b = baselines["baselines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["prefix"] == WATCHED)
-        .cloned()
-        .unwrap();
+    // The engine holds the state when /readyz says ready; the API's views follow within 100 ms.
+    let b = poll_until_async("the learned baseline", 30, || async {
+        svc.json("/baselines").await["baselines"]
+            .as_array()?
+            .iter()
+            .find(|b| b["prefix"] == WATCHED && b["origins"] != json!([]))
+            .cloned()
+    })
+    .await;
     assert_eq!(b["origins"], json!([18196]), "{b}");
     assert_eq!(b["origins_source"], "learned", "{b}");
 
@@ -482,24 +493,24 @@ const KEY: &str = "warm-start-test-key";
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bgproutes_outage_is_filled_from_the_updates_api_without_false_or_lost_alerts() {
     let fx = fixture();
-    let watched: IpNet = WATCHED.parse().unwrap();
-    // The state just before AS58678 first shows under the /22, and that announcement.
-    let (first_hijack, hijack_at) = fx
+    let block: IpNet = BLOCK.parse().unwrap();
+    // AS58678's first announcement under the block: it happens again while the stream is down.
+    let first_hijack = fx
         .events
         .iter()
         .find_map(|e| match e {
             FeedEvent::Route(r) => match &r.change {
                 RouteChange::Announce(a)
-                    if a.path.origins() == [58678] && watched.contains(&r.prefix) =>
+                    if a.path.origins() == [58678] && block.contains(&r.prefix) =>
                 {
-                    Some((r.clone(), r.timestamp))
+                    Some(r.clone())
                 }
                 _ => None,
             },
             _ => None,
         })
         .expect("the data has AS58678 under the /22");
-    let rib = state(&fx.events, hijack_at, &[watched]);
+    let rib = state(&fx.events, fx.cut, &[block]);
     let origins: BTreeSet<u32> = rib
         .values()
         .flat_map(|r| r.path.origins().to_vec())
@@ -523,11 +534,11 @@ async fn a_bgproutes_outage_is_filled_from_the_updates_api_without_false_or_lost
     // Times now: the live event two minutes ago, the outage's updates one minute ago.
     let now = Timestamp::now().secs();
     let live_at = now - 120;
-    let (legit_ip, legit) = rib
+    let (legit_ip, legit_prefix, legit) = rib
         .iter()
-        .find(|((_, p), _)| *p == watched)
-        .map(|((ip, _), r)| (*ip, r.clone()))
-        .expect("a VP routes the /22");
+        .next()
+        .map(|((ip, p), r)| (*ip, p.to_string(), r.clone()))
+        .expect("a VP routes the /22 or a more-specific");
     let RouteChange::Announce(h) = &first_hijack.change else {
         unreachable!()
     };
@@ -537,7 +548,7 @@ async fn a_bgproutes_outage_is_filled_from_the_updates_api_without_false_or_lost
             id(legit_ip),
             now - 61,
             "A",
-            WATCHED.to_string(),
+            legit_prefix.clone(),
             legit.path.to_string(),
         ),
         // The hijack, while the stream was down.
@@ -553,7 +564,7 @@ async fn a_bgproutes_outage_is_filled_from_the_updates_api_without_false_or_lost
             id(legit_ip),
             now - 600,
             "W",
-            WATCHED.to_string(),
+            legit_prefix.clone(),
             String::new(),
         ),
     ];
@@ -562,7 +573,7 @@ async fn a_bgproutes_outage_is_filled_from_the_updates_api_without_false_or_lost
     let manager = LiveManager::start(200, "ok").await;
     let mut ws = WsServer::start().await;
     let cfg = format!(
-        "prefixes:\n  - prefix: {WATCHED}\n    origins: [{}]\n    upstreams: []\n    more_specifics: ignore\n    min_vantage_points: 1\n    visibility_min_vantage_points: 0\nfeeds:\n  - kind: bgproutes\n    url: ws://{}\n    live_manager_url: {}\n    warm_start:\n      url: {}\n      gap_seconds: 0.001\n",
+        "prefixes:\n  - prefix: {BLOCK}\n    origins: [{}]\n    upstreams: []\n    more_specifics: ignore\n    min_vantage_points: 1\n    visibility_min_vantage_points: 0\nfeeds:\n  - kind: bgproutes\n    url: ws://{}\n    live_manager_url: {}\n    warm_start:\n      url: {}\n      gap_seconds: 0.001\n",
         csv(&origins),
         ws.addr,
         manager.url,
@@ -595,7 +606,7 @@ async fn a_bgproutes_outage_is_filled_from_the_updates_api_without_false_or_lost
     conn.send(&bgp_announce(
         &vp,
         &legit.path.to_string(),
-        WATCHED,
+        &legit_prefix,
         live_at,
     ));
     let announced = rib.len() as f64 + 1.0;
@@ -628,7 +639,7 @@ async fn a_bgproutes_outage_is_filled_from_the_updates_api_without_false_or_lost
         2.0,
     )
     .await;
-    // Both updates in the gap applied, the old withdrawal not: the /22 is still routed.
+    // Both updates in the gap applied, the old withdrawal not.
     svc.wait_metric(
         r#"bgpsentry_route_events_total{feed="bgproutes",type="announce"}"#,
         announced + 2.0,
@@ -731,11 +742,24 @@ async fn every_failure_is_logged_counted_and_retried_while_the_live_feed_runs_co
             .await,
         Some(fx.rib.len() as f64)
     );
-    // The live announcement arrived too (the loaded routes count as announcements).
+    // The live announcement arrived too. Its VP's loaded route counts as an announcement only
+    // when the live one came after the state: one sent while the feed ran cold is newer than
+    // the state, which then leaves that VP's route alone.
+    svc.wait_metric(
+        r#"bgpsentry_feed_messages_total{feed="ris_live",type="update"}"#,
+        1.0,
+    )
+    .await;
     svc.wait_metric(
         r#"bgpsentry_route_events_total{feed="ris_live",type="announce"}"#,
-        fx.rib.len() as f64 + 1.0,
+        fx.rib.len() as f64,
     )
+    .await;
+    let series = format!("bgpsentry_prefix_vantage_points{{prefix=\"{WATCHED}\"}}");
+    let peers = fx.peers_of(WATCHED).len() as f64;
+    poll_until_async("every VP of the state", 30, || async {
+        svc.metric(&series).await.filter(|v| *v == peers)
+    })
     .await;
     assert!(
         svc.proc
@@ -746,23 +770,25 @@ async fn every_failure_is_logged_counted_and_retried_while_the_live_feed_runs_co
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_proxy_carries_the_websocket_and_the_warm_start() {
+async fn a_proxy_carries_the_websocket_the_warm_start_and_the_notifier() {
     let fx = fixture();
     let (rib, cut) = (fx.rib.clone(), fx.cut);
     let ripestat = HttpServer::start(move |req| ripestat_answer(&rib, req, cut)).await;
     for by_env in [false, true] {
         let proxy = Proxy::start().await;
         let mut ws = WsServer::start().await;
+        let hook = crate::util::notify::Receiver::start(Vec::new()).await;
         let proxy_key = if by_env {
             String::new()
         } else {
             format!("proxy:\n  url: {}\n", proxy.url())
         };
         let cfg = format!(
-            "{proxy_key}prefixes:\n  - prefix: {WATCHED}\n    origins: [{}]\n    upstreams: []\n    more_specifics: ignore\n    visibility_min_vantage_points: 0\nfeeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    warm_start:\n      url: {}\n",
+            "{proxy_key}prefixes:\n  - prefix: {WATCHED}\n    origins: [{}]\n    upstreams: []\n    more_specifics: ignore\n    min_vantage_points: 1\n    visibility_min_vantage_points: 0\nfeeds:\n  - kind: ris_live\n    url: ws://{}/v1/ws/\n    warm_start:\n      url: {}\nnotify:\n  group_window_seconds: 0\n  channels:\n    - name: hook\n      kind: webhook\n      url: {}\n",
             csv(&fx.origins_under(WATCHED)),
             ws.addr,
-            ripestat.url()
+            ripestat.url(),
+            hook.url()
         );
         let mut launch = Launch::yaml(&cfg).log("bgpsentry=debug");
         if by_env {
@@ -786,6 +812,21 @@ async fn a_proxy_carries_the_websocket_and_the_warm_start() {
                 "GET {}/data/bgp-state/data.json?resource=",
                 ripestat.url()
             ))),
+            "{seen:?}"
+        );
+        // A hijack on the stream: its notification goes through the proxy too.
+        conn.send(&ris_announce(
+            "192.0.2.1",
+            64501,
+            &[64501, 64666],
+            WATCHED,
+            cut.as_secs_f64() + 10.0,
+        ));
+        hook.wait_count(1).await;
+        let seen = proxy.seen();
+        assert!(
+            seen.iter()
+                .any(|l| l == &format!("POST {} HTTP/1.1", hook.url())),
             "{seen:?}"
         );
     }

@@ -224,6 +224,30 @@ fn error_chain(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_and_the_message_names_it_without_the_secret() {
+        // Bound, then closed: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/v1/rib");
+        let req = reqwest::Client::new()
+            .get(&url)
+            .header("x-api-key", "SECRET");
+        let e = body(req, &url, 1024, Duration::from_secs(5), "SECRET")
+            .await
+            .unwrap_err();
+        assert_eq!(e.failure, Failure::Unreachable);
+        assert!(
+            e.message.contains(&format!("127.0.0.1:{port}")),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("SECRET"), "{}", e.message);
+    }
+
     #[test]
     fn retry_after_is_read_in_seconds_and_capped() {
         assert_eq!(retry_after(Some("7")), Some(Duration::from_secs(7)));

@@ -355,12 +355,21 @@ impl WarmStart {
         let newer_than = match got {
             Got::States(states, _) => {
                 let oldest = states.iter().map(|s| s.timestamp).min();
+                let applied: Vec<_> = states.iter().map(|s| s.applied.clone()).collect();
                 let events = states
                     .into_iter()
                     .map(|s| FeedEvent::Loaded(Arc::new(s)))
                     .collect();
                 if !self.handle.forward(events).await {
                     return false;
+                }
+                // Ready means the engine holds the state; live events stay held meanwhile.
+                let mut shutdown = self.handle.ctx.shutdown.clone();
+                for a in applied {
+                    tokio::select! {
+                        _ = a.wait() => {}
+                        _ = shutdown.wait_for(|s| *s) => return false,
+                    }
                 }
                 oldest
             }
@@ -433,6 +442,7 @@ impl WarmStart {
                         timestamp: state.time.unwrap_or(now),
                         scope: chunk.to_vec(),
                         routes: state.routes,
+                        applied: Default::default(),
                     });
                 }
                 Ok(Got::States(states, vps.len()))
@@ -503,6 +513,7 @@ impl WarmStart {
                             timestamp: now,
                             scope: self.prefixes.clone(),
                             routes,
+                            applied: Default::default(),
                         }],
                         seen,
                     ),
