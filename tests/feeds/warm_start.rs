@@ -851,7 +851,7 @@ async fn a_proxy_carries_the_websocket_the_warm_start_and_the_notifier() {
 
 #[test]
 fn check_knows_the_warm_start_and_proxy_keys() {
-    let ok = "proxy:\n  url: http://proxy.example:3128\n  no_proxy: [localhost]\nfeeds:\n  - kind: ris_live\n    warm_start:\n      url: https://stat.ripe.net\n      gap_seconds: 300\n      timeout_seconds: 60\n      max_response_bytes: 1048576\n      retry_max_seconds: 600\n      buffer_events: 1000\n      ready_timeout_seconds: 120\n      batch_prefixes: 20\n  - kind: bgproutes\n    name: b\n    optional: true\n    warm_start: false\n";
+    let ok = "prefixes:\n  - prefix: 192.0.2.0/24\n    origins: [64500]\nproxy:\n  url: http://proxy.example:3128\n  no_proxy: [localhost]\nfeeds:\n  - kind: ris_live\n    warm_start:\n      url: https://stat.ripe.net\n      gap_seconds: 300\n      timeout_seconds: 60\n      max_response_bytes: 1048576\n      retry_max_seconds: 600\n      buffer_events: 1000\n      ready_timeout_seconds: 120\n      batch_prefixes: 20\n  - kind: bgproutes\n    name: b\n    optional: true\n    warm_start: false\n";
     let (_dir, path) = crate::util::write_config(ok);
     let out = crate::util::check_config(&path);
     assert!(out.status.success(), "{out:?}");
