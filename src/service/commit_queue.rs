@@ -57,6 +57,13 @@ pub(super) struct Room {
     bytes: usize,
 }
 
+impl Room {
+    /// Bytes it stands for.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 impl Drop for Room {
     fn drop(&mut self) {
         self.budget.release(self.bytes);
