@@ -16,7 +16,7 @@ use crate::store::Commit;
 use super::store_thread::ToStore;
 
 /// Bytes of commits (by [`Commit::footprint`]) queued for the store thread or being written.
-pub const COMMIT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+pub const COMMIT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct Used {
