@@ -16,7 +16,7 @@ use crate::store::Commit;
 use super::store_thread::ToStore;
 
 /// Bytes of commits (by [`Commit::footprint`]) queued for the store thread or being written.
-pub const COMMIT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+pub const COMMIT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct Used {
@@ -55,6 +55,13 @@ impl Budget {
 pub(super) struct Room {
     budget: Arc<Budget>,
     bytes: usize,
+}
+
+impl Room {
+    /// Bytes it stands for.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 impl Drop for Room {

@@ -37,6 +37,10 @@ pub(super) enum Committed {
     Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
+/// Most bytes of commits (by [`Commit::footprint`]) written in one transaction: a group that
+/// size takes tens of milliseconds, and a stop waits for the one being written.
+const GROUP_BYTES: usize = 1024 * 1024;
+
 /// How often old history is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -69,10 +73,14 @@ pub(super) fn run(
                 return;
             }
         }
-        // A backlog (an alert storm, a stop) is written in one transaction; the queue's bound
-        // in bytes bounds it.
+        // A backlog (an alert storm, a stop) is written in few transactions, each bounded so
+        // that a stop is never stuck in a long one.
+        let mut bytes = first.room.bytes();
         let mut batch = vec![first];
-        while let Some(next) = commits.try_recv() {
+        while bytes < GROUP_BYTES
+            && let Some(next) = commits.try_recv()
+        {
+            bytes += next.room.bytes();
             batch.push(next);
         }
         // A reload started the notifier: its sink is in place, so from this commit on the
@@ -93,6 +101,7 @@ pub(super) fn run(
             })
             .unzip();
         let batch = commits_in_batch;
+        let started = Instant::now();
         while let Err(e) = store.commit_all(&batch) {
             metrics.store_errors.inc();
             error!("{e}; retrying in {delay:?}");
@@ -100,6 +109,14 @@ pub(super) fn run(
             delay = (delay * 2).min(Duration::from_secs(10));
         }
         metrics.store_commits.inc();
+        if stopping.is_some() {
+            tracing::debug!(
+                commits = batch.len(),
+                bytes,
+                "stopping: a group written in {:?}",
+                started.elapsed()
+            );
+        }
         let passed_on = latest_updates(batch.into_iter().flat_map(|c| c.transitions))
             .map(Committed::Transition)
             .chain(barriers.into_iter().flatten().map(Committed::Barrier));

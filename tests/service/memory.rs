@@ -12,7 +12,7 @@ use bgpsentry::feeds::mrt::MrtReader;
 
 /// The docs' bound (docs/src/performance.md) for this storm (debug build): the start-up footprint
 /// with 2,000 watched prefixes (about 100 MB, a third of it the binary's own code) plus both full
-/// queues (32,768 events, about 13 MB; 16 MB of commits).
+/// queues (32,768 events, about 13 MB; 4 MB of commits).
 const PEAK_RSS_BOUND_KB: u64 = 200 * 1024;
 
 /// The queue's bound (`ENGINE_QUEUE_EVENTS`).
