@@ -141,7 +141,7 @@ async fn gobgpd_router_origin_hijack_fires_and_resolves_through_bmp() {
     let svc = Service::start_yaml(&config("")).await;
     let port = bmp_port(&svc);
     let router = Gobgpd::router(dir.path(), port);
-    let injector = Gobgpd::injector(dir.path(), router.bgp_port);
+    let mut injector = Gobgpd::injector(dir.path(), router.bgp_port);
     injector.wait_established(60);
     hijack_fires_and_resolves(&svc, &injector).await;
 
@@ -176,7 +176,7 @@ async fn frr_router_origin_hijack_fires_and_resolves_through_bmp_pre_and_post_po
     let svc = Service::start_yaml(&config("    ribs: [adj_rib_in_pre, adj_rib_in_post]\n")).await;
     let port = bmp_port(&svc);
     let router = Frr::router(dir.path(), port);
-    let injector = Gobgpd::injector(dir.path(), router.bgp_port);
+    let mut injector = Gobgpd::injector(dir.path(), router.bgp_port);
     injector.wait_established(60);
     hijack_fires_and_resolves(&svc, &injector).await;
     let ready = svc.json("/readyz").await;
@@ -209,7 +209,7 @@ async fn a_router_restart_within_the_hold_keeps_its_routes_and_one_beyond_it_los
     let svc = Service::start_yaml(&config("    hold_seconds: 20\n")).await;
     let port = bmp_port(&svc);
     let mut router = Gobgpd::router(dir.path(), port);
-    let injector = Gobgpd::injector(dir.path(), router.bgp_port);
+    let mut injector = Gobgpd::injector(dir.path(), router.bgp_port);
     injector.wait_established(60);
     let (_, legit, _) = real_routes(0);
     let routes = vec![(WATCHED.to_string(), legit)];
@@ -265,7 +265,7 @@ async fn hostile_connections_are_closed_and_counted_and_a_real_router_is_unaffec
     .await;
     let port = bmp_port(&svc);
     let router = Gobgpd::router(dir.path(), port);
-    let injector = Gobgpd::injector(dir.path(), router.bgp_port);
+    let mut injector = Gobgpd::injector(dir.path(), router.bgp_port);
     injector.wait_established(60);
 
     let addr = format!("127.0.0.1:{port}");

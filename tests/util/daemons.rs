@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::Proc;
-use super::poll_until;
 
 /// The FRR bgpd binary (Debian puts the daemons outside PATH).
 pub const FRR_BGPD: &str = "/usr/lib/frr/bgpd";
@@ -41,6 +40,9 @@ pub struct Gobgpd {
     pub api: u16,
     /// Its BGP port (0 when it does not listen).
     pub bgp_port: u16,
+    /// Its name and config file, to start it again.
+    name: String,
+    config: PathBuf,
 }
 
 impl Gobgpd {
@@ -60,6 +62,8 @@ impl Gobgpd {
             proc: Proc::spawn(name, cmd),
             api,
             bgp_port,
+            name: name.to_string(),
+            config: path,
         }
     }
 
@@ -174,21 +178,59 @@ impl Gobgpd {
     }
 
     /// Waits until its BGP session is established.
-    pub fn wait_established(&self, secs: u64) {
-        poll_until("the BGP session to come up", secs, || {
-            let out = Command::new("gobgp")
-                .arg("-p")
-                .arg(self.api.to_string())
-                .arg("neighbor")
-                .output()
-                .ok()?;
-            String::from_utf8_lossy(&out.stdout)
-                .contains("Establ")
-                .then_some(())
-        });
+    pub fn wait_established(&mut self, secs: u64) {
+        // gobgpd has start-up races a test cannot see from outside (its gRPC port taken between
+        // picking and binding it, a first connection refused before its neighbours are
+        // configured): a daemon that died, or a session not up in half the time, gets one more
+        // start on a fresh gRPC port. On failure the daemon's log says why.
+        for attempt in 0..2 {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs / 2);
+            while std::time::Instant::now() < deadline {
+                if self.established() {
+                    return;
+                }
+                if self.proc.exited().is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            if attempt == 0 {
+                eprintln!(
+                    "{}: no BGP session after {} s, starting it again; its log:\n{}",
+                    self.name,
+                    secs / 2,
+                    self.proc.log()
+                );
+                let _ = self.proc.kill9();
+                self.api = free_port();
+                let mut cmd = Command::new("gobgpd");
+                cmd.arg("-f")
+                    .arg(&self.config)
+                    .arg("--api-hosts")
+                    .arg(format!("127.0.0.1:{}", self.api))
+                    .args(["-l", "info", "--log-plain"])
+                    .stdout(std::process::Stdio::null());
+                self.proc = Proc::spawn(&self.name, cmd);
+            }
+        }
+        panic!(
+            "timed out waiting for the BGP session to come up; {} log:\n{}",
+            self.name,
+            self.proc.log()
+        );
     }
 
-    /// Announces a prefix with this AS path (the injector prepends its own AS65002).
+    /// Whether its neighbour's session is established.
+    fn established(&self) -> bool {
+        Command::new("gobgp")
+            .arg("-p")
+            .arg(self.api.to_string())
+            .arg("neighbor")
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).contains("Establ"))
+            .unwrap_or(false)
+    }
+
     pub fn announce(&self, prefix: &str, path: &[u32]) {
         let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         let path: Vec<String> = path.iter().map(|a| a.to_string()).collect();
