@@ -223,6 +223,11 @@ pub fn baseline(args: BaselineArgs) -> ExitCode {
             }
         }
     });
+    finish(result)
+}
+
+/// Prints what a command against the service answered, or its error, and the exit code.
+pub(super) fn finish(result: Result<String, String>) -> ExitCode {
     match result {
         Ok(text) => {
             print!("{text}");

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::baseline::{ServiceArgs, call};
+use super::baseline::{ServiceArgs, call, finish};
 
 /// Arguments of `ack`.
 #[derive(Debug, clap::Args)]
@@ -131,19 +131,6 @@ fn silences_text(body: &Value) -> String {
         );
     }
     out
-}
-
-fn finish(result: Result<String, String>) -> ExitCode {
-    match result {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 /// Runs `ack`; exit 1 when the service refuses or cannot be reached.

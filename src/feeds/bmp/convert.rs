@@ -22,7 +22,7 @@ use super::frame::HEADER_LEN;
 use crate::config::BmpRib;
 use crate::event::{FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint};
 use crate::feeds::error::{Invalid, InvalidReason, check_path_len, check_prefix_count};
-use crate::feeds::mrt::reader::{convert_communities, convert_path};
+use crate::feeds::mrt::reader::shared_attrs;
 
 /// The RIB a per-peer header says its routes come from.
 pub fn rib_of(header: &BmpPerPeerHeader) -> BmpRib {
@@ -199,25 +199,8 @@ fn update_changes(
     for elem in elems {
         let change = match elem.elem_type {
             ElemType::ANNOUNCE => {
-                let attrs = RouteAttrs {
-                    path: elem.as_path.as_ref().map(convert_path).unwrap_or_default(),
-                    communities: elem
-                        .communities
-                        .as_deref()
-                        .map(convert_communities)
-                        .unwrap_or_default(),
-                    next_hop: elem.next_hop,
-                };
                 // The prefixes of one UPDATE share their attributes.
-                let attrs = match &shared {
-                    Some(a) if **a == attrs => a.clone(),
-                    _ => {
-                        let a = Arc::new(attrs);
-                        shared = Some(a.clone());
-                        a
-                    }
-                };
-                RouteChange::Announce(attrs)
+                RouteChange::Announce(shared_attrs(&elem, &mut shared))
             }
             ElemType::WITHDRAW => RouteChange::Withdraw,
         };

@@ -395,25 +395,7 @@ impl MrtReader {
         let change = match elem.elem_type {
             ElemType::ANNOUNCE => {
                 self.stats.announcements += 1;
-                let attrs = RouteAttrs {
-                    path: elem.as_path.as_ref().map(convert_path).unwrap_or_default(),
-                    communities: elem
-                        .communities
-                        .as_deref()
-                        .map(convert_communities)
-                        .unwrap_or_default(),
-                    next_hop: elem.next_hop,
-                };
-                // Consecutive elems of one UPDATE share their attributes: share the Arc too.
-                let attrs = match &self.last_attrs {
-                    Some(last) if **last == attrs => last.clone(),
-                    _ => {
-                        let a = Arc::new(attrs);
-                        self.last_attrs = Some(a.clone());
-                        a
-                    }
-                };
-                RouteChange::Announce(attrs)
+                RouteChange::Announce(shared_attrs(&elem, &mut self.last_attrs))
             }
             ElemType::WITHDRAW => {
                 self.stats.withdrawals += 1;
@@ -437,8 +419,30 @@ fn record_time(record: &MrtRecord) -> Timestamp {
     )
 }
 
+/// The attributes of an announced elem, as the `Arc` in `last` when they are equal to it:
+/// consecutive elems of one UPDATE carry the same attributes, so they share one allocation.
+pub(crate) fn shared_attrs(elem: &BgpElem, last: &mut Option<Arc<RouteAttrs>>) -> Arc<RouteAttrs> {
+    let attrs = RouteAttrs {
+        path: elem.as_path.as_ref().map(convert_path).unwrap_or_default(),
+        communities: elem
+            .communities
+            .as_deref()
+            .map(convert_communities)
+            .unwrap_or_default(),
+        next_hop: elem.next_hop,
+    };
+    match last {
+        Some(a) if **a == attrs => a.clone(),
+        _ => {
+            let a = Arc::new(attrs);
+            *last = Some(a.clone());
+            a
+        }
+    }
+}
+
 /// Converts bgpkit's AS path; confederation segments are internal to the neighbour and left out.
-pub(crate) fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
+fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
     let mut out = Vec::new();
     for seg in path.iter_segments() {
         match seg {
@@ -457,7 +461,7 @@ pub(crate) fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
     AsPath(out)
 }
 
-pub(crate) fn convert_communities(list: &[MetaCommunity]) -> Vec<Community> {
+fn convert_communities(list: &[MetaCommunity]) -> Vec<Community> {
     list.iter()
         .filter_map(|c| match c {
             MetaCommunity::Plain(BgpCommunity::Custom(asn, value)) => {
