@@ -116,8 +116,9 @@ pub async fn require_token(State(tokens): State<Tokens>, req: Request, next: Nex
         .into_response()
 }
 
-/// Middleware for acknowledging and silencing: 403 when no token is configured. Without a
-/// token anyone who reaches the port could mute the alerts; reading stays as open as the rest
+/// Middleware for acknowledging, silencing and accepting baselines: 403 when no token is
+/// configured. Without a token anyone who reaches the port could mute the alerts (or make a
+/// hijacker's origin expected); reading stays as open as the rest
 /// of the API. (With tokens, [`require_token`] has already checked the request's.)
 pub async fn require_configured_tokens(
     State(tokens): State<Tokens>,
@@ -130,7 +131,9 @@ pub async fn require_configured_tokens(
     (
         StatusCode::FORBIDDEN,
         axum::Json(serde_json::json!({
-            "error": "acknowledging and silencing need an API token, and none is configured:                       set http.auth.tokens (see the configuration reference) and send it as                       `Authorization: Bearer TOKEN`"
+            "error": "acknowledging, silencing and accepting baselines need an API token, and \
+                      none is configured: set http.auth.tokens (see the configuration \
+                      reference) and send it as `Authorization: Bearer TOKEN`"
         })),
     )
         .into_response()

@@ -76,8 +76,8 @@ impl Default for Guard {
 }
 
 /// The router with every endpoint. Health endpoints are always open (probes carry no
-/// credentials); everything else needs a token when tokens are configured. Acknowledging and
-/// silencing need a token always: without any configured they answer 403.
+/// credentials); everything else needs a token when tokens are configured. Acknowledging,
+/// silencing and accepting baselines need a token always: without any configured they answer 403.
 pub fn router(state: AppState, guard: Guard) -> Router {
     let auth = axum::middleware::from_fn_with_state(guard.tokens.clone(), auth::require_token);
     let configured =
@@ -96,13 +96,13 @@ pub fn router(state: AppState, guard: Guard) -> Router {
             "/ui/silences/{id}/remove",
             post(triage::form_remove_silence),
         )
+        .route("/baselines/{*prefix}", post(baselines::accept_baseline))
         .route_layer(configured);
     let mut protected = Router::new()
         .route("/", get(status::status_page))
         .route("/api/prefixes", get(prefixes::list_prefixes))
         .route("/api/prefixes/{*prefix}", get(prefixes::get_prefix))
         .route("/baselines", get(baselines::list_baselines))
-        .route("/baselines/{*prefix}", post(baselines::accept_baseline))
         .route("/alerts", get(list_alerts))
         .route("/alerts/{id}", get(get_alert))
         .route("/silences", get(triage::list_silences))

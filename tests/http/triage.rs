@@ -512,9 +512,9 @@ async fn bad_triage_requests_are_refused() {
     assert_eq!(silences["silences"], json!([]));
 }
 
-/// Without any API token configured, acknowledging and silencing are refused (403, saying how
-/// to configure one): anyone who reaches the port could mute the alerts otherwise. Reading
-/// stays open.
+/// Without any API token configured, acknowledging, silencing and accepting baselines are
+/// refused (403, saying how to configure one): anyone who reaches the port could mute the
+/// alerts otherwise. Reading stays open.
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_token_acknowledging_and_silencing_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -553,6 +553,16 @@ async fn without_a_token_acknowledging_and_silencing_are_refused() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
+    // Accepting a baseline would make a hijacker's origin expected: refused alike.
+    let (status, body) = call(
+        &svc,
+        reqwest::Method::POST,
+        "/baselines/202.134.148.0/24",
+        Some(json!({ "origins": [58678] })),
+        false,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
     let (status, body) = call(&svc, reqwest::Method::GET, "/silences", None, false).await;
     assert_eq!((status, body), (200, json!({ "silences": [] })));
 }
