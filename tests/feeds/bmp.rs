@@ -217,7 +217,7 @@ async fn a_router_restart_within_the_hold_keeps_its_routes_and_one_beyond_it_los
 
     // A restart: the connection drops, the router comes back within the hold time and
     // sends its table again. Nothing is withdrawn and visibility never falls.
-    router.restart(dir.path());
+    router.restart();
     svc.wait_log(60, "the router reconnected within the hold time");
     injector.wait_established(60);
     svc.wait_metric(&events_series("announce"), 4.0).await;
@@ -252,6 +252,40 @@ async fn a_router_restart_within_the_hold_keeps_its_routes_and_one_beyond_it_los
 
 /// Hostile input on the listener: garbage, a 100 MB length, a truncated message and refused
 /// addresses close only their own connection, counted, while a real router goes on.
+/// A router that vanishes without closing its connection (power or link lost) must be noticed:
+/// the listener turns on TCP keepalive on every router connection, which the kernel shows as
+/// a keepalive timer on the accepted socket (`ss -o`) with the documented idle time.
+#[tokio::test(flavor = "multi_thread")]
+async fn router_connections_have_tcp_keepalive_on() {
+    let svc = Service::start_yaml(&config("")).await;
+    let port = bmp_port(&svc);
+    let _router = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let filter = format!("( sport = :{port} )");
+    let line = poll_until_async("a keepalive timer on the accepted socket", 10, async || {
+        let out = std::process::Command::new("ss")
+            .args(["-tnoH", "state", "established", &filter])
+            .output()
+            .expect("ss (iproute2) is needed for this test");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("timer:(keepalive,").then_some(text)
+    })
+    .await;
+    // The first probe is due within the idle time (60 s, shown as `59sec` or `1min`), not the
+    // kernel's default 2 hours (`120min`).
+    let due = line
+        .split("timer:(keepalive,")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        (due.ends_with("sec") && !due.contains("min")) || due == "1min",
+        "the keepalive timer should be under a minute, got {due:?}: {line:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_connections_are_closed_and_counted_and_a_real_router_is_unaffected() {
     use tokio::io::AsyncWriteExt;

@@ -168,6 +168,9 @@ pub async fn run(handle: FeedHandle, settings: BmpSettings) {
                     drop(stream);
                     continue;
                 }
+                if let Err(e) = keep_alive(&stream) {
+                    warn!(feed = %shared.feed(), router = %ip, "cannot turn on TCP keepalive for {addr}: {e}; a router that vanishes without closing the connection will not be noticed");
+                }
                 next_id += 1;
                 connections.spawn(connection(shared.clone(), stream, ip, next_id));
             }
@@ -175,6 +178,25 @@ pub async fn run(handle: FeedHandle, settings: BmpSettings) {
         }
     }
     connections.shutdown().await;
+}
+
+/// Idle time before the first TCP keepalive probe on a router's connection.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Time between unanswered probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes after which the connection is dropped.
+pub const KEEPALIVE_PROBES: u32 = 6;
+
+/// Turns on TCP keepalive: BMP has no keepalive of its own and a quiet router may send
+/// nothing for hours, so without it a router that loses power or its link (no FIN, no RST)
+/// would look connected forever and its routes would never be held and withdrawn. With
+/// these settings a vanished router is noticed within about two minutes of silence.
+fn keep_alive(stream: &TcpStream) -> std::io::Result<()> {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 /// Withdraws the routes of routers whose hold time is over.
