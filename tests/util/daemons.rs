@@ -51,20 +51,25 @@ impl Gobgpd {
         let api = free_port();
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, toml).unwrap();
-        let mut cmd = Command::new("gobgpd");
-        cmd.arg("-f")
-            .arg(&path)
-            .arg("--api-hosts")
-            .arg(format!("127.0.0.1:{api}"))
-            .args(["-l", "info", "--log-plain"])
-            .stdout(std::process::Stdio::null());
         Gobgpd {
-            proc: Proc::spawn(name, cmd),
+            proc: Gobgpd::spawn(name, &path, api),
             api,
             bgp_port,
             name: name.to_string(),
             config: path,
         }
+    }
+
+    /// Starts gobgpd with a config file and its gRPC API on `api`.
+    fn spawn(name: &str, config: &Path, api: u16) -> Proc {
+        let mut cmd = Command::new("gobgpd");
+        cmd.arg("-f")
+            .arg(config)
+            .arg("--api-hosts")
+            .arg(format!("127.0.0.1:{api}"))
+            .args(["-l", "info", "--log-plain"])
+            .stdout(std::process::Stdio::null());
+        Proc::spawn(name, cmd)
     }
 
     /// The monitored router: AS65001 on 127.0.0.1, its BMP client pointed at `bmp_port`
@@ -100,17 +105,9 @@ impl Gobgpd {
     }
 
     /// Restarts a router with the same config and ports (after a kill).
-    pub fn restart(&mut self, dir: &Path) {
+    pub fn restart(&mut self) {
         let _ = self.proc.kill9();
-        let path = dir.join("gobgpd-router.toml");
-        let mut cmd = Command::new("gobgpd");
-        cmd.arg("-f")
-            .arg(&path)
-            .arg("--api-hosts")
-            .arg(format!("127.0.0.1:{}", self.api))
-            .args(["-l", "info", "--log-plain"])
-            .stdout(std::process::Stdio::null());
-        self.proc = Proc::spawn("gobgpd-router", cmd);
+        self.proc = Gobgpd::spawn(&self.name, &self.config, self.api);
     }
 
     /// The injector: AS65002 on 127.0.0.2, connecting to a router's BGP port on 127.0.0.1.
@@ -203,14 +200,7 @@ impl Gobgpd {
                 );
                 let _ = self.proc.kill9();
                 self.api = free_port();
-                let mut cmd = Command::new("gobgpd");
-                cmd.arg("-f")
-                    .arg(&self.config)
-                    .arg("--api-hosts")
-                    .arg(format!("127.0.0.1:{}", self.api))
-                    .args(["-l", "info", "--log-plain"])
-                    .stdout(std::process::Stdio::null());
-                self.proc = Proc::spawn(&self.name, cmd);
+                self.proc = Gobgpd::spawn(&self.name, &self.config, self.api);
             }
         }
         panic!(
