@@ -66,7 +66,7 @@ fn real_announcements(max: usize) -> Vec<Arc<RouteAttrs>> {
                 change: RouteChange::Announce(a),
                 ..
             }) = ev
-                && !a.path.0.is_empty()
+                && !a.path.is_empty()
             {
                 out.push(a);
             }
@@ -93,7 +93,7 @@ fn events(prefixes: &[IpNet], vps: usize, count: usize) -> Vec<RouteEvent> {
     (0..count)
         .map(|i| {
             let a = &attrs[i % attrs.len()];
-            let mut path = a.path.0.clone();
+            let mut path = a.path.to_vec();
             if let Some(last) = path.last_mut() {
                 *last = PathElem::Asn(OWN_ASN);
             }
@@ -101,7 +101,7 @@ fn events(prefixes: &[IpNet], vps: usize, count: usize) -> Vec<RouteEvent> {
                 RouteChange::Withdraw
             } else {
                 RouteChange::Announce(Arc::new(RouteAttrs {
-                    path: AsPath(path),
+                    path: AsPath::from(path),
                     communities: a.communities.clone(),
                     next_hop: a.next_hop,
                 }))
@@ -222,7 +222,7 @@ fn learning_engine(n: usize) -> (Engine, Vec<IpNet>) {
                 prefix: *p,
                 change: RouteChange::Announce(Arc::new(RouteAttrs {
                     path: AsPath::from_asns(path),
-                    communities: Vec::new(),
+                    communities: Vec::new().into(),
                     next_hop: None,
                 })),
             });
@@ -267,7 +267,7 @@ fn baseline_growth(c: &mut Criterion) {
                     prefix: prefixes[i as usize % prefixes.len()],
                     change: RouteChange::Announce(Arc::new(RouteAttrs {
                         path: AsPath::from_asns([65_000, 100_000 + i, OWN_ASN]),
-                        communities: Vec::new(),
+                        communities: Vec::new().into(),
                         next_hop: None,
                     })),
                 };
@@ -298,8 +298,8 @@ fn alert_book(c: &mut Criterion) {
             vp: vp.clone(),
             prefix: *p,
             change: RouteChange::Announce(Arc::new(RouteAttrs {
-                path: AsPath(vec![PathElem::Asn(3333), PathElem::Asn(666)]),
-                communities: Vec::new(),
+                path: AsPath::from(vec![PathElem::Asn(3333), PathElem::Asn(666)]),
+                communities: Vec::new().into(),
                 next_hop: None,
             })),
         };

@@ -112,8 +112,8 @@ fn real_routes(max: usize) -> Vec<Arc<RouteAttrs>> {
                     change: RouteChange::Announce(a),
                     ..
                 }) = ev
-                    && a.path.0.iter().all(|e| matches!(e, PathElem::Asn(_)))
-                    && !a.path.0.is_empty()
+                    && a.path.iter().all(|e| matches!(e, PathElem::Asn(_)))
+                    && !a.path.is_empty()
                 {
                     out.push(a);
                 }
@@ -127,7 +127,6 @@ fn real_routes(max: usize) -> Vec<Arc<RouteAttrs>> {
 fn path_of(a: &RouteAttrs, origin: u32) -> Vec<u32> {
     let mut p: Vec<u32> = a
         .path
-        .0
         .iter()
         .filter_map(|e| match e {
             PathElem::Asn(x) => Some(*x),

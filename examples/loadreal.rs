@@ -156,7 +156,7 @@ fn ris_frame(
         write!(
             f,
             r#","path":{},"community":{},"origin":"IGP","announcements":[{{"next_hop":"{nh}","prefixes":{}}}]"#,
-            path_json(&a.path.0),
+            path_json(&a.path.to_vec()),
             community_json(&a.communities),
             list(announced)
         )
@@ -209,10 +209,9 @@ fn load(file: &Path, n_watch: usize) -> Replay {
                         });
                         origins.entry(ev.prefix).or_default().insert(o);
                     }
-                    if path.is_empty() && a.path.0.len() >= 3 {
+                    if path.is_empty() && a.path.len() >= 3 {
                         path = a
                             .path
-                            .0
                             .iter()
                             .filter_map(|e| match e {
                                 PathElem::Asn(x) => Some(*x),
@@ -521,7 +520,7 @@ async fn run(a: &Args, replay: &Replay, rate: Option<f64>, every: Option<Duratio
         path.push(hijacker);
         let attrs = RouteAttrs {
             path: bgpsentry::event::AsPath::from_asns(path),
-            communities: vec![],
+            communities: vec![].into(),
             next_hop: None,
         };
         let frames = replay

@@ -1,7 +1,12 @@
 //! Route-state memory: fills an engine watching P prefixes with one route per prefix from each
 //! of V vantage points and reports the process's RSS.
 //!
-//! `cargo run --release --example route_memory -- P V [--distinct | --unique | --rib [FILE]]`
+//! `cargo run --release --example route_memory -- P V [--distinct | --unique | --rib [FILE]
+//! [--all-peers]] [--rounds N]`
+//!
+//! `--rounds N` then replaces every route N times, each round with attributes no earlier
+//! round had, and reports the RSS and the interning tables after each round (they must not
+//! grow: what routes no longer hold is freed).
 //!
 //! Where the route attributes come from:
 //! - by default, a pool of 50 k real announcements (`../shared/data/mrt/rrc00-updates…`), the
@@ -16,7 +21,9 @@
 //!   the routes of full-table peer `i mod R` with its own ASN as first hop and its own address
 //!   as next hop, so no two VPs share a path, and each VP has the diversity one real peer has
 //!   over those prefixes. Each watched prefix allows every origin the dump shows for it, so the
-//!   routes raise no alert.
+//!   routes raise no alert. With `--all-peers`, VP `i` takes instead the route of the `i mod K`th
+//!   of the K peers (full-table or not) that route the prefix: the diversity between real
+//!   peers' paths, not only within one peer's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -27,13 +34,15 @@ use std::time::Instant;
 use bgpsentry::config::Config;
 use bgpsentry::engine::Engine;
 use bgpsentry::event::{
-    FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
+    AsPath, Community, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp,
+    VantagePoint,
 };
 use bgpsentry::feeds::mrt::MrtReader;
 use ipnet::{IpNet, Ipv4Net};
 
 const OWN: u32 = 64500;
-const USAGE: &str = "usage: route_memory P V [--distinct | --unique | --rib [FILE]]";
+const USAGE: &str =
+    "usage: route_memory P V [--distinct | --unique | --rib [FILE] [--all-peers]] [--rounds N]";
 
 fn rss_kb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -61,6 +70,16 @@ enum Source {
     Rib { routes: Vec<Vec<Arc<RouteAttrs>>> },
 }
 
+/// A copy of `a` sharing no allocation with it, as a feed hands over equal attributes that
+/// arrive in different UPDATEs.
+fn deep_copy(a: &RouteAttrs) -> RouteAttrs {
+    RouteAttrs {
+        path: AsPath::new(&a.path.to_vec()),
+        communities: a.communities.to_vec().into(),
+        next_hop: a.next_hop,
+    }
+}
+
 /// 50 k real announcements with the origin rewritten to [`OWN`].
 fn pool() -> Vec<Arc<RouteAttrs>> {
     let file = data("../shared/data/mrt/rrc00-updates.20190101.0000.gz");
@@ -73,13 +92,16 @@ fn pool() -> Vec<Arc<RouteAttrs>> {
                 change: RouteChange::Announce(a),
                 ..
             }) = ev
-                && !a.path.0.is_empty()
+                && !a.path.is_empty()
             {
-                let mut a = (*a).clone();
-                if let Some(last) = a.path.0.last_mut() {
+                let mut path = a.path.to_vec();
+                if let Some(last) = path.last_mut() {
                     *last = PathElem::Asn(OWN);
                 }
-                pool.push(Arc::new(a));
+                pool.push(Arc::new(RouteAttrs {
+                    path: AsPath::new(&path),
+                    ..(*a).clone()
+                }));
             }
         }
     }
@@ -88,7 +110,7 @@ fn pool() -> Vec<Arc<RouteAttrs>> {
 
 /// `p` prefixes of a table dump routed by every full-table peer (evenly spread over the dump),
 /// with those peers' attributes, and the origins each prefix shows.
-fn rib(file: &Path, p: usize) -> (Vec<Vec<Arc<RouteAttrs>>>, Vec<Vec<u32>>) {
+fn rib(file: &Path, p: usize, all: bool) -> (Vec<Vec<Arc<RouteAttrs>>>, Vec<Vec<u32>>) {
     let mut reader = MrtReader::open(file, "mrt", None).expect("table dump");
     let mut peers: HashMap<Arc<VantagePoint>, usize> = HashMap::new();
     // prefix -> (peer index -> attributes), in prefix order.
@@ -102,7 +124,7 @@ fn rib(file: &Path, p: usize) -> (Vec<Vec<Arc<RouteAttrs>>>, Vec<Vec<u32>>) {
                 change: RouteChange::Announce(a),
                 ..
             }) = ev
-                && !a.path.0.is_empty()
+                && !a.path.is_empty()
             {
                 let n = peers.len();
                 let peer = *peers.entry(vp).or_insert(n);
@@ -140,10 +162,15 @@ fn rib(file: &Path, p: usize) -> (Vec<Vec<Arc<RouteAttrs>>>, Vec<Vec<u32>>) {
     let mut origins = Vec::with_capacity(p);
     for i in 0..p {
         let routes = candidates[i * candidates.len() / p];
-        let by_full: Vec<Arc<RouteAttrs>> = full
-            .iter()
-            .filter_map(|f| routes.iter().find(|(i, _)| i == f).map(|(_, a)| a.clone()))
-            .collect();
+        let by_full: Vec<Arc<RouteAttrs>> = if all {
+            let mut by_peer = routes.clone();
+            by_peer.sort_by_key(|(peer, _)| *peer);
+            by_peer.into_iter().map(|(_, a)| a).collect()
+        } else {
+            full.iter()
+                .filter_map(|f| routes.iter().find(|(i, _)| i == f).map(|(_, a)| a.clone()))
+                .collect()
+        };
         let mut o: Vec<u32> = by_full
             .iter()
             .flat_map(|a| a.path.origins().to_vec())
@@ -161,14 +188,22 @@ fn main() {
     let p: usize = args.first().and_then(|a| a.parse().ok()).expect(USAGE);
     let v: u32 = args.get(1).and_then(|a| a.parse().ok()).expect(USAGE);
     let flag = |f: &str| args.iter().position(|a| a == f);
+    let rounds: u32 = flag("--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(0);
     let (source, origins, mode) = if let Some(i) = flag("--rib") {
         let file = args
             .get(i + 1)
             .filter(|a| !a.starts_with("--"))
             .map(PathBuf::from)
             .unwrap_or_else(|| data("../shared/data/mrt/ris-bview.20020722.2337.gz"));
-        let (routes, origins) = rib(&file, p);
-        (Source::Rib { routes }, Some(origins), "rib")
+        let all = flag("--all-peers").is_some();
+        let (routes, origins) = rib(&file, p, all);
+        (
+            Source::Rib { routes },
+            Some(origins),
+            if all { "rib-all-peers" } else { "rib" },
+        )
     } else {
         let unique = flag("--unique").is_some();
         let copy = unique || flag("--distinct").is_some();
@@ -217,29 +252,36 @@ fn main() {
     let before = rss_kb("VmRSS:");
     let t = Instant::now();
     let mut k = 0usize;
+    let attrs_of = |pi: usize, vi: usize, k: usize| -> Arc<RouteAttrs> {
+        let vp = &vps[vi];
+        match &source {
+            Source::Pool { pool, copy, unique } => {
+                let attrs = &pool[k % pool.len()];
+                if *unique {
+                    let mut a = deep_copy(attrs);
+                    a.next_hop = Some(IpAddr::V6((k as u128).into()));
+                    Arc::new(a)
+                } else if *copy {
+                    Arc::new(deep_copy(attrs))
+                } else {
+                    attrs.clone()
+                }
+            }
+            Source::Rib { routes } => {
+                let real = &routes[pi][vi % routes[pi].len()];
+                let mut path = real.path.to_vec();
+                path[0] = PathElem::Asn(vp.peer_asn);
+                Arc::new(RouteAttrs {
+                    path: AsPath::new(&path),
+                    communities: real.communities.to_vec().into(),
+                    next_hop: Some(vp.peer_ip),
+                })
+            }
+        }
+    };
     for (pi, prefix) in prefixes.iter().enumerate() {
         for (vi, vp) in vps.iter().enumerate() {
-            let attrs = match &source {
-                Source::Pool { pool, copy, unique } => {
-                    let attrs = &pool[k % pool.len()];
-                    if *unique {
-                        let mut a = (**attrs).clone();
-                        a.next_hop = Some(IpAddr::V6((k as u128).into()));
-                        Arc::new(a)
-                    } else if *copy {
-                        Arc::new((**attrs).clone())
-                    } else {
-                        attrs.clone()
-                    }
-                }
-                Source::Rib { routes } => {
-                    let real = &routes[pi][vi % routes[pi].len()];
-                    let mut a = (**real).clone();
-                    a.path.0[0] = PathElem::Asn(vp.peer_asn);
-                    a.next_hop = Some(vp.peer_ip);
-                    Arc::new(a)
-                }
-            };
+            let attrs = attrs_of(pi, vi, k);
             k += 1;
             let ev = RouteEvent {
                 timestamp: Timestamp::from_parts(1_700_000_000 + pi as i64, 0),
@@ -257,15 +299,64 @@ fn main() {
     // The service takes the changes after every batch; do it once here so the dirty set is freed.
     let _ = engine.take_changes();
     let _ = engine.take_touched();
+    let (sets, paths, lists) = engine.interned_counts();
     println!(
-        "prefixes={p} vps={v} routes={} attrs={mode} attribute_sets={} fill_s={secs:.2} \
-         events_per_s={:.0} rss_before_mb={:.0} rss_mb={:.0} peak_fill_mb={:.0} peak_rss_mb={:.0}",
+        "prefixes={p} vps={v} routes={} attrs={mode} attribute_sets={sets} paths={paths} \
+         community_lists={lists} fill_s={secs:.2} events_per_s={:.0} rss_before_mb={:.0} \
+         rss_mb={:.0} peak_fill_mb={:.0} peak_rss_mb={:.0}",
         engine.route_count(),
-        engine.attribute_set_count(),
         k as f64 / secs,
         before as f64 / 1024.0,
         rss_kb("VmRSS:") as f64 / 1024.0,
         peak_fill as f64 / 1024.0,
         rss_kb("VmHWM:") as f64 / 1024.0
     );
+    // Churn: every route replaced, each round by attributes no earlier round had (the origin
+    // prepended once more, one more community), the changes taken after every prefix as the
+    // service takes them after every batch. What the rounds leave behind shows in the tables.
+    for round in 1..=rounds {
+        let t = Instant::now();
+        let mut k = 0usize;
+        for (pi, prefix) in prefixes.iter().enumerate() {
+            for (vi, vp) in vps.iter().enumerate() {
+                let attrs = churned(&attrs_of(pi, vi, k), round);
+                k += 1;
+                let ev = RouteEvent {
+                    timestamp: Timestamp::from_parts(1_800_000_000 + pi as i64, 0),
+                    vp: vp.clone(),
+                    prefix: *prefix,
+                    change: RouteChange::Announce(attrs),
+                };
+                engine.process_route(&ev);
+            }
+            engine.drain_transitions();
+            let _ = engine.take_changes();
+        }
+        let _ = engine.take_touched();
+        let (sets, paths, lists) = engine.interned_counts();
+        println!(
+            "round={round} routes={} attribute_sets={sets} paths={paths} community_lists={lists} \
+             events_per_s={:.0} rss_mb={:.0} peak_rss_mb={:.0}",
+            engine.route_count(),
+            k as f64 / t.elapsed().as_secs_f64(),
+            rss_kb("VmRSS:") as f64 / 1024.0,
+            rss_kb("VmHWM:") as f64 / 1024.0
+        );
+    }
+}
+
+/// `a` with its origin prepended `round` more times and one more community: attributes that
+/// no other round has.
+fn churned(a: &RouteAttrs, round: u32) -> Arc<RouteAttrs> {
+    let mut path = a.path.to_vec();
+    if let Some(origin) = path.last().cloned() {
+        path.extend(std::iter::repeat_n(origin, round as usize));
+    }
+    let mut communities = a.communities.to_vec();
+    communities.push(Community::Standard(65_000, round as u16));
+    Arc::new(RouteAttrs {
+        path: AsPath::new(&path),
+        communities: communities.into(),
+        next_hop: a.next_hop,
+    })
 }

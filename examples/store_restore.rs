@@ -47,12 +47,12 @@ fn main() {
                 exporter: None,
             });
             let attrs = Arc::new(RouteAttrs {
-                path: AsPath(vec![
+                path: AsPath::from(vec![
                     PathElem::Asn(65_000 + i),
                     PathElem::Asn(3356),
                     PathElem::Asn(OWN),
                 ]),
-                communities: Vec::new(),
+                communities: Vec::new().into(),
                 next_hop: None,
             });
             (vp, attrs)

@@ -188,18 +188,94 @@ pub enum PathElem {
 }
 
 /// An AS path, first hop first, origin last.
+///
+/// Held as the first hop (when it is a single ASN) and the rest of the path behind a shared
+/// pointer: routes of different vantage points often differ only in their first hop (the
+/// peer's own ASN), so the engine holds each distinct rest once (`src/engine/interner.rs`).
+/// The split is canonical (the first element is in `head` exactly when it is an ASN), so two
+/// equal paths always compare and hash equal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct AsPath(pub Vec<PathElem>);
+pub struct AsPath {
+    /// The first hop, when the path starts with a single ASN (always [`PathElem::Asn`]).
+    head: Option<PathElem>,
+    /// The elements after `head` (all of them when `head` is `None`).
+    rest: Arc<[PathElem]>,
+}
+
+impl From<Vec<PathElem>> for AsPath {
+    fn from(elems: Vec<PathElem>) -> Self {
+        AsPath::new(&elems)
+    }
+}
 
 impl AsPath {
+    /// A path of these elements, first hop first.
+    pub fn new(elems: &[PathElem]) -> Self {
+        match elems.split_first() {
+            Some((head @ PathElem::Asn(_), rest)) => AsPath {
+                head: Some(head.clone()),
+                rest: rest.into(),
+            },
+            _ => AsPath {
+                head: None,
+                rest: elems.into(),
+            },
+        }
+    }
+
     /// A path made only of sequence ASNs.
     pub fn from_asns(asns: impl IntoIterator<Item = u32>) -> Self {
-        AsPath(asns.into_iter().map(PathElem::Asn).collect())
+        let elems: Vec<PathElem> = asns.into_iter().map(PathElem::Asn).collect();
+        AsPath::new(&elems)
+    }
+
+    /// The path with first hop `head` and then `rest`; `head` `None` when `rest` is the whole
+    /// path, which then does not start with a single ASN. The engine rebuilds its held routes'
+    /// paths this way without copying them.
+    pub(crate) fn from_parts(head: Option<u32>, rest: Arc<[PathElem]>) -> Self {
+        debug_assert!(head.is_some() || !matches!(rest.first(), Some(PathElem::Asn(_))));
+        AsPath {
+            head: head.map(PathElem::Asn),
+            rest,
+        }
+    }
+
+    /// The first hop when it is a single ASN (see [`AsPath::rest`]).
+    pub(crate) fn head_asn(&self) -> Option<u32> {
+        match self.head {
+            Some(PathElem::Asn(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The elements after the first hop when that is a single ASN, else the whole path.
+    pub(crate) fn rest(&self) -> &Arc<[PathElem]> {
+        &self.rest
+    }
+
+    /// The elements, first hop first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &PathElem> + Clone + '_ {
+        self.head.iter().chain(self.rest.iter())
+    }
+
+    /// The first hop.
+    pub fn first(&self) -> Option<&PathElem> {
+        self.head.as_ref().or_else(|| self.rest.first())
+    }
+
+    /// The origin element.
+    pub fn last(&self) -> Option<&PathElem> {
+        self.rest.last().or(self.head.as_ref())
+    }
+
+    /// The elements as a vector, first hop first.
+    pub fn to_vec(&self) -> Vec<PathElem> {
+        self.iter().cloned().collect()
     }
 
     /// The possible origins: the last ASN, or every member of an AS_SET in origin position.
     pub fn origins(&self) -> &[u32] {
-        match self.0.last() {
+        match self.last() {
             Some(PathElem::Asn(a)) => std::slice::from_ref(a),
             Some(PathElem::Set(s)) => s,
             None => &[],
@@ -210,7 +286,7 @@ impl AsPath {
     /// `None` when the origin is the first hop, when the path is empty, or when the element
     /// before the origin is an AS_SET (no single neighbour can be named).
     pub fn origin_neighbor(&self) -> Option<u32> {
-        let mut rev = self.0.iter().rev();
+        let mut rev = self.iter().rev();
         let origin = rev.next()?;
         for elem in rev {
             if elem != origin {
@@ -225,19 +301,19 @@ impl AsPath {
 
     /// Number of elements (an AS_SET counts once, as in the BGP decision process).
     pub fn len(&self) -> usize {
-        self.0.len()
+        usize::from(self.head.is_some()) + self.rest.len()
     }
 
     /// True for an empty path (a route originated by the peer itself over iBGP).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
 
 impl fmt::Display for AsPath {
     /// Space-separated, AS_SETs as `{a,b}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, elem) in self.0.iter().enumerate() {
+        for (i, elem) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
@@ -295,8 +371,8 @@ impl Serialize for Community {
 pub struct RouteAttrs {
     /// AS path, first hop first.
     pub path: AsPath,
-    /// Communities, standard and large.
-    pub communities: Vec<Community>,
+    /// Communities, standard and large; shared like the rest of the path.
+    pub communities: Arc<[Community]>,
     /// Next hop, when the feed reports one.
     pub next_hop: Option<IpAddr>,
 }
@@ -406,7 +482,7 @@ mod tests {
         assert_eq!(p.origins(), &[18196]);
         let p = AsPath::from_asns([18196, 18196]);
         assert_eq!(p.origin_neighbor(), None);
-        let p = AsPath(vec![PathElem::Asn(1), PathElem::Set(vec![2, 3].into())]);
+        let p = AsPath::from(vec![PathElem::Asn(1), PathElem::Set(vec![2, 3].into())]);
         assert_eq!(p.origins(), &[2, 3]);
         assert_eq!(p.origin_neighbor(), Some(1));
         assert_eq!(p.to_string(), "1 {2,3}");

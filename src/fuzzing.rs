@@ -30,7 +30,7 @@ fn check_events(events: &[FeedEvent], limited: bool) {
         let FeedEvent::Route(r) = ev else { continue };
         assert_eq!(r.prefix, r.prefix.trunc(), "prefix not normalised");
         if let (true, RouteChange::Announce(a)) = (limited, &r.change) {
-            assert!(a.path.0.len() <= MAX_AS_PATH_LEN, "AS path over the limit");
+            assert!(a.path.len() <= MAX_AS_PATH_LEN, "AS path over the limit");
         }
     }
 }

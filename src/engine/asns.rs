@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::baseline::Baseline;
 use super::detect::{self, Context};
+use super::interner::AttrTable;
 use super::lifecycle::{self, About, Condition, Facts, Next, Reporting, Thresholds};
 use super::routes::{self, VpRoutes};
 use super::vps::VpId;
@@ -56,6 +57,8 @@ pub(super) struct AsnMonitor {
     monitored: HashMap<u32, Monitored>,
     /// Routes of unwatched prefixes originated by a monitored ASN.
     routes: FastMap<IpNet, VpRoutes>,
+    /// The attributes of `routes` and of the sightings' sample routes, each held once.
+    table: AttrTable,
     conditions: HashMap<AlertKey, Condition>,
     neighbors: HashMap<(u32, u32, NeighborSide), NeighborSighting>,
     next_expiry: Option<Timestamp>,
@@ -162,14 +165,9 @@ impl AsnMonitor {
                     .iter()
                     .any(|o| self.sorted.binary_search(o).is_ok()) =>
             {
+                let attrs = self.table.intern(attrs);
                 by_vp
-                    .insert(
-                        vp,
-                        Route {
-                            attrs: attrs.clone(),
-                            since: ts,
-                        },
-                    )
+                    .insert(vp, Route { attrs, since: ts })
                     .map(|r| r.attrs)
             }
             // A monitored origin's route replaced by another origin's, or withdrawn.
@@ -179,19 +177,25 @@ impl AsnMonitor {
             .routes
             .get(&prefix)
             .and_then(|m| m.get(&vp))
-            .map(|r| r.attrs.clone());
+            .map(|r| r.attrs.to_attrs());
         if self.routes.get(&prefix).is_some_and(|m| m.is_empty()) {
             self.routes.remove(&prefix);
         }
         if self.loading_rib {
+            if let Some(old) = old {
+                self.table.release(old);
+            }
             return;
         }
         let before = old
-            .as_deref()
-            .map(|a| self.findings(out.ctx, &prefix, a))
+            .as_ref()
+            .map(|a| self.findings(out.ctx, &prefix, &a.to_attrs()))
             .unwrap_or_default();
+        if let Some(old) = old {
+            self.table.release(old);
+        }
         let after = new
-            .as_deref()
+            .as_ref()
             .map(|a| self.findings(out.ctx, &prefix, a))
             .unwrap_or_default();
         for f in before.iter().filter(|f| !after.contains(f)) {
@@ -295,7 +299,7 @@ impl AsnMonitor {
         let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
         for (prefix, by_vp) in &self.routes {
             for (vp, r) in by_vp.iter() {
-                for f in self.findings(out.ctx, prefix, &r.attrs) {
+                for f in self.findings(out.ctx, prefix, &r.attrs.to_attrs()) {
                     let k = AlertKey {
                         rule: f.rule,
                         watched_prefix: *prefix,
@@ -335,7 +339,7 @@ impl AsnMonitor {
         ts: Timestamp,
         out: &mut Reporting<'_>,
     ) {
-        let path = &attrs.path.0;
+        let path: Vec<&PathElem> = attrs.path.iter().collect();
         if !path.iter().any(|e| match e {
             PathElem::Asn(a) => self.is_monitored(*a),
             PathElem::Set(_) => false,
@@ -344,7 +348,7 @@ impl AsnMonitor {
         }
         // Collapse prepends; an AS_SET breaks adjacency (None).
         let mut seq: Vec<Option<u32>> = Vec::with_capacity(path.len());
-        for e in path {
+        for e in path.iter().copied() {
             let v = match e {
                 PathElem::Asn(a) => Some(*a),
                 PathElem::Set(_) => None,
@@ -443,7 +447,7 @@ impl AsnMonitor {
         }
         if s.routes.len() < SAMPLE_SIZE {
             let route = Route {
-                attrs: attrs.clone(),
+                attrs: self.table.intern(attrs),
                 since: ts,
             };
             s.routes.push((vp, route));

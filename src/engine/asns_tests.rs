@@ -157,7 +157,7 @@ fn new_neighbor_with_configured_lists() {
                 5,
                 1,
                 "172.20.0.0/16",
-                AsPath(vec![
+                AsPath::from(vec![
                     PathElem::Asn(1),
                     PathElem::Asn(100),
                     PathElem::Set(vec![11, 12].into()),
@@ -168,7 +168,7 @@ fn new_neighbor_with_configured_lists() {
                 5,
                 2,
                 "172.20.0.0/16",
-                AsPath(vec![
+                AsPath::from(vec![
                     PathElem::Asn(2),
                     PathElem::Asn(100),
                     PathElem::Set(vec![11, 12].into()),
@@ -295,7 +295,7 @@ fn hostile_paths_do_not_panic_in_any_detector() {
                 i as i64,
                 1,
                 prefix,
-                AsPath(path.clone()),
+                AsPath::from(path.clone()),
                 &[],
             ));
             e.process(&withdraw(i as i64, 1, prefix));

@@ -79,7 +79,7 @@ pub fn compile_paths(rules: &[PathRule]) -> Vec<CompiledPathRule> {
 pub fn path_length(path: &AsPath) -> usize {
     let mut n = 0;
     let mut prev: Option<&PathElem> = None;
-    for elem in &path.0 {
+    for elem in path.iter() {
         if prev != Some(elem) {
             n += 1;
         }
@@ -153,7 +153,7 @@ pub(super) fn findings(ctx: &Context, w: &Watched, prefix: IpNet, attrs: &RouteA
         return out;
     }
     let rov = ctx.rov(&prefix, &attrs.path);
-    let single_origin = match attrs.path.0.last() {
+    let single_origin = match attrs.path.last() {
         Some(PathElem::Asn(a)) => *a,
         _ => 0,
     };
@@ -253,7 +253,7 @@ pub fn labelled_communities<'a>(
         return out;
     }
     for r in routes {
-        for c in &r.communities {
+        for c in r.communities.iter() {
             if let Some(l) = ctx.communities.iter().find(|l| l.pattern.matches(c)) {
                 let s = format!("{c} ({})", l.label);
                 if !out.contains(&s) {

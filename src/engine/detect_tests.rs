@@ -187,7 +187,7 @@ fn route_leak_fires_for_aspa_invalid_paths_only() {
         a.summary()
     );
     // An AS_SET makes the path unverifiable: no leak claimed.
-    let set = AsPath(vec![
+    let set = AsPath::from(vec![
         PathElem::Asn(40),
         PathElem::Asn(30),
         PathElem::Asn(20),

@@ -239,7 +239,7 @@ fn condition_about(watched: &Watched, k: &AlertKey, facts: &Facts) -> About {
     let first_origin = facts
         .sampled
         .first()
-        .and_then(|(_, a)| match a.path.0.last() {
+        .and_then(|(_, a)| match a.path.last() {
             Some(PathElem::Asn(o)) => Some(*o),
             _ => None,
         });

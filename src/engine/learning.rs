@@ -125,10 +125,15 @@ impl Engine {
             .collect();
         let mut changed = false;
         for prefix in under {
-            let routes: Vec<(VpId, std::sync::Arc<RouteAttrs>)> = self
+            let routes: Vec<(VpId, RouteAttrs)> = self
                 .routes
                 .get(&prefix)
-                .map(|by_vp| by_vp.iter().map(|(vp, r)| (vp, r.attrs.clone())).collect())
+                .map(|by_vp| {
+                    by_vp
+                        .iter()
+                        .map(|(vp, r)| (vp, r.attrs.to_attrs()))
+                        .collect()
+                })
                 .unwrap_or_default();
             for (vp, attrs) in routes {
                 changed |= self.count_route(w, prefix, vp, &attrs);

@@ -411,17 +411,18 @@ pub(super) fn sample<'a>(
                 let i = p
                     .routes
                     .iter()
-                    .position(|(v, a)| *v == id && same_attrs(a, &route.attrs))?;
+                    .position(|(v, a)| *v == id && route.attrs.is(a))?;
                 p.sample.get(i)
             });
             VpSample {
                 vantage_point: vps.name(id).to_owned(),
-                as_path: known.map_or_else(|| route.attrs.path.to_string(), |s| s.as_path.clone()),
+                as_path: known
+                    .map_or_else(|| route.attrs.path().to_string(), |s| s.as_path.clone()),
                 communities: known.map_or_else(
                     || {
                         route
                             .attrs
-                            .communities
+                            .communities()
                             .iter()
                             .take(MAX_SAMPLE_COMMUNITIES)
                             .map(|c| c.to_string())
@@ -435,14 +436,9 @@ pub(super) fn sample<'a>(
         .collect();
     let routes = picked
         .into_iter()
-        .map(|(id, route)| (id, route.attrs.clone()))
+        .map(|(id, route)| (id, Arc::new(route.attrs.to_attrs())))
         .collect();
     (sample, routes)
-}
-
-/// True when two attribute sets are equal: the same set (held once by the engine) or equal ones.
-fn same_attrs(a: &Arc<RouteAttrs>, b: &Arc<RouteAttrs>) -> bool {
-    Arc::ptr_eq(a, b) || a == b
 }
 
 #[cfg(test)]
@@ -490,7 +486,7 @@ mod tests {
         );
         // VP 2 is seen first (the lower internal id) with an AS_SET origin, which no VRP
         // matches; VP 1, first in the sample's order, with a plain valid origin.
-        let set = AsPath(vec![PathElem::Asn(2), PathElem::Set(vec![100].into())]);
+        let set = AsPath::from(vec![PathElem::Asn(2), PathElem::Set(vec![100].into())]);
         let got = fired(
             &mut e,
             &[
@@ -558,12 +554,13 @@ mod tests {
             .iter()
             .map(|&n| vps.intern(&vp(n)))
             .collect();
-        let route = |path: &[u32], c: u16, t: i64| Route {
-            attrs: Arc::new(RouteAttrs {
+        let mut table = super::super::interner::AttrTable::default();
+        let mut route = |path: &[u32], c: u16, t: i64| Route {
+            attrs: table.intern(&Arc::new(RouteAttrs {
                 path: AsPath::from_asns(path.iter().copied()),
-                communities: vec![Community::Standard(c, 1), Community::Large(1, 2, 3)],
+                communities: vec![Community::Standard(c, 1), Community::Large(1, 2, 3)].into(),
                 next_hop: None,
-            }),
+            })),
             since: Timestamp(t),
         };
         let before: Vec<(u32, Route)> = ids

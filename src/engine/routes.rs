@@ -2,7 +2,7 @@
 //!
 //! VP ids are dense (0, 1, 2, … in order of first sight) and a watched prefix is usually
 //! routed by most VPs, so routes sit in slots indexed by VP id rather than in a hash map: a
-//! lookup is an index, a route costs its 16 bytes, and the storage grows one small chunk at a
+//! lookup is an index, a route costs its 24 bytes, and the storage grows one small chunk at a
 //! time instead of doubling a table (which keeps the old and the new table alive at once).
 //! Chunks are allocated only where some VP in their id range routes the prefix, so a
 //! prefix seen by a few VPs stays small.
@@ -169,12 +169,13 @@ mod tests {
     use crate::event::{AsPath, RouteAttrs, Timestamp};
 
     fn route(t: i64) -> Route {
+        let mut table = super::super::interner::AttrTable::default();
         Route {
-            attrs: Arc::new(RouteAttrs {
+            attrs: table.intern(&Arc::new(RouteAttrs {
                 path: AsPath::from_asns([64500]),
-                communities: Vec::new(),
+                communities: Vec::new().into(),
                 next_hop: None,
-            }),
+            })),
             since: Timestamp(t),
         }
     }

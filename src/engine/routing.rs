@@ -13,7 +13,7 @@ use super::vps::VpId;
 use super::watched::WatchId;
 use super::{Chain, Engine, Finding, Route, detect, key};
 use crate::alerts::AlertKey;
-use crate::event::{RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint};
+use crate::event::{RouteChange, RouteEvent, Timestamp, VantagePoint};
 
 impl Engine {
     /// The monitored-ASN detectors: neighbours in any path, and the routes of unwatched
@@ -76,7 +76,9 @@ impl Engine {
             RouteChange::Withdraw => None,
         };
         let by_vp = self.routes.entry(prefix).or_default();
-        let (old, new) = match held {
+        // `same`: a re-announcement of the route held (common in real streams), whose
+        // findings need no second look.
+        let (old, new, same) = match held {
             Some((held, attrs)) => {
                 let old = by_vp.insert(
                     vp,
@@ -85,9 +87,12 @@ impl Engine {
                         since: ts,
                     },
                 );
-                (old.map(|r| r.attrs), Some(attrs))
+                let same = old
+                    .as_ref()
+                    .is_some_and(|o| by_vp.get(&vp).is_some_and(|r| r.attrs == o.attrs));
+                (old.map(|r| r.attrs), Some(&**attrs), same)
             }
-            None => (by_vp.remove(&vp).map(|r| r.attrs), None),
+            None => (by_vp.remove(&vp).map(|r| r.attrs), None, false),
         };
         let visible = by_vp.len();
         if visible == 0 {
@@ -120,20 +125,21 @@ impl Engine {
         // Only the longest watched prefix covering the route judges it (`covering` is
         // shortest first); the others just list it among their routed more-specifics.
         if let Some(&w) = covering.last() {
-            if let Some(attrs) = &new
+            if let Some(attrs) = new
                 && self.learn(w, prefix, vp, attrs, ts)
             {
                 // The baseline grew: every route under this watched prefix is judged anew.
                 self.rebuild_conditions(w, ts);
             } else if !self.loading_rib {
                 let watched = &self.watched[w];
-                let before = old
-                    .as_deref()
-                    .map(|a| detect::findings(&self.ctx, watched, prefix, a))
-                    .unwrap_or_default();
                 let after = new
                     .map(|a| detect::findings(&self.ctx, watched, prefix, a))
                     .unwrap_or_default();
+                let before = match &old {
+                    Some(_) if same => after.clone(),
+                    Some(a) => detect::findings(&self.ctx, watched, prefix, &a.to_attrs()),
+                    None => Default::default(),
+                };
                 for f in before.iter().filter(|f| !after.contains(f)) {
                     self.remove_vp(w, prefix, *f, vp, ts);
                 }
@@ -145,8 +151,8 @@ impl Engine {
                     }
                 }
                 // (After a rebuild the count is already fresh.)
-                let delta = i64::from(new.is_some_and(|a| self.allowed(w, a)))
-                    - i64::from(old.as_deref().is_some_and(|a| self.allowed(w, a)));
+                let delta = i64::from(new.is_some_and(|a| self.allowed(w, a.path.origins())))
+                    - i64::from(old.as_ref().is_some_and(|a| self.allowed(w, a.origins())));
                 self.count_visibility(w, prefix, delta);
             }
         }
@@ -157,8 +163,7 @@ impl Engine {
 
     /// True when every origin of the route is allowed for watched prefix `w`: the route is
     /// the owner's, so it counts as visibility.
-    fn allowed(&self, w: WatchId, attrs: &RouteAttrs) -> bool {
-        let origins = attrs.path.origins();
+    fn allowed(&self, w: WatchId, origins: &[u32]) -> bool {
         let baseline = &self.watched[w].origins;
         !origins.is_empty() && origins.iter().all(|o| baseline.contains(*o))
     }
@@ -182,7 +187,10 @@ impl Engine {
             return;
         }
         let allowed = self.routes.get(&prefix).map_or(0, |by_vp| {
-            by_vp.values().filter(|r| self.allowed(w, &r.attrs)).count()
+            by_vp
+                .values()
+                .filter(|r| self.allowed(w, r.attrs.origins()))
+                .count()
         });
         let state = self.visibility.entry((w, prefix)).or_default();
         state.allowed = allowed as u32;
@@ -215,7 +223,7 @@ impl Engine {
                 continue;
             };
             for (vp, route) in by_vp.iter() {
-                for f in detect::findings(&self.ctx, watched, *prefix, &route.attrs) {
+                for f in detect::findings(&self.ctx, watched, *prefix, &route.attrs.to_attrs()) {
                     fresh.entry(key(net, *prefix, f)).or_default().insert(vp);
                 }
             }

@@ -68,10 +68,11 @@ impl Engine {
 
     /// The whole state.
     pub fn export_state(&self) -> EngineState {
+        let mut exported = Exported::default();
         let mut routes: Vec<PrefixRoutes> = self
             .routes
             .iter()
-            .map(|(p, by_vp)| prefix_routes(*p, by_vp))
+            .map(|(p, by_vp)| exported.prefix_routes(*p, by_vp))
             .collect();
         routes.sort_by_key(|r| r.prefix);
         EngineState {
@@ -117,10 +118,11 @@ impl Engine {
     pub fn take_changes(&mut self) -> EngineState {
         let mut dirty: Vec<IpNet> = self.dirty.drain().collect();
         dirty.sort_unstable();
+        let mut exported = Exported::default();
         let routes = dirty
             .into_iter()
             .map(|p| match self.routes.get(&p) {
-                Some(by_vp) => prefix_routes(p, by_vp),
+                Some(by_vp) => exported.prefix_routes(p, by_vp),
                 None => PrefixRoutes {
                     prefix: p,
                     routes: Vec::new(),
@@ -311,7 +313,7 @@ impl Engine {
             let w = &e.watched[i];
             let net = w.cfg.prefix;
             for (vp, route) in by_vp.iter() {
-                for f in detect::findings(&e.ctx, w, *prefix, &route.attrs) {
+                for f in detect::findings(&e.ctx, w, *prefix, &route.attrs.to_attrs()) {
                     let c = e.conditions.get_or_new(key(net, *prefix, f), now);
                     c.vps.insert(vp);
                     c.peak = c.peak.max(c.vps.len() as u32);
@@ -413,11 +415,28 @@ impl Engine {
 
 type AlertKeyAt = (WatchId, crate::alerts::AlertKey);
 
-fn prefix_routes(prefix: IpNet, by_vp: &VpRoutes) -> PrefixRoutes {
-    let mut routes: Vec<(u32, Arc<RouteAttrs>, Timestamp)> = by_vp
-        .iter()
-        .map(|(vp, r)| (vp, r.attrs.clone(), r.since))
-        .collect();
-    routes.sort_unstable_by_key(|r| r.0);
-    PrefixRoutes { prefix, routes }
+/// Routes as exported: the engine holds a route's first hop and IPv4 next hop beside a
+/// pointer to the rest, and hands each distinct attribute set out once per export as an
+/// `Arc<RouteAttrs>` (its parts shared with the engine's), so the store still writes each
+/// distinct set of a prefix once.
+#[derive(Default)]
+struct Exported {
+    made: super::FastMap<(usize, u32, u32), Arc<RouteAttrs>>,
+}
+
+impl Exported {
+    fn prefix_routes(&mut self, prefix: IpNet, by_vp: &VpRoutes) -> PrefixRoutes {
+        let routes: Vec<(u32, Arc<RouteAttrs>, Timestamp)> = by_vp
+            .iter()
+            .map(|(vp, r)| {
+                let attrs = self
+                    .made
+                    .entry(r.attrs.key())
+                    .or_insert_with(|| Arc::new(r.attrs.to_attrs()));
+                (vp, attrs.clone(), r.since)
+            })
+            .collect();
+        // (In VP id order already: the slots iterate that way.)
+        PrefixRoutes { prefix, routes }
+    }
 }

@@ -61,7 +61,7 @@ pub fn announce_with(
         prefix: prefix.parse().unwrap(),
         change: RouteChange::Announce(Arc::new(RouteAttrs {
             path,
-            communities: communities.to_vec(),
+            communities: communities.into(),
             next_hop: None,
         })),
     })

@@ -86,7 +86,7 @@ fn alert_carries_the_incident() {
 fn as_set_origin_is_a_hijack_only_for_members_not_allowed() {
     let mut e = engine(EXACT);
     let set = |members: &[u32]| {
-        AsPath(vec![
+        AsPath::from(vec![
             PathElem::Asn(1),
             PathElem::Asn(200),
             PathElem::Set(members.into()),

@@ -123,7 +123,7 @@ impl Engine {
                         let by_vp = self.routes.get(p)?;
                         let mut origins: HashMap<u32, usize> = HashMap::new();
                         for r in by_vp.values() {
-                            for o in r.attrs.path.origins() {
+                            for o in r.attrs.origins() {
                                 *origins.entry(*o).or_default() += 1;
                             }
                         }
@@ -255,7 +255,7 @@ mod tests {
             change: match path {
                 Some(p) => RouteChange::Announce(Arc::new(RouteAttrs {
                     path: AsPath::from_asns(p.iter().copied()),
-                    communities: Vec::new(),
+                    communities: Vec::new().into(),
                     next_hop: None,
                 })),
                 None => RouteChange::Withdraw,

@@ -43,8 +43,8 @@ pub fn verify_path<'a>(
         leaker: None,
     };
     // Origin first, prepends collapsed.
-    let mut asns: Vec<u32> = Vec::with_capacity(path.0.len());
-    for elem in path.0.iter().rev() {
+    let mut asns: Vec<u32> = Vec::with_capacity(path.len());
+    for elem in path.iter().rev() {
         match elem {
             PathElem::Asn(a) => {
                 if asns.last() != Some(a) {

@@ -174,7 +174,7 @@ impl RpkiData {
 
     /// ROV state of a route: its prefix and the origin of its AS path.
     pub fn rov_of_path(&self, prefix: &IpNet, path: &AsPath) -> RovState {
-        let origin = match path.0.last() {
+        let origin = match path.last() {
             Some(PathElem::Asn(a)) => Some(*a),
             _ => None,
         };

@@ -191,7 +191,7 @@ fn route_origin_validation_follows_rfc_6811() {
     assert_eq!(d.rov(&net("10.0.0.0/8"), Some(100)), RovState::NotFound);
     assert_eq!(d.rov(&net("192.0.2.0/24"), Some(100)), RovState::NotFound);
     // No single origin (AS_SET): covered means invalid.
-    let set = AsPath(vec![PathElem::Asn(1), PathElem::Set(vec![100, 200].into())]);
+    let set = AsPath::from(vec![PathElem::Asn(1), PathElem::Set(vec![100, 200].into())]);
     assert_eq!(d.rov_of_path(&net("10.0.0.0/16"), &set), RovState::Invalid);
     assert_eq!(
         d.rov_of_path(&net("192.0.2.0/24"), &set),
@@ -316,7 +316,7 @@ fn aspa_downstream_verification() {
 fn aspa_paths_with_sets_or_nothing_are_unverifiable() {
     let d = world();
     for proc_ in [AspaProcedure::Upstream, AspaProcedure::Downstream] {
-        let p = AsPath(vec![
+        let p = AsPath::from(vec![
             PathElem::Asn(10),
             PathElem::Asn(11),
             PathElem::Set(vec![111, 112].into()),

@@ -80,7 +80,6 @@ pub fn encode_routes_v1(routes: &[(u32, Arc<RouteAttrs>, Timestamp)]) -> Vec<u8>
             since: since.0,
             path: attrs
                 .path
-                .0
                 .iter()
                 .map(|e| match e {
                     PathElem::Asn(a) => Elem::A(*a),
@@ -111,14 +110,14 @@ pub fn decode_routes_v1(
     let mut seen: Vec<Arc<RouteAttrs>> = Vec::new();
     for r in records {
         let attrs = RouteAttrs {
-            path: AsPath(
+            path: AsPath::from(
                 r.path
                     .into_iter()
                     .map(|e| match e {
                         Elem::A(a) => PathElem::Asn(a),
                         Elem::S(s) => PathElem::Set(s.into()),
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ),
             communities: r
                 .communities
@@ -254,8 +253,8 @@ impl RoutesEncoder {
 }
 
 fn encode_attrs(out: &mut Vec<u8>, a: &RouteAttrs) {
-    put_varint(out, a.path.0.len() as u64);
-    for e in &a.path.0 {
+    put_varint(out, a.path.len() as u64);
+    for e in a.path.iter() {
         match e {
             PathElem::Asn(x) => put_varint(out, (*x as u64) << 1),
             PathElem::Set(s) => {
@@ -267,7 +266,7 @@ fn encode_attrs(out: &mut Vec<u8>, a: &RouteAttrs) {
         }
     }
     put_varint(out, a.communities.len() as u64);
-    for c in &a.communities {
+    for c in a.communities.iter() {
         match *c {
             Community::Standard(x, y) => put_varint(out, (((x as u64) << 16) | y as u64) << 1),
             Community::Large(x, y, z) => {
@@ -387,8 +386,8 @@ fn decode_attrs(bytes: &[u8]) -> Result<RouteAttrs, DecodeError> {
         return Err(DecodeError("trailing bytes in attributes"));
     }
     Ok(RouteAttrs {
-        path: AsPath(path),
-        communities,
+        path: AsPath::from(path),
+        communities: communities.into(),
         next_hop,
     })
 }

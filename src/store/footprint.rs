@@ -63,7 +63,6 @@ fn routes(r: &PrefixRoutes) -> usize {
 fn route_attrs(a: &RouteAttrs) -> usize {
     size_of::<RouteAttrs>()
         + a.path
-            .0
             .iter()
             .map(|e| {
                 size_of::<PathElem>()

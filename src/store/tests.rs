@@ -49,7 +49,7 @@ fn engine_with_hijack() -> (
             prefix: prefix.parse().unwrap(),
             change: RouteChange::Announce(Arc::new(RouteAttrs {
                 path: AsPath::from_asns(path),
-                communities: vec![crate::event::Community::Large(1, 2, 3)],
+                communities: vec![crate::event::Community::Large(1, 2, 3)].into(),
                 next_hop: Some([192, 0, 2, 1].into()),
             })),
         }));
@@ -203,7 +203,7 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
 fn sample_routes() -> Vec<(u32, Arc<RouteAttrs>, Timestamp)> {
     use crate::event::{Community, PathElem};
     let shared = Arc::new(RouteAttrs {
-        path: AsPath(vec![
+        path: AsPath::from(vec![
             PathElem::Asn(3356),
             PathElem::Asn(u32::MAX),
             PathElem::Set(vec![64500, 4_200_000_000].into()),
@@ -211,12 +211,13 @@ fn sample_routes() -> Vec<(u32, Arc<RouteAttrs>, Timestamp)> {
         communities: vec![
             Community::Standard(65535, 0),
             Community::Large(u32::MAX, 0, 7),
-        ],
+        ]
+        .into(),
         next_hop: Some("2001:db8::1".parse().unwrap()),
     });
     let other = Arc::new(RouteAttrs {
         path: AsPath::default(),
-        communities: Vec::new(),
+        communities: Vec::new().into(),
         next_hop: Some([192, 0, 2, 1].into()),
     });
     let bare = Arc::new(RouteAttrs::default());

@@ -172,7 +172,7 @@ fn as_set_paths_on_real_data_are_rov_invalid_and_aspa_unverifiable() {
     );
     let (data, _) = load_files(&[fixture("rpki/aspa-2016.json")]).unwrap();
     let seq = |last: PathElem| {
-        AsPath(vec![
+        AsPath::from(vec![
             PathElem::Asn(13237),
             PathElem::Asn(1299),
             PathElem::Asn(1239),

@@ -65,7 +65,7 @@ fn beacon_with_hijacker() -> (Vec<FeedEvent>, Timestamp) {
         if let RouteChange::Announce(a) = &r.change
             && !vps.iter().any(|(v, _)| v == &r.vp)
         {
-            vps.push((r.vp.clone(), a.path.0.first().cloned()));
+            vps.push((r.vp.clone(), a.path.first().cloned()));
         }
     }
     assert!(vps.len() >= 10, "the beacon is seen by {} VPs", vps.len());
@@ -82,7 +82,7 @@ fn beacon_with_hijacker() -> (Vec<FeedEvent>, Timestamp) {
             prefix: prefix.parse().unwrap(),
             change: RouteChange::Announce(Arc::new(RouteAttrs {
                 path: AsPath::from_asns(path),
-                communities: Vec::new(),
+                communities: Vec::new().into(),
                 next_hop: None,
             })),
         }

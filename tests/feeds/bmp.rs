@@ -28,7 +28,6 @@ fn real_routes(n: usize) -> (Vec<Route>, Vec<u32>, Vec<u32>) {
             };
             let Some(path) = a
                 .path
-                .0
                 .iter()
                 .map(|p| match p {
                     PathElem::Asn(a) => Some(*a),

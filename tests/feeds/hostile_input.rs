@@ -254,7 +254,7 @@ proptest! {
             match &r.change {
                 RouteChange::Announce(attrs) => {
                     prop_assert!(i < a.len());
-                    prop_assert_eq!(&attrs.path, &AsPath(path.clone()));
+                    prop_assert_eq!(&attrs.path, &AsPath::from(path.clone()));
                 }
                 RouteChange::Withdraw => prop_assert!(i >= a.len()),
             }
@@ -276,7 +276,7 @@ proptest! {
             let FeedEvent::Route(r) = ev else { panic!("not a route event") };
             prop_assert_eq!(r.prefix, normalised(*p));
             let RouteChange::Announce(attrs) = &r.change else { panic!("not an announcement") };
-            prop_assert_eq!(&attrs.path, &AsPath(path.clone()));
+            prop_assert_eq!(&attrs.path, &AsPath::from(path.clone()));
         }
     }
 }

@@ -203,7 +203,7 @@ fn the_real_frames_parse_as_expected() {
         panic!()
     };
     assert_eq!(a.communities.len(), 8);
-    assert_eq!(a.path.0.last(), Some(&PathElem::Asn(28438)));
+    assert_eq!(a.path.last(), Some(&PathElem::Asn(28438)));
     let withdrawn: Vec<String> = ev[1..]
         .iter()
         .map(|e| {

@@ -76,7 +76,7 @@ fn state(events: &[FeedEvent], until: Timestamp, under: &[IpNet]) -> Rib {
                             Route {
                                 peer_asn: r.vp.peer_asn,
                                 path: a.path.clone(),
-                                communities: a.communities.clone(),
+                                communities: a.communities.to_vec(),
                             },
                         );
                     }
@@ -89,13 +89,13 @@ fn state(events: &[FeedEvent], until: Timestamp, under: &[IpNet]) -> Rib {
             _ => {}
         }
     }
-    rib.retain(|_, r| r.path.0.first() == Some(&PathElem::Asn(r.peer_asn)));
+    rib.retain(|_, r| r.path.first() == Some(&PathElem::Asn(r.peer_asn)));
     rib
 }
 
 fn path_json(p: &AsPath) -> Value {
     Value::Array(
-        p.0.iter()
+        p.iter()
             .map(|e| match e {
                 PathElem::Asn(a) => json!(a),
                 PathElem::Set(s) => json!(s.to_vec()),
@@ -107,8 +107,7 @@ fn path_json(p: &AsPath) -> Value {
 /// The ASNs of a path's sequence (RIS Live frames carry sets as nested lists; the test paths
 /// have none).
 fn asns(path: &AsPath) -> Vec<u32> {
-    path.0
-        .iter()
+    path.iter()
         .filter_map(|e| match e {
             PathElem::Asn(a) => Some(*a),
             PathElem::Set(_) => None,

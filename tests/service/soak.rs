@@ -98,7 +98,6 @@ fn fixture_frames() -> Vec<Frame> {
                         RouteChange::Announce(attrs) => {
                             let path: Vec<Value> = attrs
                                 .path
-                                .0
                                 .iter()
                                 .map(|e| match e {
                                     PathElem::Asn(a) => json!(a),

@@ -82,7 +82,7 @@ impl BgpLiveMsg {
                 });
                 RouteChange::Announce(Arc::new(RouteAttrs {
                     path,
-                    communities,
+                    communities: communities.into(),
                     next_hop,
                 }))
             }
@@ -372,7 +372,7 @@ pub fn parse_as_path(s: &str) -> Result<AsPath, Invalid> {
         }
     }
     check_path_len(asns)?;
-    Ok(AsPath(elems))
+    Ok(AsPath::from(elems))
 }
 
 /// Communities separated by spaces or commas: `ASN:VALUE` or large `A:B:C`. Ones that do not

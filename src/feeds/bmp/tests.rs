@@ -69,10 +69,7 @@ fn a_gobgpd_stream_becomes_route_events_per_rib() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(
-        announce.1.path.0.last(),
-        Some(&PathElem::Asn(4_200_000_001))
-    );
+    assert_eq!(announce.1.path.last(), Some(&PathElem::Asn(4_200_000_001)));
     assert_eq!(announce.1.communities[0].to_string(), "65002:1");
     assert_eq!(announce.0.exporter, Some((65001, ROUTER)));
     assert_eq!(announce.0.peer_asn, 65002);

@@ -427,7 +427,7 @@ pub(crate) fn shared_attrs(elem: &BgpElem, last: &mut Option<Arc<RouteAttrs>>) -
         communities: elem
             .communities
             .as_deref()
-            .map(convert_communities)
+            .map(|c| convert_communities(c).into())
             .unwrap_or_default(),
         next_hop: elem.next_hop,
     };
@@ -458,7 +458,7 @@ fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
             AsPathSegment::ConfedSequence(_) | AsPathSegment::ConfedSet(_) => {}
         }
     }
-    AsPath(out)
+    AsPath::from(out)
 }
 
 fn convert_communities(list: &[MetaCommunity]) -> Vec<Community> {

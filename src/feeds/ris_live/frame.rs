@@ -254,7 +254,7 @@ impl<'de> Deserialize<'de> for RisPath {
                 }
                 Ok(RisPath(match failed {
                     Some(e) => Err(e),
-                    None => check_path_len(asns).map(|()| AsPath(elems)),
+                    None => check_path_len(asns).map(|()| AsPath::from(elems)),
                 }))
             }
             json::other_json_is!(not_a_list(); scalars, object);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::frame::{Announcements, Envelope, ErrorData, MaybeMsg, MsgData, RisPath, asn_scalar};
 use crate::event::{
-    AsPath, FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
+    AsPath, Community, FeedEvent, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
 };
 use crate::feeds::admit::check_name;
 use crate::feeds::error::{Invalid, InvalidReason, check_prefix_count};
@@ -347,7 +347,7 @@ fn update_events(
             None => AsPath::default(),
             Some(RisPath(p)) => p?,
         };
-        let comms = match d.community {
+        let comms: Arc<[Community]> = match d.community {
             Some(c) => {
                 for text in c.invalid {
                     invalid.push(Invalid::new(
@@ -355,13 +355,12 @@ fn update_events(
                         format!("`{text}` is not a community"),
                     ));
                 }
-                c.list
+                c.list.into()
             }
-            None => Vec::new(),
+            None => Arc::default(),
         };
         let single = announcements.len() == 1;
         let mut path = Some(path);
-        let mut comms = Some(comms);
         for ann in announcements {
             let Some((hop, prefixes)) = &ann.0 else {
                 return Err(Invalid::new(
@@ -376,11 +375,7 @@ fn update_events(
                 } else {
                     path.clone().unwrap_or_default()
                 },
-                communities: if single {
-                    comms.take().unwrap_or_default()
-                } else {
-                    comms.clone().unwrap_or_default()
-                },
+                communities: comms.clone(),
                 next_hop: next_hop(hop.as_ref(), invalid),
             });
             for p in strings(prefixes, "prefixes")? {

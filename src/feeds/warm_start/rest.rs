@@ -224,7 +224,7 @@ fn communities_of(v: Option<&Value>, invalid: &mut Vec<Invalid>) -> Vec<Communit
 fn announce(path: AsPath, communities: Vec<Community>) -> RouteChange {
     RouteChange::Announce(Arc::new(RouteAttrs {
         path,
-        communities,
+        communities: communities.into(),
         next_hop: None,
     }))
 }

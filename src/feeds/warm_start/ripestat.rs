@@ -139,7 +139,7 @@ fn parse_path(items: &[serde_json::Value]) -> Result<AsPath, Invalid> {
             )),
         }
     }
-    Ok(AsPath(elems))
+    Ok(AsPath::from(elems))
 }
 
 fn parse_community(v: &serde_json::Value) -> Option<Community> {
@@ -240,7 +240,7 @@ fn entry(
         )
     })?;
     let path = parse_path(e.path.as_deref().ok_or_else(|| schema("no `path`"))?)?;
-    let peer_asn = match (asn, path.0.first()) {
+    let peer_asn = match (asn, path.first()) {
         (Some(a), _) => a,
         (None, Some(PathElem::Asn(a))) => *a,
         _ => return Err(schema("no peer ASN (empty path)")),
