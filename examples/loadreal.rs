@@ -13,14 +13,22 @@
 //! prefixes and prefixes with several origins are in it, and the real stream raises real alerts).
 //! Defaults apply otherwise: upstreams are learned, two VPs fire an alert, visibility is checked.
 //!
-//! Three runs, each against a fresh service and store:
+//! Four runs (`--runs`), each against a fresh service and store:
 //! 1. `max`: every frame as fast as the service reads it. Reports messages/s and CPU per message
 //!    until every event is processed, and the latency of one hijack sent right after the last
 //!    frame (it is visible only once everything before it is stored).
-//! 2. and 3. the same frames paced at 50 % and 100 % of the rate measured in run 1, with a hijack
-//!    of a watched prefix (a new origin, from two VPs) injected every `--hijack-every-ms`; each
-//!    is timed from its frames being written to the socket until `/alerts?prefix=` shows it.
-//!    Reports p50/p99/max of those latencies.
+//! 2. to 4. the same frames paced at 50 %, 80 % and 100 % of the rate measured in run 1 (or of
+//!    `--capacity`), with a hijack of a watched prefix (a new origin, from two VPs) injected
+//!    every `--hijack-every-ms`; each is timed from its frames being written to the socket until
+//!    `/alerts?prefix=` shows it. Reports p50/p99/max of those latencies, how long the service
+//!    took after the last frame to process what was still queued (`drain_after_burst_s`: 0 when
+//!    it kept up), and each hijack's latency split into stages: the service logs the instants of
+//!    each fired alert (`RUST_LOG=bgpsentry::latency=debug`, see `src/service/latency.rs`), the
+//!    rest is the wire and the feed before it and the polling after it. At 100 % of capacity the
+//!    service is busy all the time, so any slower moment leaves a queue that it never catches
+//!    up on: that run measures the bounded queue (`drain_after_burst_s`, and the `trend` of the
+//!    latency from the first to the last third of the run), not the pipeline; the figures that
+//!    describe the pipeline during a burst are those below capacity.
 
 #[path = "support/proc_stats.rs"]
 mod proc_stats;
@@ -33,7 +41,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bgpsentry::event::{Community, FeedEvent, PathElem, RouteAttrs, RouteChange, VantagePoint};
 use bgpsentry::feeds::mrt::MrtReader;
@@ -49,6 +57,8 @@ struct Args {
     prefixes: usize,
     hijack_every_ms: u64,
     runs: Vec<String>,
+    /// Frames/s taken as 100 % when no `max` run comes first.
+    capacity: Option<f64>,
 }
 
 fn args() -> Args {
@@ -58,7 +68,8 @@ fn args() -> Args {
         file: root.join("../shared/data/mrt/rrc00-updates.20190101.0000.gz"),
         prefixes: 1000,
         hijack_every_ms: 10,
-        runs: vec!["max".into(), "50".into(), "100".into()],
+        runs: vec!["max".into(), "50".into(), "80".into(), "100".into()],
+        capacity: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -69,6 +80,7 @@ fn args() -> Args {
             "--prefixes" => a.prefixes = v.parse().unwrap_or_else(|_| usage(&k)),
             "--hijack-every-ms" => a.hijack_every_ms = v.parse().unwrap_or_else(|_| usage(&k)),
             "--runs" => a.runs = v.split(',').map(str::to_string).collect(),
+            "--capacity" => a.capacity = Some(v.parse().unwrap_or_else(|_| usage(&k))),
             _ => usage(&k),
         }
     }
@@ -78,7 +90,7 @@ fn args() -> Args {
 fn usage(k: &str) -> ! {
     eprintln!(
         "bad argument {k}\nusage: loadreal [--bin PATH] [--file MRT] [--prefixes N] \
-         [--hijack-every-ms MS] [--runs max,50,100]"
+         [--hijack-every-ms MS] [--runs max,50,80,100] [--capacity FRAMES_PER_S]"
     );
     std::process::exit(2)
 }
@@ -289,7 +301,7 @@ fn load(file: &Path, n_watch: usize) -> Replay {
 enum Out {
     Frame(Utf8Bytes),
     /// Hijack frames, sent and flushed together; the time they were written is reported.
-    Hijack(Vec<String>, std::sync::mpsc::Sender<Instant>),
+    Hijack(Vec<String>, std::sync::mpsc::Sender<Written>),
 }
 
 async fn serve_ws(listener: TcpListener, mut rx: mpsc::Receiver<Out>) {
@@ -311,7 +323,10 @@ async fn serve_ws(listener: TcpListener, mut rx: mpsc::Receiver<Out>) {
                     r = r.and(sink.feed(Message::text(f)).await);
                 }
                 r = r.and(sink.flush().await);
-                let _ = tx.send(Instant::now());
+                let _ = tx.send(Written {
+                    at: Instant::now(),
+                    wall: SystemTime::now(),
+                });
                 r
             }
         };
@@ -324,9 +339,65 @@ async fn serve_ws(listener: TcpListener, mut rx: mpsc::Receiver<Out>) {
     }
 }
 
+/// When a hijack's frames were written to the socket.
+#[derive(Clone, Copy)]
+struct Written {
+    at: Instant,
+    /// The same instant on the wall clock, to line up with the service's own log.
+    wall: SystemTime,
+}
+
+/// The service's account of one alert's way to `/alerts` (its `bgpsentry::latency` debug line),
+/// in microseconds.
+#[derive(Debug, Default, Clone)]
+struct Stages {
+    received_unix_us: u64,
+    batch_events: u64,
+    group_commits: u64,
+    engine_queue_us: u64,
+    engine_us: u64,
+    commit_queue_us: u64,
+    store_wait_us: u64,
+    store_write_us: u64,
+    publish_us: u64,
+    total_us: u64,
+}
+
+/// The stages of a `bgpsentry::latency` "alert visible" line, with the alert's origin.
+fn parse_stages(line: &str) -> Option<(u32, Stages)> {
+    if !line.contains("bgpsentry::latency") || !line.contains("alert visible") {
+        return None;
+    }
+    let mut origin = None;
+    let mut s = Stages::default();
+    for kv in line.split_whitespace() {
+        let Some((k, v)) = kv.split_once('=') else {
+            continue;
+        };
+        let n = || v.parse::<u64>().ok();
+        match k {
+            "origin" => origin = v.parse::<u32>().ok(),
+            "received_unix_us" => s.received_unix_us = n()?,
+            "batch_events" => s.batch_events = n()?,
+            "group_commits" => s.group_commits = n()?,
+            "engine_queue_us" => s.engine_queue_us = n()?,
+            "engine_us" => s.engine_us = n()?,
+            "commit_queue_us" => s.commit_queue_us = n()?,
+            "store_wait_us" => s.store_wait_us = n()?,
+            "store_write_us" => s.store_write_us = n()?,
+            "publish_us" => s.publish_us = n()?,
+            "total_us" => s.total_us = n()?,
+            _ => {}
+        }
+    }
+    Some((origin?, s))
+}
+
 struct Service {
     child: Child,
     base: String,
+    /// Per-stage lines of the alerts that fired, by origin.
+    stages: Arc<Mutex<HashMap<u32, Stages>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -342,7 +413,7 @@ fn start_service(bin: &Path, replay: &Replay, ws_port: u16) -> Service {
     let mut yaml = replay.watch_yaml.clone();
     write!(
         yaml,
-        "feeds:\n  - kind: ris_live\n    url: ws://127.0.0.1:{ws_port}/v1/ws/\n    beacons: []\n\
+        "feeds:\n  - kind: ris_live\n    url: ws://127.0.0.1:{ws_port}/v1/ws/\n    beacons: []\n    warm_start: false\n\
          store:\n  path: {}\n",
         dir.path().join("store.db").display()
     )
@@ -353,16 +424,25 @@ fn start_service(bin: &Path, replay: &Replay, ws_port: u16) -> Service {
         .args(["run", "--config"])
         .arg(&config)
         .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
+        // The per-stage line of each alert that fires (see `src/service/latency.rs`).
+        .env("RUST_LOG", "info,bgpsentry::latency=debug")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let stages = Arc::new(Mutex::new(HashMap::new()));
+    let stages_in = stages.clone();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some((origin, s)) = parse_stages(&line) {
+                // The first alert with the hijacker's origin is the hijack; a `new_upstream`
+                // alert for its neighbour may follow once its hold-down has run out.
+                stages_in.lock().unwrap().entry(origin).or_insert(s);
+                continue;
+            }
             if !sent && let Some(i) = line.find("listening on http://") {
                 let addr = line[i + "listening on ".len()..]
                     .split_whitespace()
@@ -380,16 +460,34 @@ fn start_service(bin: &Path, replay: &Replay, ws_port: u16) -> Service {
     Service {
         child,
         base,
+        stages,
         _dir: dir,
     }
 }
 
 /// A hijack waiting to be seen.
 struct Pending {
+    /// Its place in the run (0 = first sent).
+    order: usize,
+    origin: u32,
     url: String,
     needle: String,
-    sent: std::sync::mpsc::Receiver<Instant>,
-    sent_at: Option<Instant>,
+    sent: std::sync::mpsc::Receiver<Written>,
+    sent_at: Option<Written>,
+    /// When the last request that did not show it yet was sent.
+    last_miss: Option<Instant>,
+}
+
+/// A hijack seen in `/alerts`.
+struct Seen {
+    order: usize,
+    origin: u32,
+    written: Written,
+    /// Frames written → the response that showed it read (an upper bound).
+    ms: f64,
+    /// How much of `ms` may be the polling's own resolution: from the start of the last
+    /// request that did not show it (or from the write) to the end of the one that did.
+    resolution_ms: f64,
 }
 
 /// Polls `/alerts?prefix=` for every pending hijack in turn until each is seen; one thread, so
@@ -397,7 +495,7 @@ struct Pending {
 fn poller(
     agent: ureq::Agent,
     pending: Arc<Mutex<Vec<Pending>>>,
-    seen: Arc<Mutex<Vec<f64>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
     loop {
@@ -413,6 +511,7 @@ fn poller(
                     }
                 }
             }
+            let asked = Instant::now();
             let body = agent.get(&p.url).call().ok().and_then(|mut r| {
                 r.body_mut()
                     .with_config()
@@ -420,12 +519,21 @@ fn poller(
                     .read_to_string()
                     .ok()
             });
-            let since = p.sent_at.map_or(Duration::ZERO, |t| t.elapsed());
+            let Some(written) = p.sent_at else { continue };
+            let since = written.at.elapsed();
             if body.is_some_and(|b| b.contains(&p.needle)) {
-                seen.lock().unwrap().push(since.as_secs_f64() * 1e3);
+                let from = p.last_miss.unwrap_or(written.at).max(written.at);
+                seen.lock().unwrap().push(Seen {
+                    order: p.order,
+                    origin: p.origin,
+                    written,
+                    ms: since.as_secs_f64() * 1e3,
+                    resolution_ms: from.elapsed().as_secs_f64() * 1e3,
+                });
             } else if since > Duration::from_secs(60) {
                 eprintln!("{} not seen within 60 s", p.needle);
             } else {
+                p.last_miss = Some(asked);
                 left.push(p);
             }
         }
@@ -445,8 +553,121 @@ struct Outcome {
     cpu_us_all: f64,
     util: f64,
     rss_mb: f64,
+    /// Frames written → visible in `/alerts`, sorted (ms).
     lat: Vec<f64>,
     sent_hijacks: usize,
+    /// Each seen hijack's latency split into stages.
+    stages: Vec<Breakdown>,
+    /// From the last frame written to every event processed: what was still queued when the
+    /// burst ended (0 when the service kept up).
+    drain_secs: f64,
+}
+
+/// One hijack's latency split into stages (ms): the wire and the feed (frames written → the
+/// feed hands the batch to the engine queue), the service's stages as it logs them, and what is
+/// left of the measured latency (the alert book → the poller's request seeing it).
+struct Breakdown {
+    order: usize,
+    total: f64,
+    parts: [f64; STAGES.len()],
+    resolution: f64,
+    batch_events: f64,
+    group_commits: f64,
+}
+
+const STAGES: [&str; 8] = [
+    "wire+feed",
+    "engine_queue",
+    "engine",
+    "commit_queue",
+    "store_wait",
+    "store_write",
+    "publish",
+    "poll",
+];
+
+fn breakdown(seen: &Seen, s: &Stages) -> Breakdown {
+    let ms = |us: u64| us as f64 / 1e3;
+    let written_us = seen
+        .written
+        .wall
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e6);
+    let wire = (s.received_unix_us as f64 - written_us) / 1e3;
+    Breakdown {
+        order: seen.order,
+        total: seen.ms,
+        parts: [
+            wire,
+            ms(s.engine_queue_us),
+            ms(s.engine_us),
+            ms(s.commit_queue_us),
+            ms(s.store_wait_us),
+            ms(s.store_write_us),
+            ms(s.publish_us),
+            seen.ms - wire - ms(s.total_us),
+        ],
+        resolution: seen.resolution_ms,
+        batch_events: s.batch_events as f64,
+        group_commits: s.group_commits as f64,
+    }
+}
+
+/// Per-stage p50/p99/max, and the mean of each stage over the slowest 10 % of the hijacks
+/// (what holds the tail).
+fn print_breakdown(label: &str, b: &[Breakdown]) {
+    if b.is_empty() {
+        return;
+    }
+    let sorted = |f: &dyn Fn(&Breakdown) -> f64| {
+        let mut v: Vec<f64> = b.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let mut by_total: Vec<&Breakdown> = b.iter().collect();
+    by_total.sort_by(|x, y| x.total.total_cmp(&y.total));
+    let tail = &by_total[by_total.len() * 9 / 10..];
+    let mean =
+        |f: &dyn Fn(&Breakdown) -> f64| tail.iter().map(|x| f(x)).sum::<f64>() / tail.len() as f64;
+    let mut line = format!("stages run={label} hijacks={}", b.len());
+    let mut show = |name: &str, f: &dyn Fn(&Breakdown) -> f64| {
+        let v = sorted(f);
+        write!(
+            line,
+            "\n  {name:<14} p50={:8.2} p99={:8.2} max={:8.2} slowest10%_mean={:8.2}",
+            pct(&v, 0.5),
+            pct(&v, 0.99),
+            v.last().copied().unwrap_or(f64::NAN),
+            mean(f)
+        )
+        .unwrap();
+    };
+    for (i, name) in STAGES.iter().enumerate() {
+        show(name, &|x: &Breakdown| x.parts[i]);
+    }
+    show("total", &|x: &Breakdown| x.total);
+    show("poll_resol.", &|x: &Breakdown| x.resolution);
+    show("batch_events", &|x: &Breakdown| x.batch_events);
+    show("group_commits", &|x: &Breakdown| x.group_commits);
+    // A queue that grows over the run shows as later hijacks waiting longer.
+    let third = b.len() / 3;
+    if third > 0 {
+        let mut by_order: Vec<&Breakdown> = b.iter().collect();
+        by_order.sort_by_key(|x| x.order);
+        let p50 = |xs: &[&Breakdown]| {
+            let mut v: Vec<f64> = xs.iter().map(|x| x.total).collect();
+            v.sort_by(f64::total_cmp);
+            pct(&v, 0.5)
+        };
+        write!(
+            line,
+            "\n  trend: p50 of the first third {:.2} ms, of the last third {:.2} ms",
+            p50(&by_order[..third]),
+            p50(&by_order[b.len() - third..])
+        )
+        .unwrap();
+    }
+    println!("{line}");
 }
 
 async fn wait_events(agent: &ureq::Agent, base: &str, target: f64, timeout: Duration) -> bool {
@@ -539,10 +760,13 @@ async fn run(a: &Args, replay: &Replay, rate: Option<f64>, every: Option<Duratio
             .collect();
         let (stx, srx) = std::sync::mpsc::channel();
         pending.lock().unwrap().push(Pending {
+            order: k - 1,
+            origin: hijacker,
             url: format!("{base}/alerts?prefix={p}"),
             needle: format!("\"origin\":{hijacker}"),
             sent: srx,
             sent_at: None,
+            last_miss: None,
         });
         Out::Hijack(frames, stx)
     };
@@ -576,6 +800,7 @@ async fn run(a: &Args, replay: &Replay, rate: Option<f64>, every: Option<Duratio
     if every.is_none() {
         let _ = tx.send(hijack(replay.times[n - 1])).await;
     }
+    let burst_end = Instant::now();
     let processed = wait_events(
         &agent,
         &base,
@@ -584,6 +809,7 @@ async fn run(a: &Args, replay: &Replay, rate: Option<f64>, every: Option<Duratio
     )
     .await;
     let secs = t0.elapsed().as_secs_f64();
+    let drain_secs = burst_end.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
     stop.store(true, std::sync::atomic::Ordering::Release);
     // Every hijack seen: everything before the last one is stored too.
@@ -591,13 +817,22 @@ async fn run(a: &Args, replay: &Replay, rate: Option<f64>, every: Option<Duratio
     let cpu_all = cpu_seconds(pid) - cpu0;
     let rss_mb = status_kb(pid, "VmHWM:") as f64 / 1024.0;
     drop(tx);
+    // The last lines of the log are read once the service is gone.
+    let stages_of = svc.stages.clone();
     drop(svc);
     let _ = server.await;
     if !processed {
         eprintln!("warning: not every event was processed");
     }
-    let mut lat = std::mem::take(&mut *seen.lock().unwrap());
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let mut lat: Vec<f64> = seen.iter().map(|s| s.ms).collect();
     lat.sort_by(f64::total_cmp);
+    let stages = {
+        let by_origin = stages_of.lock().unwrap();
+        seen.iter()
+            .filter_map(|s| Some(breakdown(s, by_origin.get(&s.origin)?)))
+            .collect()
+    };
     Outcome {
         rate: n as f64 / secs,
         secs,
@@ -607,6 +842,8 @@ async fn run(a: &Args, replay: &Replay, rate: Option<f64>, every: Option<Duratio
         rss_mb,
         lat,
         sent_hijacks: k,
+        stages,
+        drain_secs,
     }
 }
 
@@ -615,7 +852,7 @@ async fn main() {
     let a = args();
     eprintln!("reading {}…", a.file.display());
     let replay = load(&a.file, a.prefixes);
-    let mut capacity = None;
+    let mut capacity = a.capacity;
     for r in &a.runs {
         let (rate, every, label) = match r.as_str() {
             "max" => (None, None, "max".to_string()),
@@ -639,7 +876,7 @@ async fn main() {
         println!(
             "run={label} frames={} events={} seconds={:.3} msgs_per_s={:.0} cpu_us_per_msg={:.2} \
              (with the store's backlog {:.2}) cpu_util={:.2} peak_rss_mb={:.1} hijacks={} seen={} latency_ms p50={:.2} p99={:.2} \
-             max={:.2}",
+             max={:.2} drain_after_burst_s={:.3}",
             replay.frames.len(),
             replay.events,
             o.secs,
@@ -652,7 +889,9 @@ async fn main() {
             o.lat.len(),
             pct(&o.lat, 0.5),
             pct(&o.lat, 0.99),
-            o.lat.last().copied().unwrap_or(f64::NAN)
+            o.lat.last().copied().unwrap_or(f64::NAN),
+            o.drain_secs
         );
+        print_breakdown(&label, &o.stages);
     }
 }

@@ -150,6 +150,9 @@ pub struct Metrics {
     pub routes: IntGauge,
     /// Time from a feed receiving a batch of events to the engine having processed it.
     pub processing_latency: Histogram,
+    /// Time from a feed receiving the events that fired an alert to the alert being in the
+    /// alert book (`/alerts`), the store's durable write included.
+    pub alert_visible: Histogram,
     /// Invalid input by feed and reason (MRT records that do not parse, bad frames, …).
     pub invalid_input: IntCounterVec,
     /// Config reloads by result (`ok`, `error`).
@@ -281,6 +284,16 @@ impl Metrics {
                     1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0,
                 ]),
             )?,
+            alert_visible: Histogram::with_opts(
+                HistogramOpts::new(
+                    "bgpsentry_alert_visible_seconds",
+                    "Time from a feed receiving the route events that fired an alert to the alert showing in /alerts, the durable store write included.",
+                )
+                // From an idle service (a millisecond or two) to a backlog of seconds.
+                .buckets(vec![
+                    1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )?,
             invalid_input: IntCounterVec::new(
                 Opts::new(
                     "bgpsentry_invalid_input_total",
@@ -383,6 +396,7 @@ impl Metrics {
         r.register(Box::new(m.vantage_points.clone()))?;
         r.register(Box::new(m.routes.clone()))?;
         r.register(Box::new(m.processing_latency.clone()))?;
+        r.register(Box::new(m.alert_visible.clone()))?;
         r.register(Box::new(m.invalid_input.clone()))?;
         r.register(Box::new(m.config_reloads.clone()))?;
         // Both results exist from the start, so rate() and alerts see a 0 before the first reload.

@@ -5,7 +5,8 @@
 //! a quiet batch a few hundred bytes, one in an alert storm megabytes (thousands of alerts
 //! with their samples). A bound in commits bounded nothing; this one counts each commit's
 //! [`Commit::footprint`] from the moment it is queued until the store thread has written it
-//! and passed its transitions on. A commit larger than the whole bound is let through alone
+//! and the publish stage has applied its transitions (so the channel from the store thread to
+//! the publish stage is bounded by the same bytes). A commit larger than the whole bound is let through alone
 //! once the queue is empty, so it cannot wait forever. When the queue is full the engine
 //! thread waits, its own queue fills and the feeds slow down, as for a slow engine.
 
@@ -74,7 +75,7 @@ impl Drop for Room {
 pub(super) struct Queued {
     /// The commit.
     pub to_store: ToStore,
-    /// Held until the commit's transitions are passed on.
+    /// Held until the commit's transitions are published.
     pub room: Room,
 }
 
@@ -113,7 +114,7 @@ pub(super) struct Closed;
 
 impl CommitSender {
     /// Queues a commit, waiting for room; fails once the store thread is gone.
-    pub fn send(&self, to_store: ToStore) -> Result<(), Closed> {
+    pub fn send(&self, mut to_store: ToStore) -> Result<(), Closed> {
         let bytes = to_store.commit.footprint();
         let mut used = self.budget.lock();
         // An empty queue takes any commit, so that one larger than the bound still goes.
@@ -129,6 +130,9 @@ impl CommitSender {
         }
         used.bytes += bytes;
         drop(used);
+        if let Some(s) = &mut to_store.stamps {
+            s.queued = std::time::Instant::now();
+        }
         let room = Room {
             budget: self.budget.clone(),
             bytes,
@@ -173,6 +177,7 @@ impl From<Commit> for ToStore {
         ToStore {
             commit,
             published: None,
+            stamps: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::rpki::RpkiSnapshot;
 use crate::store::Commit;
 
 use super::commit_queue::CommitSender;
+use super::latency::Stamps;
 use super::store_thread::ToStore;
 
 /// Per-prefix gauge labels last set, so labels of origins that went away are removed.
@@ -84,6 +85,20 @@ enum Input {
 /// page are far coarser than this.
 const REFRESH_EVERY: Duration = Duration::from_millis(100);
 
+/// Most route events applied before the alert transitions they raised are handed to the
+/// store: a batch coalesced from a backlog holds up to 4096, tens of milliseconds of work.
+const COMMIT_CHUNK_EVENTS: usize = 256;
+
+/// When the per-prefix gauges and views were last refreshed, and whether the engine has
+/// changed since.
+#[derive(Clone, Copy)]
+enum Refreshed {
+    /// Up to date as of then.
+    At(Instant),
+    /// Changed since then.
+    Behind(Instant),
+}
+
 /// What the engine thread works with besides the engine.
 pub(super) struct EngineThread {
     /// Batches from the feeds (and empty ticks, so idle state is still saved).
@@ -121,9 +136,7 @@ impl EngineThread {
         let commit_every =
             Duration::from_secs(self.config.borrow().store.commit_interval_seconds.max(1));
         let mut last_commit = Instant::now();
-        let mut last_refresh = Instant::now();
-        // Changes since the gauges and views were last refreshed.
-        let mut unrefreshed = true;
+        let mut refreshed = Refreshed::Behind(Instant::now());
         // Event time of the last batch with events, and when it was taken: while the feeds
         // are quiet, a tick moves event time on by the wall-clock time since, so the last
         // instant is judged and hold-downs run out without waiting for another event.
@@ -133,26 +146,28 @@ impl EngineThread {
         loop {
             // With changes not yet in the gauges and views, wait no longer than until they are
             // due; otherwise sleep until the next batch or request.
-            let wait = unrefreshed.then(|| REFRESH_EVERY.saturating_sub(last_refresh.elapsed()));
-            let batch = match self.next_input(wait) {
+            let wait = match refreshed {
+                Refreshed::Behind(at) => Some(REFRESH_EVERY.saturating_sub(at.elapsed())),
+                Refreshed::At(_) => None,
+            };
+            let input = self.next_input(wait);
+            let dequeued = Instant::now();
+            let batch = match input {
                 Input::Batch(b) => Some(b),
-                Input::Idle => None,
+                Input::Idle => {
+                    self.refresh_if_due(&mut engine, &mut gauges, &mut refreshed);
+                    continue;
+                }
                 Input::Closed => break,
                 Input::Command(req) => {
                     if !self.accept(&mut engine, &mut gauges, req) {
                         return;
                     }
                     last_commit = Instant::now();
-                    last_refresh = Instant::now();
-                    unrefreshed = false;
+                    refreshed = Refreshed::At(Instant::now());
                     continue;
                 }
             };
-            if unrefreshed && last_refresh.elapsed() >= REFRESH_EVERY {
-                self.refresh(&mut engine, &mut gauges);
-                unrefreshed = false;
-                last_refresh = Instant::now();
-            }
             // Dropped at the end of this iteration: only then is the batch's room in the queue
             // free, so the events queued and being processed stay within the bound.
             let Some(queued) = batch else { continue };
@@ -184,8 +199,25 @@ impl EngineThread {
                 engine.set_rpki(snapshot, engine.now());
             }
             let before = engine.stats();
-            for ev in &batch.events {
-                engine.process(ev);
+            let stamps = Stamps::new(batch.received, dequeued, batch.events.len());
+            // A large batch (a backlog read at once) is applied a chunk at a time, and the
+            // transitions of each chunk go to the store before the next is applied: an alert
+            // waits for at most one chunk of the engine's work, not for the whole batch.
+            let mut chunks = batch.events.chunks(COMMIT_CHUNK_EVENTS).peekable();
+            while let Some(chunk) = chunks.next() {
+                for ev in chunk {
+                    engine.process(ev);
+                }
+                if chunks.peek().is_none() {
+                    break;
+                }
+                let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
+                if !transitions.is_empty() {
+                    if !self.commit(&mut engine, transitions, stamps) {
+                        return;
+                    }
+                    last_commit = Instant::now();
+                }
             }
             if batch.events.is_empty() {
                 let quiet = i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
@@ -209,16 +241,14 @@ impl EngineThread {
                     .with_label_values(&[feed])
                     .inc_by(after.matched - before.matched);
             }
-            unrefreshed = true;
+            if let Refreshed::At(at) = refreshed {
+                refreshed = Refreshed::Behind(at);
+            }
             // Alert transitions are saved at once, with the routes behind them; other route
             // changes at least every commit interval.
             let due = last_commit.elapsed() >= commit_every && engine.has_changes();
             if !transitions.is_empty() || due {
-                let commit = Commit {
-                    transitions,
-                    changes: engine.take_changes(),
-                };
-                if self.commits.send(commit.into()).is_err() {
+                if !self.commit(&mut engine, transitions, stamps) {
                     return;
                 }
                 last_commit = Instant::now();
@@ -227,6 +257,8 @@ impl EngineThread {
                 m.processing_latency
                     .observe(batch.received.elapsed().as_secs_f64());
             }
+            // After the commit is on its way: an alert does not wait for the gauges.
+            self.refresh_if_due(&mut engine, &mut gauges, &mut refreshed);
         }
         let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
         if !transitions.is_empty() || engine.has_changes() {
@@ -237,6 +269,41 @@ impl EngineThread {
                 }
                 .into(),
             );
+        }
+    }
+
+    /// Hands `transitions`, with the changes behind them, to the store thread; false when it
+    /// is gone.
+    fn commit(
+        &mut self,
+        engine: &mut Engine,
+        transitions: Vec<AlertTransition>,
+        mut stamps: Stamps,
+    ) -> bool {
+        stamps.applied = Instant::now();
+        let to_store = ToStore {
+            commit: Commit {
+                transitions,
+                changes: engine.take_changes(),
+            },
+            published: None,
+            stamps: Some(stamps),
+        };
+        self.commits.send(to_store).is_ok()
+    }
+
+    /// Refreshes the gauges and views if they are behind by [`REFRESH_EVERY`] or more.
+    fn refresh_if_due(
+        &mut self,
+        engine: &mut Engine,
+        gauges: &mut PrefixGauges,
+        refreshed: &mut Refreshed,
+    ) {
+        if let Refreshed::Behind(at) = *refreshed
+            && at.elapsed() >= REFRESH_EVERY
+        {
+            self.refresh(engine, gauges);
+            *refreshed = Refreshed::At(Instant::now());
         }
     }
 
@@ -291,6 +358,7 @@ impl EngineThread {
                     changes: engine.take_changes(),
                 },
                 published: Some(done),
+                stamps: None,
             };
             if self.commits.send(commit).is_err() {
                 return false;

@@ -6,6 +6,7 @@ mod commit_queue;
 mod engine_thread;
 mod feeds_supervisor;
 mod http_serve;
+mod latency;
 mod notify_switch;
 mod pipeline;
 mod publish;

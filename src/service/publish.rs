@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::notify::NotifierSink;
 use crate::store::PendingEvent;
 
+use super::latency::{self, Stamps};
 use super::notify_switch::Install;
 use super::store_thread::Committed;
 
@@ -128,7 +129,15 @@ impl Publisher {
     }
 
     fn deliver(&mut self, t: &AlertTransition) {
+        self.deliver_timed(t, None);
+    }
+
+    /// Delivers a transition; `stamps`, when given, time its way to the alert book.
+    fn deliver_timed(&mut self, t: &AlertTransition, stamps: Option<&Stamps>) {
         self.book.deliver(t);
+        if let Some(s) = stamps {
+            latency::visible(&self.book.metrics, t, s);
+        }
         if let Some(sink) = &mut self.notifier {
             sink.deliver(t);
         }
@@ -166,10 +175,12 @@ impl Publisher {
                 tokio::select! {
                     c = committed.recv() => match c {
                         None => break,
-                        Some(Committed::Transition(t)) => self.deliver(&t),
+                        Some(Committed::Transition(t, stamps)) => self.deliver_timed(&t, stamps.as_ref()),
                         Some(Committed::Barrier(done)) => {
                             let _ = done.send(());
                         }
+                        // Published: the commits' room in the queue is free.
+                        Some(Committed::Release(rooms)) => drop(rooms),
                     },
                     Some(install) = installs.recv() => self.install(install),
                 }

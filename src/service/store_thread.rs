@@ -15,7 +15,8 @@ use crate::alerts::{AlertTransition, TransitionKind};
 use crate::metrics::Metrics;
 use crate::store::{Commit, Store};
 
-use super::commit_queue::{CommitReceiver, Queued};
+use super::commit_queue::{CommitReceiver, Queued, Room};
+use super::latency::Stamps;
 
 /// A commit for the store thread; `published`, when set, answers once its transitions have
 /// reached the publish stage (an operator's request is answered only when its effect shows).
@@ -24,6 +25,8 @@ pub(super) struct ToStore {
     pub commit: Commit,
     /// Answered after the transitions are published.
     pub published: Option<tokio::sync::oneshot::Sender<()>>,
+    /// When the batch behind it crossed each stage (commits made of feed events).
+    pub stamps: Option<Stamps>,
 }
 
 /// What the store thread passes on, in commit order.
@@ -31,10 +34,14 @@ pub(super) struct ToStore {
 // rare variant would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Committed {
-    /// An alert transition, written to the store.
-    Transition(AlertTransition),
+    /// An alert transition, written to the store, with the stages of the batch behind it.
+    Transition(AlertTransition, Option<Stamps>),
     /// Everything before it is published: answer the waiting request.
     Barrier(tokio::sync::oneshot::Sender<()>),
+    /// The room the group's commits took in the commit queue, given back once the publish
+    /// stage reaches it: what waits here counts against the same bound as what waits to be
+    /// written, so this channel holds at most [`super::COMMIT_QUEUE_BYTES`] of transitions.
+    Release(Vec<Room>),
 }
 
 /// Most bytes of commits (by [`Commit::footprint`]) written in one transaction: a group that
@@ -93,14 +100,17 @@ pub(super) fn run(
         // A failed write is retried until it works: dropping it would lose alerts. While it
         // fails the engine's queue fills and the feeds slow down; the errors say why.
         let mut rooms = Vec::with_capacity(batch.len());
-        let (commits_in_batch, barriers): (Vec<Commit>, Vec<_>) = batch
+        let mut barriers = Vec::new();
+        let mut stamps = Vec::with_capacity(batch.len());
+        let batch: Vec<Commit> = batch
             .into_iter()
             .map(|Queued { to_store, room }| {
                 rooms.push(room);
-                (to_store.commit, to_store.published)
+                barriers.extend(to_store.published);
+                stamps.push(to_store.stamps);
+                to_store.commit
             })
-            .unzip();
-        let batch = commits_in_batch;
+            .collect();
         let started = Instant::now();
         while let Err(e) = store.commit_all(&batch) {
             metrics.store_errors.inc();
@@ -109,6 +119,13 @@ pub(super) fn run(
             delay = (delay * 2).min(Duration::from_secs(10));
         }
         metrics.store_commits.inc();
+        let durable = Instant::now();
+        let group_commits = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        for s in stamps.iter_mut().flatten() {
+            s.picked = started;
+            s.durable = durable;
+            s.group_commits = group_commits;
+        }
         if stopping.is_some() {
             tracing::debug!(
                 commits = batch.len(),
@@ -117,17 +134,20 @@ pub(super) fn run(
                 started.elapsed()
             );
         }
-        let passed_on = latest_updates(batch.into_iter().flat_map(|c| c.transitions))
-            .map(Committed::Transition)
-            .chain(barriers.into_iter().flatten().map(Committed::Barrier));
+        let transitions = batch
+            .into_iter()
+            .zip(stamps)
+            .flat_map(|(c, s)| c.transitions.into_iter().map(move |t| (t, s)));
+        let passed_on = latest_updates(transitions)
+            .map(|(t, s)| Committed::Transition(t, s))
+            .chain(barriers.into_iter().map(Committed::Barrier))
+            .chain(std::iter::once(Committed::Release(rooms)));
         for c in passed_on {
             if alerts.send(c).is_err() {
                 warn!("alert sinks are gone; transitions are saved but not passed on");
                 break;
             }
         }
-        // Passed on: the room they took in the queue is free.
-        drop(rooms);
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             match store.prune(retention_days) {
                 Ok(0) => {}
@@ -145,18 +165,18 @@ pub(super) fn run(
 /// supersedes: an update only refreshes the alert (sample, VPs) in the book and the notifier,
 /// and the later transition carries the alert as it is after it. Fired and resolved stay, in
 /// order, with everything else.
-fn latest_updates(
-    transitions: impl Iterator<Item = AlertTransition>,
-) -> impl Iterator<Item = AlertTransition> {
-    let all: Vec<AlertTransition> = transitions.collect();
+fn latest_updates<S>(
+    transitions: impl Iterator<Item = (AlertTransition, S)>,
+) -> impl Iterator<Item = (AlertTransition, S)> {
+    let all: Vec<(AlertTransition, S)> = transitions.collect();
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(all.len());
-    for (i, t) in all.iter().enumerate() {
+    for (i, (t, _)) in all.iter().enumerate() {
         last.insert(t.alert.id.as_str(), i);
     }
     let keep: Vec<bool> = all
         .iter()
         .enumerate()
-        .map(|(i, t)| {
+        .map(|(i, (t, _))| {
             t.event != TransitionKind::Updated || last.get(t.alert.id.as_str()) == Some(&i)
         })
         .collect();
@@ -188,6 +208,51 @@ mod tests {
     }
 
     #[test]
+    fn a_commits_room_is_given_back_only_once_the_publish_stage_has_its_transitions() {
+        use super::super::commit_queue::commit_queue;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.db")).unwrap();
+        let (commits, queued) = commit_queue(1 << 20);
+        let (published, mut to_publish) = tokio::sync::mpsc::unbounded_channel();
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let writer = std::thread::spawn(move || {
+            run(
+                store,
+                queued,
+                published,
+                Metrics::new().unwrap(),
+                30,
+                Arc::new(AtomicBool::new(false)),
+                shutdown,
+            )
+        });
+        let commit = Commit {
+            transitions: vec![t("a", Fired, 2), t("b", Fired, 2)],
+            changes: Default::default(),
+        };
+        commits.send(commit.into()).unwrap();
+        let mut fired = Vec::new();
+        // Written and passed on, but not yet taken by the publish stage: still counted.
+        let rooms = loop {
+            match to_publish.blocking_recv() {
+                Some(Committed::Transition(t, _)) => fired.push(t.alert.id),
+                Some(Committed::Release(rooms)) => break rooms,
+                Some(Committed::Barrier(_)) => {}
+                None => panic!("the store thread ended"),
+            }
+        };
+        assert_eq!(fired, ["a", "b"]);
+        assert!(
+            commits.bytes() > 0,
+            "the room is free before the publish stage has them"
+        );
+        drop(rooms);
+        assert_eq!(commits.bytes(), 0);
+        drop(commits);
+        writer.join().unwrap();
+    }
+
+    #[test]
     fn only_updates_that_a_later_transition_supersedes_are_left_out() {
         let group = vec![
             t("a", Fired, 2),
@@ -198,9 +263,10 @@ mod tests {
             t("b", Resolved, 0),
             t("c", Updated, 2),
         ];
-        let kept: Vec<(String, TransitionKind, u32)> = latest_updates(group.into_iter())
-            .map(|t| (t.alert.id, t.event, t.alert.vantage_points))
-            .collect();
+        let kept: Vec<(String, TransitionKind, u32)> =
+            latest_updates(group.into_iter().map(|t| (t, ())))
+                .map(|(t, ())| (t.alert.id, t.event, t.alert.vantage_points))
+                .collect();
         let want = [
             ("a", Fired, 2),
             ("a", Updated, 4),
