@@ -343,7 +343,7 @@ fn start_service(bin: &Path, replay: &Replay, ws_port: u16) -> Service {
     let mut yaml = replay.watch_yaml.clone();
     write!(
         yaml,
-        "feeds:\n  - kind: ris_live\n    url: ws://127.0.0.1:{ws_port}/v1/ws/\n    beacons: []\n\
+        "feeds:\n  - kind: ris_live\n    url: ws://127.0.0.1:{ws_port}/v1/ws/\n    beacons: []\n    warm_start: false\n\
          store:\n  path: {}\n",
         dir.path().join("store.db").display()
     )
