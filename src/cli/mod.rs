@@ -167,8 +167,17 @@ pub fn main() -> ExitCode {
 /// carries the API key in its query. No log level may show a secret, so those targets stop at
 /// debug whatever the user asks for.
 pub fn secret_safe_targets() -> Targets {
+    secret_safe_targets_up_to(LevelFilter::TRACE)
+}
+
+/// [`secret_safe_targets`] passing nothing more verbose than `cap` (the user's filter's most
+/// verbose level), which drops nothing the user's filter would keep. The subscriber's level
+/// hint is the most verbose level of its layers, and the `log` records of dependencies
+/// (tungstenite logs every frame it reads) are built and offered to the subscriber whenever
+/// that hint lets them through; with this layer at `TRACE` that was every one.
+pub fn secret_safe_targets_up_to(cap: LevelFilter) -> Targets {
     Targets::new()
-        .with_default(LevelFilter::TRACE)
-        .with_target("tungstenite", LevelFilter::DEBUG)
-        .with_target("tokio_tungstenite", LevelFilter::DEBUG)
+        .with_default(cap)
+        .with_target("tungstenite", LevelFilter::DEBUG.min(cap))
+        .with_target("tokio_tungstenite", LevelFilter::DEBUG.min(cap))
 }

@@ -105,11 +105,14 @@ fn init_logging_with(json: bool, default: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let cap = filter
+        .max_level_hint()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let safe = super::secret_safe_targets();
+    let safe = super::secret_safe_targets_up_to(cap);
     if json {
         let _ = builder.json().finish().with(safe).try_init();
     } else {

@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::vps::VpId;
 
+/// The candidates a window would learn now: compared before and after each route to the prefix
+/// during a window, so they sit inline (a prefix rarely has more than a few origins).
+pub type Leading = smallvec::SmallVec<[u32; 4]>;
+
 /// The learning tally of an open window.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Tally {
@@ -164,7 +168,7 @@ impl Baseline {
     }
 
     /// The candidates that would be learned if the window closed now.
-    pub fn leading(&self) -> Vec<u32> {
+    pub fn leading(&self) -> Leading {
         match &self.tally {
             Some(t) => {
                 let needed = t.needed();
@@ -174,7 +178,7 @@ impl Baseline {
                     .map(|(a, _)| *a)
                     .collect()
             }
-            None => Vec::new(),
+            None => Leading::new(),
         }
     }
 
@@ -288,7 +292,7 @@ mod tests {
         // While open, every candidate is allowed on the prefix, and those that lead on its
         // more-specifics.
         assert!(b.contains(2) && b.contains(3) && b.contains(4));
-        assert_eq!(b.leading(), [1, 2, 4]);
+        assert_eq!(b.leading().as_slice(), [1, 2, 4]);
         assert!(!b.contains_leading(3));
         let rejected = b.close_window(|asn| asn == 4, |_| true);
         assert_eq!(b.asns(), [1, 2]);

@@ -2,7 +2,7 @@
 //! learning windows, the conditions of the watched prefix that judges the route and its
 //! visibility count, and in the monitored-ASN detectors.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -11,7 +11,7 @@ use super::lifecycle;
 use super::routes;
 use super::vps::VpId;
 use super::watched::WatchId;
-use super::{Chain, Engine, Finding, Route, detect, key};
+use super::{Chain, Engine, FastMap, Finding, Route, detect, key};
 use crate::alerts::AlertKey;
 use crate::event::{RouteChange, RouteEvent, Timestamp, VantagePoint};
 
@@ -217,7 +217,7 @@ impl Engine {
             .chain(self.more_specifics[w].iter().copied())
             .filter(|p| self.routes.contains_key(p) && self.judge_of(p) == Some(w))
             .collect();
-        let mut fresh: HashMap<AlertKey, HashSet<VpId>> = HashMap::new();
+        let mut fresh: FastMap<AlertKey, HashSet<VpId>> = FastMap::default();
         for prefix in &under {
             let Some(by_vp) = self.routes.get(prefix) else {
                 continue;

@@ -2,14 +2,14 @@
 //! status page, and [`SharedPrefixStates`], the in-memory copy the engine thread publishes them
 //! to (not the SQLite store).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::Engine;
 use super::watched::WatchId;
+use super::{Engine, FastMap};
 use crate::event::Timestamp;
 
 /// An ASN and how many VPs show it.
@@ -69,7 +69,7 @@ pub struct PrefixState {
     pub last_change: Option<Timestamp>,
 }
 
-fn counts(map: HashMap<u32, usize>) -> Vec<AsnCount> {
+fn counts(map: FastMap<u32, usize>) -> Vec<AsnCount> {
     let mut v: Vec<AsnCount> = map
         .into_iter()
         .map(|(asn, vantage_points)| AsnCount {
@@ -121,7 +121,7 @@ impl Engine {
                     .iter()
                     .filter_map(|p| {
                         let by_vp = self.routes.get(p)?;
-                        let mut origins: HashMap<u32, usize> = HashMap::new();
+                        let mut origins: FastMap<u32, usize> = FastMap::default();
                         for r in by_vp.values() {
                             for o in r.attrs.origins() {
                                 *origins.entry(*o).or_default() += 1;

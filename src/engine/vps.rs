@@ -21,13 +21,22 @@ pub struct VpTable {
     order: Vec<VpId>,
     /// Per VP: its position in `order`, so that samples sort by comparing numbers.
     rank: Vec<u32>,
+    /// The VP interned last: the events of one message share one `Arc`, so most events find
+    /// their id by comparing a pointer instead of hashing the VP.
+    last: Option<(Arc<VantagePoint>, VpId)>,
 }
 
 impl VpTable {
     /// The id of a VP, assigning one on first sight.
     pub fn intern(&mut self, vp: &Arc<VantagePoint>) -> VpId {
-        if let Some(id) = self.ids.get(vp) {
+        if let Some((last, id)) = &self.last
+            && Arc::ptr_eq(last, vp)
+        {
             return *id;
+        }
+        if let Some(&id) = self.ids.get(vp) {
+            self.last = Some((vp.clone(), id));
+            return id;
         }
         let id = self.vps.len() as VpId;
         self.vps.push(vp.clone());
@@ -42,6 +51,7 @@ impl VpTable {
         for (r, &o) in self.order.iter().enumerate().skip(at) {
             self.rank[o as usize] = r as u32;
         }
+        self.last = Some((vp.clone(), id));
         id
     }
 

@@ -434,7 +434,9 @@ fn refresh_prefix_gauges(engine: &Engine, m: &Metrics, gauges: &mut PrefixGauges
                 .set(view.rpki.get(&state).copied().unwrap_or(0) as i64);
         }
     }
-    let set = |vec: &prometheus::IntGaugeVec, old: &mut Vec<String>, now: &HashMap<u32, usize>| {
+    let set = |vec: &prometheus::IntGaugeVec,
+               old: &mut Vec<String>,
+               now: &foldhash::HashMap<u32, usize>| {
         let labels: Vec<String> = now.keys().map(|a| a.to_string()).collect();
         for gone in old.iter().filter(|o| !labels.contains(o)) {
             let _ = vec.remove_label_values(&[&p, gone]);

@@ -6,7 +6,7 @@
 //! Records are framed one at a time so that a record that does not parse is reported with its
 //! byte offset (in the decompressed stream) and skipped, and the rest of the file still counts.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -172,7 +172,10 @@ pub struct MrtReader {
     elementor: Elementor,
     feed: Arc<str>,
     collector: Arc<str>,
+    /// foldhash (seeded per process): looked up for every elem.
     vps: HashMap<(u32, IpAddr), Arc<VantagePoint>>,
+    /// The VP returned last.
+    last_vp: Option<Arc<VantagePoint>>,
     last_attrs: Option<Arc<RouteAttrs>>,
     stats: MrtStats,
     done: bool,
@@ -243,7 +246,8 @@ impl MrtReader {
             elementor: Elementor::new(),
             feed: feed.into(),
             collector: collector.into(),
-            vps: HashMap::new(),
+            vps: HashMap::default(),
+            last_vp: None,
             last_attrs: None,
             stats: MrtStats::default(),
             done: false,
@@ -357,8 +361,16 @@ impl MrtReader {
     }
 
     fn vp(&mut self, asn: u32, ip: IpAddr) -> Arc<VantagePoint> {
+        // The elems of one record share a peer: most lookups are the one before.
+        if let Some(last) = &self.last_vp
+            && last.peer_asn == asn
+            && last.peer_ip == ip
+        {
+            return last.clone();
+        }
         let (feed, collector) = (&self.feed, &self.collector);
-        self.vps
+        let vp = self
+            .vps
             .entry((asn, ip))
             .or_insert_with(|| {
                 Arc::new(VantagePoint {
@@ -369,7 +381,9 @@ impl MrtReader {
                     exporter: None,
                 })
             })
-            .clone()
+            .clone();
+        self.last_vp = Some(vp.clone());
+        vp
     }
 
     fn convert(&mut self, record: MrtRecord, out: &mut Vec<FeedEvent>) {
@@ -422,6 +436,13 @@ fn record_time(record: &MrtRecord) -> Timestamp {
 /// The attributes of an announced elem, as the `Arc` in `last` when they are equal to it:
 /// consecutive elems of one UPDATE carry the same attributes, so they share one allocation.
 pub(crate) fn shared_attrs(elem: &BgpElem, last: &mut Option<Arc<RouteAttrs>>) -> Arc<RouteAttrs> {
+    // Compared in place first: converting (two allocations) only to find them equal to the
+    // last set was a tenth of a replay's instructions.
+    if let Some(a) = last
+        && same_attrs(elem, a)
+    {
+        return a.clone();
+    }
     let attrs = RouteAttrs {
         path: elem.as_path.as_ref().map(convert_path).unwrap_or_default(),
         communities: elem
@@ -439,6 +460,50 @@ pub(crate) fn shared_attrs(elem: &BgpElem, last: &mut Option<Arc<RouteAttrs>>) -
             a
         }
     }
+}
+
+/// True when `elem` converts to attributes equal to `attrs` ([`convert_path`],
+/// [`convert_communities`], the next hop), without converting it.
+fn same_attrs(elem: &BgpElem, attrs: &RouteAttrs) -> bool {
+    if elem.next_hop != attrs.next_hop {
+        return false;
+    }
+    let same_path = match elem.as_path.as_ref() {
+        None => attrs.path.is_empty(),
+        Some(path) => {
+            let mut held = attrs.path.iter();
+            let mut same = true;
+            for seg in path.iter_segments() {
+                match seg {
+                    AsPathSegment::AsSequence(asns) => {
+                        same = asns
+                            .iter()
+                            .all(|a| held.next() == Some(&PathElem::Asn(a.to_u32())));
+                    }
+                    AsPathSegment::AsSet(asns) => {
+                        // Rare: converted as `convert_path` does.
+                        let mut set: Vec<u32> = asns.iter().map(|a| a.to_u32()).collect();
+                        set.sort_unstable();
+                        set.dedup();
+                        same = matches!(held.next(), Some(PathElem::Set(s)) if **s == set[..]);
+                    }
+                    AsPathSegment::ConfedSequence(_) | AsPathSegment::ConfedSet(_) => {}
+                }
+                if !same {
+                    break;
+                }
+            }
+            same && held.next().is_none()
+        }
+    };
+    same_path
+        && match elem.communities.as_deref() {
+            None => attrs.communities.is_empty(),
+            Some(list) => list
+                .iter()
+                .filter_map(convert_community)
+                .eq(attrs.communities.iter().copied()),
+        }
 }
 
 /// Converts bgpkit's AS path; confederation segments are internal to the neighbour and left out.
@@ -462,26 +527,27 @@ fn convert_path(path: &bgpkit_parser::models::AsPath) -> AsPath {
 }
 
 fn convert_communities(list: &[MetaCommunity]) -> Vec<Community> {
-    list.iter()
-        .filter_map(|c| match c {
-            MetaCommunity::Plain(BgpCommunity::Custom(asn, value)) => {
-                Some(Community::Standard(asn.to_u32() as u16, *value))
-            }
-            MetaCommunity::Plain(BgpCommunity::NoExport) => {
-                Some(Community::Standard(0xFFFF, 0xFF01))
-            }
-            MetaCommunity::Plain(BgpCommunity::NoAdvertise) => {
-                Some(Community::Standard(0xFFFF, 0xFF02))
-            }
-            MetaCommunity::Plain(BgpCommunity::NoExportSubConfed) => {
-                Some(Community::Standard(0xFFFF, 0xFF03))
-            }
-            MetaCommunity::Large(l) => Some(Community::Large(
-                l.global_admin,
-                l.local_data[0],
-                l.local_data[1],
-            )),
-            MetaCommunity::Extended(_) | MetaCommunity::Ipv6Extended(_) => None,
-        })
-        .collect()
+    list.iter().filter_map(convert_community).collect()
+}
+
+/// One community as the engine holds it; extended communities are left out.
+fn convert_community(c: &MetaCommunity) -> Option<Community> {
+    match c {
+        MetaCommunity::Plain(BgpCommunity::Custom(asn, value)) => {
+            Some(Community::Standard(asn.to_u32() as u16, *value))
+        }
+        MetaCommunity::Plain(BgpCommunity::NoExport) => Some(Community::Standard(0xFFFF, 0xFF01)),
+        MetaCommunity::Plain(BgpCommunity::NoAdvertise) => {
+            Some(Community::Standard(0xFFFF, 0xFF02))
+        }
+        MetaCommunity::Plain(BgpCommunity::NoExportSubConfed) => {
+            Some(Community::Standard(0xFFFF, 0xFF03))
+        }
+        MetaCommunity::Large(l) => Some(Community::Large(
+            l.global_admin,
+            l.local_data[0],
+            l.local_data[1],
+        )),
+        MetaCommunity::Extended(_) | MetaCommunity::Ipv6Extended(_) => None,
+    }
 }

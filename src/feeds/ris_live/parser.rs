@@ -4,7 +4,6 @@
 //! for `STATE` changes.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,6 +15,7 @@ use crate::feeds::admit::check_name;
 use crate::feeds::error::{Invalid, InvalidReason, check_prefix_count};
 use crate::feeds::fields::{parse_asn, parse_prefix};
 use crate::feeds::json::{self, ListError, Scalar, StrList};
+use foldhash::HashMap;
 
 /// What one frame of RIS Live is.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +83,7 @@ pub fn parse(text: &str, feed: &Arc<str>) -> Result<Parsed, Invalid> {
 #[derive(Debug)]
 pub struct Parser {
     feed: Arc<str>,
+    /// foldhash (seeded per process): looked up once per frame.
     vps: HashMap<(IpAddr, u32), Vec<Arc<VantagePoint>>>,
     /// Vantage points in `vps`, over all peers (one peer may be seen by several collectors).
     cached: usize,
@@ -100,7 +101,7 @@ impl Parser {
     pub fn new(feed: Arc<str>) -> Self {
         Parser {
             feed,
-            vps: HashMap::new(),
+            vps: HashMap::default(),
             cached: 0,
         }
     }
