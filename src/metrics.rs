@@ -182,6 +182,8 @@ pub struct Metrics {
     pub bmp: crate::feeds::bmp::metrics::BmpMetrics,
     /// The `bgpsentry_warm_start_*` families.
     pub warm_start: crate::feeds::warm_start::WarmStartMetrics,
+    /// The `bgpsentry_scale_out_*` families (`kafka` feeds of `format: events`).
+    pub scale_out: crate::feeds::events::metrics::ScaleOutMetrics,
 }
 
 impl Metrics {
@@ -341,6 +343,7 @@ impl Metrics {
             feed: FeedMetrics::new(&registry)?,
             bmp: crate::feeds::bmp::metrics::BmpMetrics::new(&registry)?,
             warm_start: crate::feeds::warm_start::WarmStartMetrics::register(&registry)?,
+            scale_out: crate::feeds::events::metrics::ScaleOutMetrics::register(&registry)?,
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -454,6 +457,13 @@ impl Metrics {
         self.alerts_resolved
             .with_label_values(&[rule, severity])
             .inc();
+        self.alert_handed_over(alert);
+    }
+
+    /// A firing alert went to another instance (scale-out): no longer firing here, and not
+    /// resolved either.
+    pub fn alert_handed_over(&self, alert: &Alert) {
+        let (rule, severity) = (alert.rule.as_str(), alert.severity.as_str());
         let label = alert_series_label(alert);
         let labels = [rule, severity, label.as_str()];
         let firing = self.alerts_firing.with_label_values(&labels);

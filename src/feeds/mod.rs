@@ -10,6 +10,7 @@ pub mod admit;
 pub mod bgproutes;
 pub mod bmp;
 pub mod error;
+pub mod events;
 pub mod fields;
 pub mod handle;
 pub mod json;

@@ -135,7 +135,7 @@ fn fixture_frames() -> Vec<Frame> {
                     }
                 }
                 // An MRT file holds no loaded state.
-                FeedEvent::Loaded(_) => {}
+                FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => {}
             }
         }
         if let Some((ts, data)) = update {
