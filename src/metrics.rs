@@ -180,6 +180,8 @@ pub struct Metrics {
     pub feed: FeedMetrics,
     /// The BMP listeners' per-router metrics.
     pub bmp: crate::feeds::bmp::metrics::BmpMetrics,
+    /// The Kafka consumers' per-feed metrics.
+    pub kafka: crate::feeds::kafka::metrics::KafkaMetrics,
     /// The `bgpsentry_warm_start_*` families.
     pub warm_start: crate::feeds::warm_start::WarmStartMetrics,
     /// The `bgpsentry_scale_out_*` families (`kafka` feeds of `format: events`).
@@ -342,6 +344,7 @@ impl Metrics {
             )?,
             feed: FeedMetrics::new(&registry)?,
             bmp: crate::feeds::bmp::metrics::BmpMetrics::new(&registry)?,
+            kafka: crate::feeds::kafka::metrics::KafkaMetrics::new(&registry)?,
             warm_start: crate::feeds::warm_start::WarmStartMetrics::register(&registry)?,
             scale_out: crate::feeds::events::metrics::ScaleOutMetrics::register(&registry)?,
             registry,

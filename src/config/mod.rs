@@ -11,6 +11,7 @@ mod asns;
 mod bmp;
 mod collect;
 mod errors;
+mod kafka;
 mod notify;
 mod proxy;
 mod rpki;
@@ -34,6 +35,10 @@ pub use bmp::{
     DEFAULT_BMP_MAX_ROUTERS, DEFAULT_BMP_RIBS,
 };
 pub use errors::{ConfigError, ConfigErrors, Located, ValueError};
+pub use kafka::{
+    DEFAULT_KAFKA_GROUP, DEFAULT_KAFKA_MAX_RECORD_BYTES, KafkaFormat, KafkaSaslConfig,
+    KafkaSettings, KafkaStart, KafkaTlsConfig, SaslMechanism,
+};
 pub use notify::{
     AlertmanagerSettings, ChannelCommon, ChannelConfig, ChannelKind, ChannelSettings, ChatSettings,
     DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS, EmailSettings, NotifyConfig, SmtpTls,
@@ -190,6 +195,8 @@ pub enum FeedKind {
     Bgproutes,
     /// BMP (RFC 7854) from the operator's own routers, which connect to a listener.
     Bmp,
+    /// Records of Kafka topics (OpenBMP or RIS Live), read in a consumer group.
+    Kafka,
 }
 
 /// One feed (`feeds:` entry). Kind-specific keys are checked when the file is read.
@@ -258,6 +265,33 @@ pub struct FeedConfig {
     /// Routers connected at once (`bmp`).
     #[serde(default)]
     pub max_routers: Option<Spanned<u64>>,
+    /// Bootstrap brokers, `host:port` (`kafka`).
+    #[serde(default)]
+    pub brokers: Option<Spanned<Vec<String>>>,
+    /// Topics to read (`kafka`).
+    #[serde(default)]
+    pub topics: Option<Spanned<Vec<String>>>,
+    /// A regular expression of the topics to read, instead of `topics` (`kafka`).
+    #[serde(default)]
+    pub topic_pattern: Option<Spanned<String>>,
+    /// Consumer group id (`kafka`; default `bgpsentry`).
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+    /// What a record holds (`kafka`).
+    #[serde(default)]
+    pub format: Option<Spanned<KafkaFormat>>,
+    /// Where a group without committed offsets starts (`kafka`; default `latest`).
+    #[serde(default)]
+    pub start_from: Option<Spanned<KafkaStart>>,
+    /// Largest record (`kafka`; default 1 MiB).
+    #[serde(default)]
+    pub max_record_bytes: Option<Spanned<u64>>,
+    /// TLS to the brokers (`kafka`).
+    #[serde(default)]
+    pub tls: Option<Spanned<KafkaTlsConfig>>,
+    /// SASL authentication to the brokers (`kafka`).
+    #[serde(default)]
+    pub sasl: Option<Spanned<KafkaSaslConfig>>,
     /// Load the current routes from the feed's history service at start and after an outage
     /// (`ris_live`, `bgproutes`; on by default).
     #[serde(default)]
@@ -322,6 +356,7 @@ impl FeedKind {
             FeedKind::RisLive => "ris_live",
             FeedKind::Bgproutes => "bgproutes",
             FeedKind::Bmp => "bmp",
+            FeedKind::Kafka => "kafka",
         }
     }
 }
@@ -352,6 +387,7 @@ impl FeedConfig {
         }
         self.validate_live(errors);
         self.validate_bmp(errors);
+        self.validate_kafka(errors);
         if let Some(w) = &self.warm_start {
             w.value.0.validate(errors);
         }

@@ -173,6 +173,7 @@ impl From<Commit> for ToStore {
         ToStore {
             commit,
             published: None,
+            checkpoints: Vec::new(),
         }
     }
 }

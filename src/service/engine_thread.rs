@@ -13,6 +13,7 @@ use crate::alerts::AlertTransition;
 use crate::config::Config;
 use crate::engine::{AcceptRequest, Engine, SharedPrefixStates};
 use crate::event::Timestamp;
+use crate::feeds::checkpoint::Checkpoint;
 use crate::feeds::queue::{EventReceiver, Queued};
 use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
@@ -130,6 +131,9 @@ impl EngineThread {
         let mut clock = (engine.now(), Instant::now());
         // When the service began to stop, once it has.
         let mut stopping: Option<Instant> = None;
+        // Checkpoints of batches applied since the last commit: they go with the next one,
+        // and are acknowledged once it (and so everything they caused) is stored.
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
         loop {
             // With changes not yet in the gauges and views, wait no longer than until they are
             // due; otherwise sleep until the next batch or request.
@@ -155,7 +159,7 @@ impl EngineThread {
             }
             // Dropped at the end of this iteration: only then is the batch's room in the queue
             // free, so the events queued and being processed stay within the bound.
-            let Some(queued) = batch else { continue };
+            let Some(mut queued) = batch else { continue };
             if *self.shutdown.borrow() {
                 let since = *stopping.get_or_insert_with(Instant::now);
                 if since.elapsed() >= super::ENGINE_DRAIN {
@@ -163,6 +167,7 @@ impl EngineThread {
                     break;
                 }
             }
+            checkpoints.extend(queued.batch.checkpoint.take());
             let batch = &queued.batch;
             // What is still queued behind this batch: a full queue means the feeds are waiting.
             m.engine_queue_batches.set(self.events.batches() as i64);
@@ -211,14 +216,19 @@ impl EngineThread {
             }
             unrefreshed = true;
             // Alert transitions are saved at once, with the routes behind them; other route
-            // changes at least every commit interval.
-            let due = last_commit.elapsed() >= commit_every && engine.has_changes();
+            // changes, and checkpoints waiting for theirs, at least every commit interval.
+            let due = last_commit.elapsed() >= commit_every
+                && (engine.has_changes() || !checkpoints.is_empty());
             if !transitions.is_empty() || due {
-                let commit = Commit {
-                    transitions,
-                    changes: engine.take_changes(),
+                let commit = ToStore {
+                    commit: Commit {
+                        transitions,
+                        changes: engine.take_changes(),
+                    },
+                    published: None,
+                    checkpoints: std::mem::take(&mut checkpoints),
                 };
-                if self.commits.send(commit.into()).is_err() {
+                if self.commits.send(commit).is_err() {
                     return;
                 }
                 last_commit = Instant::now();
@@ -229,14 +239,15 @@ impl EngineThread {
             }
         }
         let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
-        if !transitions.is_empty() || engine.has_changes() {
-            let _ = self.commits.send(
-                Commit {
+        if !transitions.is_empty() || engine.has_changes() || !checkpoints.is_empty() {
+            let _ = self.commits.send(ToStore {
+                commit: Commit {
                     transitions,
                     changes: engine.take_changes(),
-                }
-                .into(),
-            );
+                },
+                published: None,
+                checkpoints,
+            });
         }
     }
 
@@ -291,6 +302,7 @@ impl EngineThread {
                     changes: engine.take_changes(),
                 },
                 published: Some(done),
+                checkpoints: Vec::new(),
             };
             if self.commits.send(commit).is_err() {
                 return false;

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::store::{Commit, Store};
 
 use super::commit_queue::{CommitReceiver, Queued};
+use crate::feeds::checkpoint::Checkpoint;
 
 /// A commit for the store thread; `published`, when set, answers once its transitions have
 /// reached the publish stage (an operator's request is answered only when its effect shows).
@@ -24,6 +25,9 @@ pub(super) struct ToStore {
     pub commit: Commit,
     /// Answered after the transitions are published.
     pub published: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Acknowledged once the commit is written: everything their batches caused is in it or
+    /// in an earlier commit.
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 /// What the store thread passes on, in commit order.
@@ -93,10 +97,12 @@ pub(super) fn run(
         // A failed write is retried until it works: dropping it would lose alerts. While it
         // fails the engine's queue fills and the feeds slow down; the errors say why.
         let mut rooms = Vec::with_capacity(batch.len());
+        let mut checkpoints = Vec::new();
         let (commits_in_batch, barriers): (Vec<Commit>, Vec<_>) = batch
             .into_iter()
             .map(|Queued { to_store, room }| {
                 rooms.push(room);
+                checkpoints.extend(to_store.checkpoints);
                 (to_store.commit, to_store.published)
             })
             .unzip();
@@ -109,6 +115,10 @@ pub(super) fn run(
             delay = (delay * 2).min(Duration::from_secs(10));
         }
         metrics.store_commits.inc();
+        // Written: the feeds waiting for it may now count their input as applied.
+        for c in checkpoints {
+            c.acknowledge();
+        }
         if stopping.is_some() {
             tracing::debug!(
                 commits = batch.len(),

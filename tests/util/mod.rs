@@ -5,6 +5,7 @@ pub mod browser;
 pub mod daemons;
 pub mod feeds;
 pub mod history;
+pub mod kafka;
 pub mod notify;
 pub mod promkit;
 pub mod service;
