@@ -106,7 +106,12 @@ async fn stream_kafka(args: &StreamArgs, prefixes: Vec<IpNet>) -> Result<(), Str
     let format = KafkaFormat::ALL
         .into_iter()
         .find(|f| f.as_str() == args.format)
-        .ok_or_else(|| format!("`{}` is not a format: openbmp or ris_live", args.format))?;
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a format: openbmp, ris_live or events",
+                args.format
+            )
+        })?;
     let settings = KafkaSettings {
         brokers: list(&args.brokers, "--brokers host:port[,host:port...]")?,
         subscription: list(&args.topics, "--topics topic[,topic...]")?,

@@ -26,17 +26,25 @@ pub enum KafkaFormat {
     Openbmp,
     /// One RIS Live message as JSON (`ris_message` or its `data` alone).
     RisLive,
+    /// One normalised route event of a scale-out deployment's internal topic, as
+    /// `bgpsentry relay` writes it (see `crate::feeds::events`).
+    Events,
 }
 
 impl KafkaFormat {
     /// Every format, for metrics that exist from the start.
-    pub const ALL: [KafkaFormat; 2] = [KafkaFormat::Openbmp, KafkaFormat::RisLive];
+    pub const ALL: [KafkaFormat; 3] = [
+        KafkaFormat::Openbmp,
+        KafkaFormat::RisLive,
+        KafkaFormat::Events,
+    ];
 
     /// The name in the config and in metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             KafkaFormat::Openbmp => "openbmp",
             KafkaFormat::RisLive => "ris_live",
+            KafkaFormat::Events => "events",
         }
     }
 }
@@ -151,7 +159,7 @@ impl FeedConfig {
 }
 
 /// A broker address as librdkafka takes it: `host:port` (an IPv6 address in brackets).
-fn broker_ok(s: &str) -> bool {
+pub(super) fn broker_ok(s: &str) -> bool {
     let Some((host, port)) = s.rsplit_once(':') else {
         return false;
     };
@@ -162,7 +170,7 @@ fn broker_ok(s: &str) -> bool {
 }
 
 /// A topic name Kafka accepts: 1 to 249 of `[A-Za-z0-9._-]`.
-fn topic_ok(s: &str) -> bool {
+pub(super) fn topic_ok(s: &str) -> bool {
     (1..=249).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -282,7 +290,17 @@ impl FeedConfig {
         if k.format.is_none() {
             errors.push(Located::at(
                 at,
-                "a `kafka` feed needs `format:`, what a record holds: `openbmp` (an OpenBMP header and a raw BMP message) or `ris_live` (one RIS Live message as JSON)",
+                "a `kafka` feed needs `format:`, what a record holds: `openbmp` (an OpenBMP header and a raw BMP message), `ris_live` (one RIS Live message as JSON) or `events` (the internal topic of a scale-out deployment, written by `bgpsentry relay`)",
+            ));
+        }
+        if k.format
+            .as_ref()
+            .is_some_and(|f| f.value == KafkaFormat::Events)
+            && k.topics.as_ref().is_none_or(|t| t.value.len() != 1)
+        {
+            errors.push(Located::at(
+                at,
+                "`format: events` reads one topic, the internal topic that `bgpsentry relay` writes: give it as `topics: [NAME]` (one name, no `topic_pattern`)",
             ));
         }
         if let Some(r) = &self.ribs {

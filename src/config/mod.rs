@@ -14,6 +14,7 @@ mod errors;
 mod kafka;
 mod notify;
 mod proxy;
+mod relay;
 mod rpki;
 mod rule;
 mod secret;
@@ -45,6 +46,7 @@ pub use notify::{
     UrlSource, WebhookSettings,
 };
 pub use proxy::ProxyConfig;
+pub use relay::{DEFAULT_RELAY_LISTEN, RelayConfig};
 pub use rpki::{AspaProcedure, RpkiConfig};
 pub use rule::{Rule, Severity};
 pub use secret::{Secret, SecretSource, redact_url};
@@ -99,6 +101,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The HTTP proxy for outbound connections (`proxy:`), if any.
     pub proxy: Option<ProxyConfig>,
+    /// Where `bgpsentry relay` writes (`relay:`), if any.
+    pub relay: Option<RelayConfig>,
 }
 
 /// HTTP server settings (`http:`).
@@ -633,6 +637,8 @@ struct RawConfig {
     store: StoreConfig,
     #[serde(default)]
     proxy: Option<ProxyConfig>,
+    #[serde(default)]
+    relay: Option<RelayConfig>,
 }
 
 impl Config {
@@ -687,6 +693,7 @@ impl Config {
             notify: NotifyConfig::default(),
             store: StoreConfig::default(),
             proxy: None,
+            relay: None,
         };
         // Every structural error, then the values of what could be read: one run shows all.
         let (raw, mut errors) = collect::deserialize_all::<RawConfig>(text, options, empty);
@@ -718,6 +725,9 @@ impl Config {
         if let Some(p) = &raw.proxy {
             p.validate(&mut errors);
         }
+        if let Some(r) = &raw.relay {
+            r.validate(&mut errors);
+        }
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),
@@ -730,6 +740,7 @@ impl Config {
                 notify: raw.notify,
                 store: raw.store,
                 proxy: raw.proxy,
+                relay: raw.relay,
             })
         } else {
             Err(ConfigErrors::new(source, errors))

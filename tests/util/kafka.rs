@@ -222,7 +222,13 @@ fn bmp_message(kind: u8, body: &[u8]) -> Vec<u8> {
 /// bgpkit-parser into a BMP Route Monitoring message of its peer, each session that leaves
 /// Established a BMP Peer Down. The collector's own address is the router's.
 pub fn hijack_openbmp_records() -> Vec<Vec<u8>> {
-    let file = std::fs::File::open(super::notify::hijack_fixture()).unwrap();
+    mrt_openbmp_records(&super::notify::hijack_fixture())
+}
+
+/// Every record of a gzipped MRT update file as OpenBMP records, as [`hijack_openbmp_records`]
+/// makes them.
+pub fn mrt_openbmp_records(path: &Path) -> Vec<Vec<u8>> {
+    let file = std::fs::File::open(path).unwrap();
     let mut gz = flate2::read::GzDecoder::new(file);
     let mut raw = Vec::new();
     gz.read_to_end(&mut raw).unwrap();

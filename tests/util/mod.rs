@@ -8,6 +8,7 @@ pub mod history;
 pub mod kafka;
 pub mod notify;
 pub mod promkit;
+pub mod scale_out;
 pub mod service;
 
 pub use service::{Launch, Proc, Service};

@@ -155,7 +155,7 @@ pub fn encode(event: &FeedEvent, out: &mut Vec<u8>) -> bool {
 
 /// Decodes record values into events, sharing one vantage point value between the events of
 /// the same VP (the engine and the alerts hold many references to it).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Decoder {
     vps: std::collections::HashMap<VantagePoint, Arc<VantagePoint>>,
 }

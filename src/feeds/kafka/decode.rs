@@ -32,6 +32,8 @@ pub enum Decoder {
     OpenBmp(OpenBmpDecoder),
     /// RIS Live JSON records.
     RisLive(Box<Parser>),
+    /// Normalised route events of a scale-out deployment's internal topic.
+    Events(Box<crate::feeds::events::codec::Decoder>),
 }
 
 impl Decoder {
@@ -41,6 +43,7 @@ impl Decoder {
         match format {
             KafkaFormat::Openbmp => Decoder::OpenBmp(OpenBmpDecoder::new(feed, ribs)),
             KafkaFormat::RisLive => Decoder::RisLive(Box::new(Parser::new(feed))),
+            KafkaFormat::Events => Decoder::Events(Box::default()),
         }
     }
 
@@ -70,6 +73,10 @@ impl Decoder {
                 Err(NotUsed::Malformed(bad)) => Decoded::Malformed(bad),
             },
             Decoder::RisLive(parser) => ris_live(parser, value),
+            Decoder::Events(d) => match d.decode(value) {
+                Ok(event) => Decoded::Events(vec![event], Vec::new()),
+                Err(bad) => Decoded::Malformed(bad),
+            },
         }
     }
 }

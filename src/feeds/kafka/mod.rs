@@ -40,6 +40,9 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
     let settings = cfg.kafka_settings();
     if let Some(s) = &settings {
         ctx.metrics.kafka.init_feed(&name, s.format);
+        if s.format == crate::config::KafkaFormat::Events {
+            return spawn_events(name, s, ctx);
+        }
     }
     let handle = FeedHandle::new(ctx, &name, feed, "kafka");
     let ribs = cfg
@@ -54,4 +57,35 @@ pub fn spawn(name: String, cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()>
             None => warn!(feed = %name, "the kafka feed has no valid settings; it does not start"),
         }
     })
+}
+
+/// A `kafka` feed of `format: events`: a run instance of a scale-out deployment, which owns
+/// partitions of the internal topic (see [`crate::feeds::events::consumer`]).
+fn spawn_events(
+    name: String,
+    s: &crate::config::KafkaSettings,
+    ctx: FeedContext,
+) -> JoinHandle<()> {
+    let password = match &s.sasl {
+        Some(sasl) => match sasl.password.read() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let message = format!("the SASL password: {}", e.0);
+                return tokio::spawn(async move {
+                    ctx.health.register(&name, "kafka");
+                    warn!(feed = %name, "{message}");
+                    ctx.health.update(&name, |h| h.last_error = Some(message));
+                });
+            }
+        },
+        None => None,
+    };
+    let client = consumer::client_config(&name, s, password.as_ref());
+    let feed = crate::feeds::events::consumer::EventsFeed {
+        name,
+        // Validation requires exactly one topic for this format.
+        topic: s.subscription.first().cloned().unwrap_or_default(),
+        client,
+    };
+    crate::feeds::events::consumer::spawn(feed, ctx)
 }

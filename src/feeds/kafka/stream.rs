@@ -18,7 +18,7 @@ use crate::feeds::bmp::stream::live_msgs;
 fn wanted(prefixes: &[IpNet], ev: &FeedEvent) -> bool {
     match ev {
         FeedEvent::Route(r) => prefixes.iter().any(|p| p.contains(&r.prefix)),
-        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) => false,
+        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => false,
     }
 }
 
