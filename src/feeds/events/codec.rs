@@ -381,6 +381,40 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seeds_say_what_their_names_say() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/events_record");
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let mut d = Decoder::default();
+        for good in [
+            "seed-announce",
+            "seed-announce-v6-exporter",
+            "seed-withdraw",
+            "seed-peer-down",
+        ] {
+            let ev = d
+                .decode(&read(good))
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
+            let mut again = Vec::new();
+            assert!(encode(&ev, &mut again));
+            assert_eq!(again, read(good), "{good} is what the encoder writes");
+        }
+        let FeedEvent::Route(r) = d.decode(&read("seed-announce")).unwrap() else {
+            panic!("not a route")
+        };
+        assert_eq!(r.prefix.to_string(), "202.134.148.0/24");
+        assert_eq!(r.vp.peer_asn, 3333);
+        for (bad, reason) in [
+            ("seed-wrong-version", InvalidReason::Schema),
+            ("seed-host-bits", InvalidReason::InvalidPrefix),
+            ("seed-truncated", InvalidReason::Schema),
+            ("seed-huge-length", InvalidReason::Schema),
+        ] {
+            assert_eq!(d.decode(&read(bad)).unwrap_err().reason, reason, "{bad}");
+        }
+    }
+
+    #[test]
     fn events_of_one_vp_share_its_value() {
         let mut d = Decoder::default();
         let bytes = encoded(&announce());
