@@ -354,7 +354,13 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
             // A record of a partition just assigned must come after its rebuild.
             on_change(&mut owned, &mut pending);
             match msg {
-                Some(Ok(m)) => match m.payload().map(|v| decoder.decode(v)) {
+                Some(Ok(m)) => match m.payload().map(|v| {
+                    // The same sane window of event times as every feed's events pass.
+                    decoder.decode(v).and_then(|ev| {
+                        let at = crate::feeds::admit::event_time(&ev);
+                        crate::feeds::admit::check_time(at, Timestamp::now()).map(|()| ev)
+                    })
+                }) {
                     Some(Ok(ev)) => {
                         records_ok.inc();
                         pending.push(ev);
