@@ -296,3 +296,25 @@ async fn a_kill_in_the_middle_of_the_topic_loses_and_duplicates_no_transition() 
     let got = transitions(&dir.path().join("bgpsentry.db"));
     assert_eq!(got, want);
 }
+
+/// A broker that speaks only TLS: the feed with `tls: {ca_file}` trusting the broker's
+/// certificate reads the hijack and alerts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_reads_a_broker_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert_file = write(dir.path(), "broker.pem", &cert.cert.pem());
+    let key_file = write(dir.path(), "broker.key", &cert.signing_key.serialize_pem());
+    let broker = Broker::start_tls(&cert_file, &key_file);
+    broker.create_topic("bmp_raw", 1);
+    broker.produce("bmp_raw", 0, &hijack_openbmp_records());
+    let text = format!(
+        "{}    tls:\n      ca_file: {}\n",
+        config(&broker, "bmp_raw", "sentry", "openbmp", &hijack_prefixes()),
+        cert_file.display()
+    );
+    let svc = Launch::yaml(&text).start_async().await;
+    let alert = resolved_hijack(&svc).await;
+    assert_eq!(alert["origin"], 58678, "{alert}");
+    wait_all_committed(&broker, "sentry", "bmp_raw", 1);
+}
