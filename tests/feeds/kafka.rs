@@ -188,7 +188,8 @@ async fn hostile_records_are_counted_and_skipped_and_the_good_ones_still_alert()
         huge,
         not_bmp,
         Vec::new(),
-        vec![b'O'; 2 * 1024 * 1024],
+        // Over the feed's `max_record_bytes` below (and within a fetch).
+        vec![b'O'; 200_000],
     ];
     let mut records = Vec::new();
     for (i, g) in good.iter().enumerate() {
@@ -198,15 +199,11 @@ async fn hostile_records_are_counted_and_skipped_and_the_good_ones_still_alert()
         }
     }
     broker.produce("bmp_raw", 0, &records);
-    let svc = Launch::yaml(&config(
-        &broker,
-        "bmp_raw",
-        "sentry",
-        "openbmp",
-        &hijack_prefixes(),
-    ))
-    .start_async()
-    .await;
+    let text = format!(
+        "{}    max_record_bytes: 100000\n",
+        config(&broker, "bmp_raw", "sentry", "openbmp", &hijack_prefixes())
+    );
+    let svc = Launch::yaml(&text).start_async().await;
     let alert = resolved_hijack(&svc).await;
     assert_eq!(alert["origin"], 58678, "{alert}");
     wait_all_committed(&broker, "sentry", "bmp_raw", 1);
@@ -295,4 +292,85 @@ async fn a_kill_in_the_middle_of_the_topic_loses_and_duplicates_no_transition() 
     svc.terminate(30).await;
     let got = transitions(&dir.path().join("bgpsentry.db"));
     assert_eq!(got, want);
+}
+
+/// A broker that speaks only TLS: the feed with `tls: {ca_file}` trusting the broker's
+/// certificate reads the hijack and alerts.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_feed_reads_a_broker_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert_file = write(dir.path(), "broker.pem", &cert.cert.pem());
+    let key_file = write(dir.path(), "broker.key", &cert.signing_key.serialize_pem());
+    let broker = Broker::start_tls(&cert_file, &key_file);
+    broker.create_topic("bmp_raw", 1);
+    broker.produce("bmp_raw", 0, &hijack_openbmp_records());
+    let text = format!(
+        "{}    tls:\n      ca_file: {}\n",
+        config(&broker, "bmp_raw", "sentry", "openbmp", &hijack_prefixes()),
+        cert_file.display()
+    );
+    let svc = Launch::yaml(&text).start_async().await;
+    let alert = resolved_hijack(&svc).await;
+    assert_eq!(alert["origin"], 58678, "{alert}");
+    wait_all_committed(&broker, "sentry", "bmp_raw", 1);
+}
+
+/// `bgpsentry stream --feed kafka` prints the topic's routes of the watched prefix in the pipe
+/// format, the router as exporter, and commits nothing to any group.
+#[test]
+fn stream_prints_the_routes_of_an_openbmp_topic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let broker = Broker::start();
+    broker.create_topic("bmp_raw", 1);
+    broker.produce("bmp_raw", 0, &hijack_openbmp_records());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bgpsentry"))
+        .args(["stream", "--feed", "kafka", "--brokers", &broker.addr])
+        .args([
+            "--topics",
+            "bmp_raw",
+            "--from-earliest",
+            "--prefixes",
+            WATCHED,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    // Until the hijacker's route is printed.
+    while !lines
+        .iter()
+        .any(|l| l.contains("|U|") && l.contains(" 58678|"))
+    {
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let hijack = lines
+        .iter()
+        .find(|l| l.contains("|U|") && l.contains(" 58678|"))
+        .unwrap_or_else(|| panic!("no line of the hijack: {lines:#?}"));
+    let fields: Vec<&str> = hijack.split('|').collect();
+    assert!(fields[0].starts_with("14709312"), "{hijack}");
+    assert_eq!(fields[4], WATCHED, "{hijack}");
+    // The exporter is the router (the collector's address in the RIS records), ASN unknown.
+    assert_eq!(fields[fields.len() - 2], "0", "{hijack}");
+    assert!(
+        lines.iter().all(|l| l.split('|').nth(4) == Some(WATCHED)),
+        "{lines:#?}"
+    );
 }

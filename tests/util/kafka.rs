@@ -50,20 +50,41 @@ pub struct Broker {
     pub proc: Proc,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// What a client needs besides the address (TLS).
+    client: Vec<(String, String)>,
 }
 
 impl Broker {
     /// Starts a broker with in-memory storage and waits until it answers a metadata request.
     pub fn start() -> Broker {
+        Broker::start_with(&[], &[])
+    }
+
+    /// A broker that speaks only TLS with this PEM certificate and key; its clients trust the
+    /// certificate (self-signed, for 127.0.0.1).
+    pub fn start_tls(cert: &Path, key: &Path) -> Broker {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        Broker::start_with(
+            &["--cert", &cert, "--key", &key],
+            &[("security.protocol", "ssl"), ("ssl.ca.location", &cert)],
+        )
+    }
+
+    fn start_with(args: &[&str], client: &[(&str, &str)]) -> Broker {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(tansu());
         cmd.args(["broker", "--storage-engine", "memory://tansu/"])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(args)
             .env("RUST_LOG", "warn");
         let broker = Broker {
             proc: Proc::spawn("tansu", cmd),
             addr: format!("127.0.0.1:{port}"),
+            client: client
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         let probe: BaseConsumer = broker.client().create().expect("a metadata client");
         poll_until("tansu to answer a metadata request", 60, || {
@@ -79,6 +100,9 @@ impl Broker {
     pub fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.addr);
+        for (k, v) in &self.client {
+            c.set(k, v);
+        }
         c
     }
 

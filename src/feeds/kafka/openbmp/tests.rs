@@ -170,10 +170,12 @@ fn malformed_truncated_and_hostile_records_are_refused_with_their_reason() {
         reason(d.decode(&record(&m[..3]), Timestamp::now()))
             .contains("shorter than its common header")
     );
-    // A Route Monitoring whose BGP message is garbage.
+    // A Route Monitoring whose BGP message is cut short (its BMP length says so, the BGP
+    // message's own length does not).
     let mut rm = messages().into_iter().find(|m| m[5] == 0).unwrap().to_vec();
-    let n = rm.len();
-    rm[n - 20..].fill(0xee);
+    rm.truncate(rm.len() - 20);
+    let n = rm.len() as u32;
+    rm[1..5].copy_from_slice(&n.to_be_bytes());
     assert!(matches!(
         d.decode(&record(&rm), Timestamp::now()),
         Err(NotUsed::Malformed(_))
