@@ -33,7 +33,7 @@ pub fn watched_prefixes() -> String {
 pub fn relay_config(dir: &Path, broker: &Broker, raw: &[(&str, &str)]) -> PathBuf {
     let mut feeds = String::new();
     for (i, (topic, format)) in raw.iter().enumerate() {
-        let feed = feed_yaml(broker, topic, "bgpsentry-relay", format);
+        let feed = feed_yaml(broker, topic, &format!("bgpsentry-relay-{i}"), format);
         feeds.push_str(&feed.replacen(
             "- kind: kafka\n",
             &format!("- kind: kafka\n    name: raw{i}\n"),
