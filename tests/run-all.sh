@@ -50,7 +50,7 @@ if [ ${#need_pip[@]} -gt 0 ]; then
     python3 -m pip install --quiet --break-system-packages "${need_pip[@]}"
 fi
 
-# --- tansu, the Kafka-compatible broker of the Kafka feed's tests (tests/feeds/kafka.rs) ---
+# --- tansu, the Kafka-compatible broker of the Kafka feed's tests (tests/feeds/kafka.rs, tests/scale_out/) ---
 # No Apache Kafka package is installable here; tansu builds from crates.io (slow: only when
 # missing). The tests find it on PATH or in ~/.cargo/bin.
 if ! command -v tansu >/dev/null && [ ! -x "${HOME}/.cargo/bin/tansu" ]; then

@@ -303,6 +303,8 @@ pub async fn run(
         "enable.auto.offset.store",
         "auto.offset.reset",
         "max.partition.fetch.bytes",
+        // The producer's statistics would only be logged.
+        "statistics.interval.ms",
     ] {
         client.remove(consumer_only);
     }

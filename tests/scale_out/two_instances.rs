@@ -1,8 +1,8 @@
 //! One relay and two instances on the real 2016 RIS data (as OpenBMP records on a raw topic):
 //! every alert a single bgpsentry raises on the same data is raised once at Alertmanager, by
 //! the instance that owns its prefix, and each instance owns a disjoint share of the
-//! partitions. Then one instance is killed: the other takes its partitions over, rebuilds
-//! their routes from the topic, and raises a hijack the stream shows after the kill.
+//! partitions. Then one instance stops: the other takes its partitions over, rebuilds their
+//! routes from the topic, and raises a hijack the stream shows after the stop.
 
 use std::collections::BTreeSet;
 
@@ -52,7 +52,7 @@ async fn ready(svc: &Service) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_dies() {
+async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_stops() {
     let data = shared_data("mrt/ris-updates.20160811.1600.gz");
     // What one bgpsentry raises on the same data: the reference.
     let reference = replay(&format!("prefixes:\n{}", watched_prefixes()), &[&data], &[]);
@@ -120,10 +120,16 @@ async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_dies
         &[(RAW_BMP, "openbmp"), (RAW_RIS, "ris_live")],
     ))
     .await;
-    poll_until_async("every alert of the data at Alertmanager", 120, async || {
-        (notified_firing(&rx) == expected).then_some(())
-    })
-    .await;
+    // Waits for them, then compares (a difference shows in the failure).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while notified_firing(&rx) != expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        notified_firing(&rx),
+        expected,
+        "alerts at Alertmanager vs one bgpsentry"
+    );
     // Each alert was raised by one instance only: together they fired what one bgpsentry did.
     let sum = fired_total(&a).await + fired_total(&b).await;
     assert_eq!(
@@ -166,10 +172,12 @@ async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_dies
         "B holds nothing of A's partitions"
     );
 
-    // A dies. B takes every partition over and rebuilds A's from the topic.
+    // A stops. B takes every partition over and rebuilds A's from the topic. (Stopped, not
+    // killed: tansu 0.6 keeps a killed member in the group after its session timed out, so
+    // its partitions stay assigned to it; see "Limits" in docs/src/scale-out.md.)
     let replayed = "bgpsentry_scale_out_records_replayed_total{feed=\"events\"}";
     let replayed_before = b.metric(replayed).await.unwrap_or(0.0);
-    a.kill9();
+    a.terminate(30).await;
     poll_until_async("B to own every partition", 90, async || {
         let owned = owned_partitions(&b)?;
         (owned.len() == PARTITIONS as usize && ready(&b).await).then_some(())
@@ -187,7 +195,7 @@ async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_dies
         "B rebuilt A's routes of {beacon}"
     );
 
-    // A hijack of the beacon after the kill, on the RIS Live raw topic: B raises it.
+    // A hijack of the beacon after the stop, on the RIS Live raw topic: B raises it.
     // Two vantage points (the rules' default `min_vantage_points`).
     let hijack = [("193.0.0.56", 3333), ("195.66.224.175", 13030)].map(|(peer, asn)| {
         crate::util::feeds::ris_announce(peer, asn, &[asn, 64666], &beacon, 1_470_931_800.0)
@@ -200,7 +208,7 @@ async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_dies
         "64666".to_string(),
     );
     poll_until_async(
-        "the hijack after the kill at Alertmanager",
+        "the hijack after the stop at Alertmanager",
         60,
         async || notified_firing(&rx).contains(&wanted).then_some(()),
     )
