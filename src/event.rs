@@ -415,6 +415,18 @@ pub enum FeedEvent {
     /// A feed's routes as its history service reported them (warm start): they replace what
     /// the engine holds of that feed's vantage points under the loaded prefixes.
     Loaded(Arc<LoadedState>),
+    /// Scale-out: the prefixes under `scope` now belong to another instance. The engine drops
+    /// what it holds under them and hands their firing alerts over, unresolved.
+    HandOver(Arc<HandOver>),
+}
+
+/// Prefixes given up to another instance of a scale-out deployment (a rebalance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandOver {
+    /// When this instance gave them up (wall clock).
+    pub timestamp: Timestamp,
+    /// The prefixes given up, more-specifics included.
+    pub scope: Vec<IpNet>,
 }
 
 /// The routes of one feed's vantage points under some prefixes at one time, as a history

@@ -123,6 +123,47 @@ pub fn bmp(data: &[u8]) {
     let _ = again.into_held().expire(now);
 }
 
+/// A Kafka record of an OpenBMP topic: the OpenBMP header read, the BMP message inside made
+/// into events, through the same decoder the `kafka` feed uses (its size limit included).
+pub fn openbmp(data: &[u8]) {
+    use crate::config::{BmpRib, DEFAULT_KAFKA_MAX_RECORD_BYTES, KafkaFormat};
+    use crate::event::Timestamp;
+    use crate::feeds::kafka::decode::{Decoded, Decoder};
+    use crate::feeds::kafka::openbmp::read_record;
+    let now = Timestamp::from_parts(1_700_000_000, 0);
+    if let Ok(r) = read_record(data) {
+        // The message lies inside the record, and its own header agrees with its length.
+        assert!(r.message.len() >= 6 && r.message.len() <= data.len());
+        assert!(r.collector.chars().count() <= 64);
+    }
+    let mut d = Decoder::new(KafkaFormat::Openbmp, "kafka".into(), BmpRib::ALL.to_vec());
+    match d.decode(Some(data), DEFAULT_KAFKA_MAX_RECORD_BYTES as usize, now) {
+        Decoded::Events(events, _) => check_events(&events, true),
+        Decoded::Malformed(bad) | Decoded::Oversized(bad) => {
+            let _ = bad.to_string();
+        }
+        Decoded::Skipped(_) | Decoded::Empty => {}
+    }
+}
+
+/// A record of a scale-out deployment's internal topic (`format: events`): whatever the codec
+/// accepts is one normalised event, which encodes and reads back as the same event.
+pub fn events_record(data: &[u8]) {
+    use crate::feeds::events::codec::{Decoder, encode};
+    let mut decoder = Decoder::default();
+    let Ok(event) = decoder.decode(data) else {
+        return;
+    };
+    check_events(std::slice::from_ref(&event), true);
+    let mut again = Vec::new();
+    assert!(encode(&event, &mut again), "an accepted record encodes");
+    assert_eq!(
+        decoder.decode(&again).ok(),
+        Some(event),
+        "and reads back the same"
+    );
+}
+
 /// A body of `POST /silences` or `POST /alerts/{id}/ack` as a client sends it: whatever the
 /// checks accept is a silence with a matcher and an end within the allowed window, and text
 /// fields on one line and within their limits.

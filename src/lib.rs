@@ -25,9 +25,10 @@
 //! - **beside the flow**: [`metrics`] and [`health`], which every stage writes and the HTTP
 //!   server reads; [`proxy`], the HTTP proxy every outbound connection goes through.
 //! - **run**: [`config`] the YAML file with `FILE:LINE:COLUMN` errors; [`service`] starts the
-//!   flow, reloads the config and stops within a bound; [`cli`] the command line; [`error`]
-//!   the error types of every layer and what becomes of them; [`fuzzing`] entry points for
-//!   hostile input.
+//!   flow, reloads the config and stops within a bound; [`relay`] the first stage of a
+//!   scale-out deployment (feeds to the internal Kafka topic, instead of the engine); [`cli`]
+//!   the command line; [`error`] the error types of every layer and what becomes of them;
+//!   [`fuzzing`] entry points for hostile input.
 
 // collect
 pub mod event;
@@ -57,4 +58,5 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fuzzing;
+pub mod relay;
 pub mod service;

@@ -183,8 +183,12 @@ pub struct Metrics {
     pub feed: FeedMetrics,
     /// The BMP listeners' per-router metrics.
     pub bmp: crate::feeds::bmp::metrics::BmpMetrics,
+    /// The Kafka consumers' per-feed metrics.
+    pub kafka: crate::feeds::kafka::metrics::KafkaMetrics,
     /// The `bgpsentry_warm_start_*` families.
     pub warm_start: crate::feeds::warm_start::WarmStartMetrics,
+    /// The `bgpsentry_scale_out_*` families (`kafka` feeds of `format: events`).
+    pub scale_out: crate::feeds::events::metrics::ScaleOutMetrics,
 }
 
 impl Metrics {
@@ -353,7 +357,9 @@ impl Metrics {
             )?,
             feed: FeedMetrics::new(&registry)?,
             bmp: crate::feeds::bmp::metrics::BmpMetrics::new(&registry)?,
+            kafka: crate::feeds::kafka::metrics::KafkaMetrics::new(&registry)?,
             warm_start: crate::feeds::warm_start::WarmStartMetrics::register(&registry)?,
+            scale_out: crate::feeds::events::metrics::ScaleOutMetrics::register(&registry)?,
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -468,6 +474,13 @@ impl Metrics {
         self.alerts_resolved
             .with_label_values(&[rule, severity])
             .inc();
+        self.alert_handed_over(alert);
+    }
+
+    /// A firing alert went to another instance (scale-out): no longer firing here, and not
+    /// resolved either.
+    pub fn alert_handed_over(&self, alert: &Alert) {
+        let (rule, severity) = (alert.rule.as_str(), alert.severity.as_str());
         let label = alert_series_label(alert);
         let labels = [rule, severity, label.as_str()];
         let firing = self.alerts_firing.with_label_values(&labels);

@@ -164,6 +164,7 @@ fn feed_file(
                 FeedEvent::Route(r) => r.timestamp,
                 FeedEvent::PeerDown { timestamp, .. } => *timestamp,
                 FeedEvent::Loaded(s) => s.timestamp,
+                FeedEvent::HandOver(h) => h.timestamp,
             };
             last = last.max(ts);
             summary.first_event = Some(summary.first_event.map_or(ts, |f| f.min(ts)));

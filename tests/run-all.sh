@@ -25,6 +25,9 @@ command -v exabgp >/dev/null || need_apt+=(exabgp)
 command -v script >/dev/null || need_apt+=(bsdutils)
 # openssl makes the certificates of the TLS email tests.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The Kafka feed links librdkafka (built from its bundled source by the rdkafka crate) against
+# the system OpenSSL for TLS and SCRAM.
+dpkg -s libssl-dev >/dev/null 2>&1 || need_apt+=(libssl-dev)
 # python3 and pip run the SMTP test server.
 command -v python3 >/dev/null || need_apt+=(python3)
 { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; } || need_apt+=(python3-pip)
@@ -45,6 +48,14 @@ if [ ${#need_pip[@]} -gt 0 ]; then
   # A Debian python refuses pip installs outside a venv unless told (PEP 668).
   python3 -m pip install --quiet "${need_pip[@]}" ||
     python3 -m pip install --quiet --break-system-packages "${need_pip[@]}"
+fi
+
+# --- tansu, the Kafka-compatible broker of the Kafka feed's tests (tests/feeds/kafka.rs, tests/scale_out/) ---
+# No Apache Kafka package is installable here; tansu builds from crates.io (slow: only when
+# missing). The tests find it on PATH or in ~/.cargo/bin.
+if ! command -v tansu >/dev/null && [ ! -x "${HOME}/.cargo/bin/tansu" ]; then
+  echo "installing: tansu (cargo install)"
+  cargo install tansu --features dynostore --locked
 fi
 
 cargo fmt --all -- --check

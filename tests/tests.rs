@@ -13,6 +13,7 @@ mod http;
 mod notify;
 mod promkit;
 mod replay;
+mod scale_out;
 mod service;
 mod store;
 mod surfaces;

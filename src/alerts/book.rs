@@ -67,6 +67,9 @@ impl AlertBook {
             TransitionKind::Fired | TransitionKind::Updated => {
                 self.firing.insert(t.alert.id.clone(), t.alert.clone());
             }
+            TransitionKind::HandedOver => {
+                self.firing.remove(&t.alert.id);
+            }
             TransitionKind::Resolved => {
                 self.firing.remove(&t.alert.id);
                 if self.resolved_capacity > 0 {

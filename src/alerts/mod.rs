@@ -303,6 +303,10 @@ pub enum TransitionKind {
     Updated,
     /// The alert ended.
     Resolved,
+    /// Another instance of a scale-out deployment took its watched prefix over: this one
+    /// forgets the alert without resolving it (no notification; the new owner raises it with
+    /// the same labels while the condition holds).
+    HandedOver,
 }
 
 /// An alert after a change, and what the change was.

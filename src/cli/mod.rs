@@ -1,5 +1,5 @@
 //! The command line: `run`, `check`, `replay`, `stream`, `import-bgpalerter`, `generate`,
-//! `notify`, `baseline`, `ack`, `silence`, `healthcheck`.
+//! `notify`, `baseline`, `ack`, `silence`, `healthcheck`, `relay`.
 
 mod baseline;
 mod check;
@@ -7,6 +7,7 @@ mod generate;
 mod healthcheck;
 mod import_bgpalerter;
 mod notify;
+mod relay;
 mod replay;
 mod run;
 mod stream;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Silences of a running service: `silence add --rule R --prefix P ... --duration 2h`,
     /// `silence list`, `silence rm ID` (through its HTTP API).
     Silence(triage::SilenceArgs),
+    /// Scale-out: read the configured feeds and write the routes of the watched prefixes to the
+    /// internal Kafka topic (`relay:`), partitioned by watched prefix, for `run` instances.
+    Relay(relay::RelayArgs),
     /// Probe a running service's /healthz (or /readyz with --ready): exit 0 when it answers
     /// 200, else 1. For container health checks.
     Healthcheck(healthcheck::HealthcheckArgs),
@@ -159,6 +163,7 @@ pub fn main() -> ExitCode {
         Command::Ack(args) => triage::ack(args),
         Command::Silence(args) => triage::silence(args),
         Command::Healthcheck(args) => healthcheck::healthcheck(args),
+        Command::Relay(args) => relay::relay(args),
     }
 }
 

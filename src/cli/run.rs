@@ -99,7 +99,7 @@ fn log_first_lines(cfg: &crate::config::Config) {
 }
 
 /// Logs to stderr; `RUST_LOG` filters, else `default`.
-fn init_logging_with(json: bool, default: &str) {
+pub(super) fn init_logging_with(json: bool, default: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;

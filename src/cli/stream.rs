@@ -23,6 +23,8 @@ pub enum StreamFeed {
     RisLive,
     /// BMP from your own routers, which connect to `--listen`.
     Bmp,
+    /// Records of Kafka topics (`--brokers`, `--topics`, `--format`).
+    Kafka,
 }
 
 /// Arguments of `stream`.
@@ -69,6 +71,77 @@ pub struct StreamArgs {
     /// adj_rib_out_post; repeat or separate with commas. Default: adj_rib_in_post,loc_rib.
     #[arg(long, value_delimiter = ',')]
     ribs: Vec<String>,
+    /// Comma-separated bootstrap brokers, `host:port` (`kafka`).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Comma-separated topics to read (`kafka`).
+    #[arg(long)]
+    topics: Option<String>,
+    /// What a record holds (`kafka`): openbmp or ris_live.
+    #[arg(long, default_value = "openbmp")]
+    format: String,
+    /// Read from the oldest retained record instead of the next one published (`kafka`).
+    #[arg(long)]
+    from_earliest: bool,
+}
+
+/// `bgpsentry stream --feed kafka`: prints the topics' routes until stdout closes. The consumer
+/// is in a group of its own and commits nothing.
+async fn stream_kafka(args: &StreamArgs, prefixes: Vec<IpNet>) -> Result<(), String> {
+    use crate::config::{DEFAULT_KAFKA_MAX_RECORD_BYTES, KafkaFormat, KafkaSettings, KafkaStart};
+    let list = |s: &Option<String>, what: &str| -> Result<Vec<String>, String> {
+        let v: Vec<String> = s
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect();
+        if v.is_empty() {
+            return Err(format!("--feed kafka needs {what}"));
+        }
+        Ok(v)
+    };
+    let format = KafkaFormat::ALL
+        .into_iter()
+        .find(|f| f.as_str() == args.format)
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a format: openbmp, ris_live or events",
+                args.format
+            )
+        })?;
+    let settings = KafkaSettings {
+        brokers: list(&args.brokers, "--brokers host:port[,host:port...]")?,
+        subscription: list(&args.topics, "--topics topic[,topic...]")?,
+        group: format!("bgpsentry-stream-{}", std::process::id()),
+        format,
+        start_from: if args.from_earliest {
+            KafkaStart::Earliest
+        } else {
+            KafkaStart::Latest
+        },
+        max_record_bytes: DEFAULT_KAFKA_MAX_RECORD_BYTES as usize,
+        tls: None,
+        sasl: None,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let reader = tokio::spawn(crate::feeds::kafka::stream::run(
+        settings,
+        crate::feeds::kafka::DEFAULT_KAFKA_RIBS.to_vec(),
+        prefixes,
+        tx,
+    ));
+    while let Some(m) = rx.recv().await {
+        if let Err(e) = print(&m, args.json) {
+            reader.abort();
+            return Err(e);
+        }
+    }
+    reader
+        .await
+        .map_err(|e| format!("the consumer stopped: {e}"))?
 }
 
 /// `bgpsentry stream --feed bmp`: prints what routers send until stdout closes.
@@ -219,6 +292,7 @@ pub fn stream(args: StreamArgs) -> ExitCode {
                 Ok(())
             }
             StreamFeed::Bmp => stream_bmp(&args, prefixes).await,
+            StreamFeed::Kafka => stream_kafka(&args, prefixes).await,
             StreamFeed::RisLive => {
                 let url = args.url.as_deref().unwrap_or(ris_live::DEFAULT_URL);
                 let mut messages = ris_live::stream::stream_messages(url, &args.client, &prefixes)

@@ -134,16 +134,18 @@ impl FeedConfig {
     pub(super) fn validate_bmp(&self, errors: &mut Vec<Located>) {
         let at = &self.kind.referenced;
         if self.kind.value != FeedKind::Bmp {
+            // A `kafka` feed of OpenBMP records has RIB kinds too.
+            let ribs_elsewhere = self.ribs.is_some() && self.kind.value != FeedKind::Kafka;
             let set = self.listen.is_some()
                 || self.routers.is_some()
-                || self.ribs.is_some()
+                || ribs_elsewhere
                 || self.hold_seconds.is_some()
                 || self.max_routers.is_some();
             if set {
                 errors.push(Located::at(
                     at,
                     format!(
-                        "`listen`, `routers`, `ribs`, `hold_seconds` and `max_routers` apply only to a `bmp` feed; remove them from this `{}` feed",
+                        "`listen`, `routers`, `ribs` (also of a `kafka` feed), `hold_seconds` and `max_routers` apply only to a `bmp` feed; remove them from this `{}` feed",
                         self.kind.value.as_str()
                     ),
                 ));

@@ -11,8 +11,10 @@ mod asns;
 mod bmp;
 mod collect;
 mod errors;
+mod kafka;
 mod notify;
 mod proxy;
+mod relay;
 mod rpki;
 mod rule;
 mod secret;
@@ -34,12 +36,17 @@ pub use bmp::{
     DEFAULT_BMP_MAX_ROUTERS, DEFAULT_BMP_RIBS,
 };
 pub use errors::{ConfigError, ConfigErrors, Located, ValueError};
+pub use kafka::{
+    DEFAULT_KAFKA_GROUP, DEFAULT_KAFKA_MAX_RECORD_BYTES, KafkaFormat, KafkaSaslConfig,
+    KafkaSettings, KafkaStart, KafkaTlsConfig, SaslMechanism,
+};
 pub use notify::{
     AlertmanagerSettings, ChannelCommon, ChannelConfig, ChannelKind, ChannelSettings, ChatSettings,
     DEFAULT_HOLD_RESOLVED_SECONDS, DEFAULT_REPUSH_SECONDS, EmailSettings, NotifyConfig, SmtpTls,
     UrlSource, WebhookSettings,
 };
 pub use proxy::ProxyConfig;
+pub use relay::{DEFAULT_RELAY_LISTEN, RelayConfig};
 pub use rpki::{AspaProcedure, RpkiConfig};
 pub use rule::{Rule, Severity};
 pub use secret::{Secret, SecretSource, redact_url};
@@ -94,6 +101,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The HTTP proxy for outbound connections (`proxy:`), if any.
     pub proxy: Option<ProxyConfig>,
+    /// Where `bgpsentry relay` writes (`relay:`), if any.
+    pub relay: Option<RelayConfig>,
 }
 
 /// HTTP server settings (`http:`).
@@ -190,6 +199,8 @@ pub enum FeedKind {
     Bgproutes,
     /// BMP (RFC 7854) from the operator's own routers, which connect to a listener.
     Bmp,
+    /// Records of Kafka topics (OpenBMP or RIS Live), read in a consumer group.
+    Kafka,
 }
 
 /// One feed (`feeds:` entry). Kind-specific keys are checked when the file is read.
@@ -258,6 +269,33 @@ pub struct FeedConfig {
     /// Routers connected at once (`bmp`).
     #[serde(default)]
     pub max_routers: Option<Spanned<u64>>,
+    /// Bootstrap brokers, `host:port` (`kafka`).
+    #[serde(default)]
+    pub brokers: Option<Spanned<Vec<String>>>,
+    /// Topics to read (`kafka`).
+    #[serde(default)]
+    pub topics: Option<Spanned<Vec<String>>>,
+    /// A regular expression of the topics to read, instead of `topics` (`kafka`).
+    #[serde(default)]
+    pub topic_pattern: Option<Spanned<String>>,
+    /// Consumer group id (`kafka`; default `bgpsentry`).
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+    /// What a record holds (`kafka`).
+    #[serde(default)]
+    pub format: Option<Spanned<KafkaFormat>>,
+    /// Where a group without committed offsets starts (`kafka`; default `latest`).
+    #[serde(default)]
+    pub start_from: Option<Spanned<KafkaStart>>,
+    /// Largest record (`kafka`; default 1 MiB).
+    #[serde(default)]
+    pub max_record_bytes: Option<Spanned<u64>>,
+    /// TLS to the brokers (`kafka`).
+    #[serde(default)]
+    pub tls: Option<Spanned<KafkaTlsConfig>>,
+    /// SASL authentication to the brokers (`kafka`).
+    #[serde(default)]
+    pub sasl: Option<Spanned<KafkaSaslConfig>>,
     /// Load the current routes from the feed's history service at start and after an outage
     /// (`ris_live`, `bgproutes`; on by default).
     #[serde(default)]
@@ -322,6 +360,7 @@ impl FeedKind {
             FeedKind::RisLive => "ris_live",
             FeedKind::Bgproutes => "bgproutes",
             FeedKind::Bmp => "bmp",
+            FeedKind::Kafka => "kafka",
         }
     }
 }
@@ -352,6 +391,7 @@ impl FeedConfig {
         }
         self.validate_live(errors);
         self.validate_bmp(errors);
+        self.validate_kafka(errors);
         if let Some(w) = &self.warm_start {
             w.value.0.validate(errors);
         }
@@ -597,6 +637,8 @@ struct RawConfig {
     store: StoreConfig,
     #[serde(default)]
     proxy: Option<ProxyConfig>,
+    #[serde(default)]
+    relay: Option<RelayConfig>,
 }
 
 impl Config {
@@ -651,6 +693,7 @@ impl Config {
             notify: NotifyConfig::default(),
             store: StoreConfig::default(),
             proxy: None,
+            relay: None,
         };
         // Every structural error, then the values of what could be read: one run shows all.
         let (raw, mut errors) = collect::deserialize_all::<RawConfig>(text, options, empty);
@@ -682,6 +725,9 @@ impl Config {
         if let Some(p) = &raw.proxy {
             p.validate(&mut errors);
         }
+        if let Some(r) = &raw.relay {
+            r.validate(&mut errors);
+        }
         if errors.is_empty() {
             Ok(Config {
                 source: source.to_path_buf(),
@@ -694,6 +740,7 @@ impl Config {
                 notify: raw.notify,
                 store: raw.store,
                 proxy: raw.proxy,
+                relay: raw.relay,
             })
         } else {
             Err(ConfigErrors::new(source, errors))

@@ -19,6 +19,7 @@ mod asns;
 mod baseline;
 mod conditions;
 mod detect;
+mod hand_over;
 mod interner;
 mod judging;
 mod learning;
@@ -422,6 +423,7 @@ impl Engine {
                 self.peer_down(vp, *timestamp) || closed
             }
             FeedEvent::Loaded(state) => self.load_state(state),
+            FeedEvent::HandOver(h) => self.hand_over(&h.scope) > 0 || !h.scope.is_empty(),
         }
     }
 

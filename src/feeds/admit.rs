@@ -42,6 +42,7 @@ pub fn event_time(ev: &FeedEvent) -> Timestamp {
         FeedEvent::Route(r) => r.timestamp,
         FeedEvent::PeerDown { timestamp, .. } => *timestamp,
         FeedEvent::Loaded(s) => s.timestamp,
+        FeedEvent::HandOver(h) => h.timestamp,
     }
 }
 
@@ -50,7 +51,7 @@ fn event_vp(ev: &FeedEvent) -> Option<&Arc<VantagePoint>> {
     match ev {
         FeedEvent::Route(r) => Some(&r.vp),
         FeedEvent::PeerDown { vp, .. } => Some(vp),
-        FeedEvent::Loaded(_) => None,
+        FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => None,
     }
 }
 

@@ -186,6 +186,32 @@ impl FeedHandle {
         self.forward(events).await
     }
 
+    /// Hands events to the engine past admission, like [`FeedHandle::send`], in one batch that
+    /// carries `checkpoint` and goes even when no event is left (the checkpoint must come back
+    /// for the input to count as applied); false when the engine is gone. No warm-start gate:
+    /// feeds that checkpoint have no warm start.
+    pub async fn send_checkpointed(
+        &self,
+        mut events: Vec<FeedEvent>,
+        checkpoint: super::checkpoint::Checkpoint,
+    ) -> bool {
+        let rejected = self
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .filter(&mut events, Timestamp::now());
+        for bad in &rejected {
+            self.invalid(bad);
+        }
+        let batch = Batch {
+            feed: self.feed.clone(),
+            events,
+            received: Instant::now(),
+            checkpoint: Some(checkpoint),
+        };
+        self.ctx.events.send(batch).await.is_ok()
+    }
+
     /// Routes live events through `gate` from now on.
     pub fn set_gate(&mut self, gate: Arc<Gate>) {
         self.gate = Some(gate);
@@ -201,6 +227,7 @@ impl FeedHandle {
             feed: self.feed.clone(),
             events,
             received: Instant::now(),
+            checkpoint: None,
         };
         self.ctx.events.send(batch).await.is_ok()
     }

@@ -1,18 +1,22 @@
 //! Feeds: sources of BGP data, turned into [`FeedEvent`]s and handed to the engine in batches.
 //!
-//! One folder per source ([`ris_live`], [`bgproutes`], [`mrt`], [`bmp`]) holds its parser, its
+//! One folder per source ([`ris_live`], [`bgproutes`], [`mrt`], [`bmp`], [`kafka`]) holds its parser, its
 //! connection and what `bgpsentry stream` prints for it. What they share sits here: the
 //! [`error`] reasons and size limits, the [`fields`] and [`json`] pieces their parsers use, the
 //! [`websocket`] loop of the live feeds and their [`handle`] on health and metrics, the
-//! [`admit`] checks every event passes and the [`queue`] to the engine.
+//! [`admit`] checks every event passes, the [`queue`] to the engine and the [`checkpoint`]s
+//! that tell a feed its input is stored.
 
 pub mod admit;
 pub mod bgproutes;
 pub mod bmp;
+pub mod checkpoint;
 pub mod error;
+pub mod events;
 pub mod fields;
 pub mod handle;
 pub mod json;
+pub mod kafka;
 pub mod mrt;
 pub mod queue;
 pub mod ris_live;
@@ -40,6 +44,9 @@ pub struct Batch {
     pub events: Vec<FeedEvent>,
     /// When the feed received them (for the processing latency).
     pub received: Instant,
+    /// Acknowledged once these events, and those of every batch before, are durably stored
+    /// (feeds that commit their input's position, like Kafka consumers).
+    pub checkpoint: Option<checkpoint::Checkpoint>,
 }
 
 /// What a feed task gets: where to send events, where to report health, when to stop.
@@ -66,6 +73,7 @@ pub fn spawn(cfg: &FeedConfig, ctx: FeedContext) -> JoinHandle<()> {
         FeedKind::Mrt => mrt::feed::spawn(name, cfg.files.clone(), ctx),
         FeedKind::RisLive => ris_live::spawn(name, cfg, ctx),
         FeedKind::Bmp => bmp::spawn(name, cfg, ctx),
+        FeedKind::Kafka => kafka::spawn(name, cfg, ctx),
         FeedKind::Bgproutes => {
             // One connection per API key; the feed's task waits for all of them.
             let tasks = bgproutes::spawn(name, cfg, ctx);

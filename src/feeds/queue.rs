@@ -198,6 +198,7 @@ mod tests {
                 })
                 .collect(),
             received: Instant::now(),
+            checkpoint: None,
         }
     }
 

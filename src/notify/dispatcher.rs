@@ -293,6 +293,16 @@ impl Dispatcher {
                 self.track(&a.id, "fired", taken);
                 self.firing.insert(a.id.clone(), a);
             }
+            TransitionKind::HandedOver => {
+                // Another instance owns it now and tells of it; this one only forgets it.
+                self.firing.remove(&a.id);
+                self.held.remove(&a.id);
+                self.held_untold_only.remove(&a.id);
+                for c in &mut self.channels {
+                    c.last_told.remove(&a.id);
+                    c.first_push.remove(&a.id);
+                }
+            }
             TransitionKind::Resolved => {
                 self.firing.remove(&a.id);
                 self.held.remove(&a.id);

@@ -178,6 +178,7 @@ impl From<Commit> for ToStore {
             commit,
             published: None,
             stamps: None,
+            checkpoints: Vec::new(),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::alerts::AlertTransition;
 use crate::config::Config;
 use crate::engine::{AcceptRequest, Engine, SharedPrefixStates};
 use crate::event::Timestamp;
+use crate::feeds::checkpoint::Checkpoint;
 use crate::feeds::queue::{EventReceiver, Queued};
 use crate::metrics::Metrics;
 use crate::rpki::RpkiSnapshot;
@@ -143,6 +144,9 @@ impl EngineThread {
         let mut clock = (engine.now(), Instant::now());
         // When the service began to stop, once it has.
         let mut stopping: Option<Instant> = None;
+        // Checkpoints of batches applied since the last commit: they go with the next one,
+        // and are acknowledged once it (and so everything they caused) is stored.
+        let mut checkpoints: Vec<Checkpoint> = Vec::new();
         loop {
             // With changes not yet in the gauges and views, wait no longer than until they are
             // due; otherwise sleep until the next batch or request.
@@ -170,7 +174,7 @@ impl EngineThread {
             };
             // Dropped at the end of this iteration: only then is the batch's room in the queue
             // free, so the events queued and being processed stay within the bound.
-            let Some(queued) = batch else { continue };
+            let Some(mut queued) = batch else { continue };
             if *self.shutdown.borrow() {
                 let since = *stopping.get_or_insert_with(Instant::now);
                 if since.elapsed() >= super::ENGINE_DRAIN {
@@ -178,6 +182,7 @@ impl EngineThread {
                     break;
                 }
             }
+            checkpoints.extend(queued.batch.checkpoint.take());
             let batch = &queued.batch;
             // What is still queued behind this batch: a full queue means the feeds are waiting.
             m.engine_queue_batches.set(self.events.batches() as i64);
@@ -213,7 +218,8 @@ impl EngineThread {
                 }
                 let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
                 if !transitions.is_empty() {
-                    if !self.commit(&mut engine, transitions, stamps) {
+                    // The batch's checkpoints wait for its last chunk.
+                    if !self.commit(&mut engine, transitions, stamps, Vec::new()) {
                         return;
                     }
                     last_commit = Instant::now();
@@ -245,10 +251,12 @@ impl EngineThread {
                 refreshed = Refreshed::Behind(at);
             }
             // Alert transitions are saved at once, with the routes behind them; other route
-            // changes at least every commit interval.
-            let due = last_commit.elapsed() >= commit_every && engine.has_changes();
+            // changes, and checkpoints waiting for theirs, at least every commit interval.
+            let due = last_commit.elapsed() >= commit_every
+                && (engine.has_changes() || !checkpoints.is_empty());
             if !transitions.is_empty() || due {
-                if !self.commit(&mut engine, transitions, stamps) {
+                let waiting = std::mem::take(&mut checkpoints);
+                if !self.commit(&mut engine, transitions, stamps, waiting) {
                     return;
                 }
                 last_commit = Instant::now();
@@ -261,14 +269,16 @@ impl EngineThread {
             self.refresh_if_due(&mut engine, &mut gauges, &mut refreshed);
         }
         let transitions: Vec<AlertTransition> = engine.drain_transitions().collect();
-        if !transitions.is_empty() || engine.has_changes() {
-            let _ = self.commits.send(
-                Commit {
+        if !transitions.is_empty() || engine.has_changes() || !checkpoints.is_empty() {
+            let _ = self.commits.send(ToStore {
+                commit: Commit {
                     transitions,
                     changes: engine.take_changes(),
-                }
-                .into(),
-            );
+                },
+                published: None,
+                stamps: None,
+                checkpoints,
+            });
         }
     }
 
@@ -279,6 +289,7 @@ impl EngineThread {
         engine: &mut Engine,
         transitions: Vec<AlertTransition>,
         mut stamps: Stamps,
+        checkpoints: Vec<Checkpoint>,
     ) -> bool {
         stamps.applied = Instant::now();
         let to_store = ToStore {
@@ -288,6 +299,7 @@ impl EngineThread {
             },
             published: None,
             stamps: Some(stamps),
+            checkpoints,
         };
         self.commits.send(to_store).is_ok()
     }
@@ -359,6 +371,7 @@ impl EngineThread {
                 },
                 published: Some(done),
                 stamps: None,
+                checkpoints: Vec::new(),
             };
             if self.commits.send(commit).is_err() {
                 return false;

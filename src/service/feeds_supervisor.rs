@@ -1,6 +1,6 @@
 //! Starts the configured feeds, and restarts the live ones when a reload changes the watch
 //! list or the feeds (they subscribe to the prefixes when they connect). MRT feeds are read
-//! once, at start. BMP listeners subscribe to nothing: they restart only when their own
+//! once, at start. BMP listeners and Kafka consumers subscribe to no prefix: they restart only when their own
 //! settings change, since a restart drops every router's session.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::feeds::{self, FeedContext};
 
 /// The feeds that subscribe to the watched prefixes.
 fn subscribing(k: FeedKind) -> bool {
-    !matches!(k, FeedKind::Mrt | FeedKind::Bmp)
+    !matches!(k, FeedKind::Mrt | FeedKind::Bmp | FeedKind::Kafka)
 }
 
 /// What decides whether the subscribing live feeds must restart.
@@ -71,7 +71,9 @@ pub(super) async fn run(mut config: watch::Receiver<Arc<Config>>, base: FeedCont
     let mut current = config.borrow_and_update().clone();
     let mut fixed = spawn(&current, &base, |k| k == FeedKind::Mrt);
     let mut live = spawn(&current, &base, subscribing);
-    let is_bmp = |k| k == FeedKind::Bmp;
+    // Kafka consumers subscribe to topics, not prefixes: like BMP listeners they restart only
+    // when their own settings change (the group then rebalances once).
+    let is_bmp = |k| matches!(k, FeedKind::Bmp | FeedKind::Kafka);
     let mut listening = spawn(&current, &base, is_bmp);
     loop {
         tokio::select! {
@@ -94,7 +96,7 @@ pub(super) async fn run(mut config: watch::Receiver<Arc<Config>>, base: FeedCont
                     live = spawn(&new, &base, subscribing);
                 }
                 if feed_settings(&new, is_bmp) != feed_settings(&current, is_bmp) {
-                    info!("the BMP feeds changed: restarting their listeners (routers reconnect)");
+                    info!("the BMP or Kafka feeds changed: restarting them (routers reconnect, consumers rejoin their group)");
                     for task in &listening {
                         task.abort();
                     }

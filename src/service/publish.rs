@@ -34,6 +34,7 @@ impl AlertSink for BookSink {
         match t.event {
             TransitionKind::Fired => self.metrics.alert_fired(&t.alert, false),
             TransitionKind::Resolved => self.metrics.alert_resolved(&t.alert),
+            TransitionKind::HandedOver => self.metrics.alert_handed_over(&t.alert),
             TransitionKind::Updated => {}
         }
     }
@@ -47,6 +48,7 @@ fn log_transition(t: &AlertTransition, was_critical: bool) {
     let verb = match t.event {
         TransitionKind::Fired => "fired",
         TransitionKind::Resolved => "resolved",
+        TransitionKind::HandedOver => "handed over",
         TransitionKind::Updated if a.severity == Severity::Critical && !was_critical => {
             "now critical"
         }

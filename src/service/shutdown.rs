@@ -131,6 +131,7 @@ pub(super) async fn tick(
             feed: feed.clone(),
             events: Vec::new(),
             received: std::time::Instant::now(),
+            checkpoint: None,
         };
         // A full queue means the engine is busy anyway.
         let _ = events.try_send(batch);

@@ -17,6 +17,7 @@ use crate::store::{Commit, Store};
 
 use super::commit_queue::{CommitReceiver, Queued, Room};
 use super::latency::Stamps;
+use crate::feeds::checkpoint::Checkpoint;
 
 /// A commit for the store thread; `published`, when set, answers once its transitions have
 /// reached the publish stage (an operator's request is answered only when its effect shows).
@@ -27,6 +28,9 @@ pub(super) struct ToStore {
     pub published: Option<tokio::sync::oneshot::Sender<()>>,
     /// When the batch behind it crossed each stage (commits made of feed events).
     pub stamps: Option<Stamps>,
+    /// Acknowledged once the commit is written: everything their batches caused is in it or
+    /// in an earlier commit.
+    pub checkpoints: Vec<Checkpoint>,
 }
 
 /// What the store thread passes on, in commit order.
@@ -102,12 +106,14 @@ pub(super) fn run(
         let mut rooms = Vec::with_capacity(batch.len());
         let mut barriers = Vec::new();
         let mut stamps = Vec::with_capacity(batch.len());
+        let mut checkpoints = Vec::new();
         let batch: Vec<Commit> = batch
             .into_iter()
             .map(|Queued { to_store, room }| {
                 rooms.push(room);
                 barriers.extend(to_store.published);
                 stamps.push(to_store.stamps);
+                checkpoints.extend(to_store.checkpoints);
                 to_store.commit
             })
             .collect();
@@ -120,6 +126,10 @@ pub(super) fn run(
         }
         metrics.store_commits.inc();
         let durable = Instant::now();
+        // Written: the feeds waiting for it may now count their input as applied.
+        for c in checkpoints {
+            c.acknowledge();
+        }
         let group_commits = u32::try_from(batch.len()).unwrap_or(u32::MAX);
         for s in stamps.iter_mut().flatten() {
             s.picked = started;

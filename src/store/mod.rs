@@ -413,7 +413,7 @@ impl Store {
                 let kind = match t.event {
                     TransitionKind::Fired => Some("fired"),
                     TransitionKind::Resolved => Some("resolved"),
-                    TransitionKind::Updated => None,
+                    TransitionKind::Updated | TransitionKind::HandedOver => None,
                 };
                 let is_last = last.get(a.id.as_str()) == Some(&i);
                 if kind.is_none() && !is_last {
@@ -430,6 +430,14 @@ impl Store {
                         .map_err(err)?;
                 }
                 if !is_last {
+                    continue;
+                }
+                if t.event == TransitionKind::HandedOver {
+                    // Another instance holds it now: not this one's to restore or list.
+                    tx.prepare_cached("DELETE FROM alerts WHERE id = ?1")
+                        .map_err(err)?
+                        .execute(params![a.id])
+                        .map_err(err)?;
                     continue;
                 }
                 let state = match a.state {

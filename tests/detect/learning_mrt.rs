@@ -92,6 +92,7 @@ fn beacon_with_hijacker() -> (Vec<FeedEvent>, Timestamp) {
         FeedEvent::Route(r) => r.timestamp,
         FeedEvent::PeerDown { timestamp, .. } => *timestamp,
         FeedEvent::Loaded(s) => s.timestamp,
+        FeedEvent::HandOver(h) => h.timestamp,
     };
     let before = Timestamp(start.0 - 1_000_000);
     let mut out = all;
@@ -107,7 +108,7 @@ fn beacon_with_hijacker() -> (Vec<FeedEvent>, Timestamp) {
         FeedEvent::Route(r) => {
             !(r.prefix == watched && r.timestamp > during && hijacked.contains(&r.vp))
         }
-        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) => true,
+        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => true,
     });
     let at = out.iter().position(|ev| ts(ev) > during).unwrap();
     for vp in [3, 4] {

@@ -70,7 +70,7 @@ fn read(path: &Path, limit: usize) -> Traffic {
                     events.push((timestamp.0, vp.to_string(), String::new(), Vec::new()));
                 }
                 // An MRT file holds no loaded state.
-                FeedEvent::Loaded(_) => {}
+                FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => {}
             }
         }
     }

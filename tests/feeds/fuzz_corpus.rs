@@ -9,12 +9,14 @@ use bgpsentry::fuzzing;
 
 /// Fuzz target name, the entry function it calls (as in `fuzz/fuzz_targets/*.rs`), by name too.
 type Entry = (&'static str, &'static str, fn(&[u8]));
-const TARGETS: [Entry; 8] = [
+const TARGETS: [Entry; 10] = [
     ("bgproutes_parse", "bgproutes", fuzzing::bgproutes),
     ("ris_live_parse", "ris_live", fuzzing::ris_live),
     ("config_parse", "config", fuzzing::config),
     ("mrt_reader", "mrt", fuzzing::mrt),
     ("bmp_reader", "bmp", fuzzing::bmp),
+    ("openbmp_reader", "openbmp", fuzzing::openbmp),
+    ("events_record", "events_record", fuzzing::events_record),
     ("triage_request", "triage", fuzzing::triage),
     (
         "warm_start_ripestat",

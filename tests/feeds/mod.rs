@@ -5,6 +5,7 @@ mod bgproutes;
 mod bmp;
 mod fuzz_corpus;
 mod hostile_input;
+mod kafka;
 mod ris_live;
 mod stream;
 mod warm_start;

@@ -54,6 +54,7 @@ fn time_of(ev: &FeedEvent) -> Timestamp {
         FeedEvent::Route(r) => r.timestamp,
         FeedEvent::PeerDown { timestamp, .. } => *timestamp,
         FeedEvent::Loaded(s) => s.timestamp,
+        FeedEvent::HandOver(h) => h.timestamp,
     }
 }
 

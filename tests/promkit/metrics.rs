@@ -61,8 +61,8 @@ fn live_metrics_pass_promtool_and_match_the_catalogue() {
     // Every core metric the catalogue lists is exported (the replay exercises all of them).
     for entry in catalogue.values() {
         assert!(
-            ["core", "feeds", "notifier", "rpki"].contains(&entry.exported_by.as_str()),
-            "{}: `exported by` must be core, feeds, notifier or rpki",
+            ["core", "feeds", "notifier", "rpki", "relay"].contains(&entry.exported_by.as_str()),
+            "{}: `exported by` must be core, feeds, notifier, rpki or relay",
             entry.name
         );
         assert!(

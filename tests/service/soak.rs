@@ -134,7 +134,7 @@ fn fixture_frames() -> Vec<Frame> {
                     }
                 }
                 // An MRT file holds no loaded state.
-                FeedEvent::Loaded(_) => {}
+                FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => {}
             }
         }
         if let Some((ts, data)) = update {

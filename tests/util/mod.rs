@@ -5,8 +5,10 @@ pub mod browser;
 pub mod daemons;
 pub mod feeds;
 pub mod history;
+pub mod kafka;
 pub mod notify;
 pub mod promkit;
+pub mod scale_out;
 pub mod service;
 
 pub use service::{Launch, Proc, Service};

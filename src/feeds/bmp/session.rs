@@ -473,7 +473,9 @@ impl Session {
 
 /// Per-peer flags that make `rib_of` give `rib` (to name a peer's vantage points from a
 /// Peer Down, whose flags say nothing of the RIB).
-fn flags_for(
+/// The per-peer flags of `h` as they would be for routes of `rib` (to name the vantage
+/// points of a peer that went down, whatever RIB kinds it had).
+pub fn flags_for(
     rib: BmpRib,
     h: &BmpPerPeerHeader,
 ) -> bgpkit_parser::parser::bmp::messages::PerPeerFlags {

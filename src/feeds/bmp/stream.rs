@@ -37,7 +37,7 @@ fn wanted(prefixes: &[IpNet], ev: &FeedEvent) -> bool {
     match ev {
         FeedEvent::Route(r) => prefixes.iter().any(|p| p.contains(&r.prefix)),
         // A BMP session never loads a state; nothing else to print.
-        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) => false,
+        FeedEvent::PeerDown { .. } | FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => false,
     }
 }
 
@@ -50,7 +50,7 @@ pub fn live_msgs(events: &[FeedEvent]) -> Vec<BgpLiveMsg> {
         let vp = match first {
             FeedEvent::Route(r) => r.vp.clone(),
             FeedEvent::PeerDown { vp, .. } => vp.clone(),
-            FeedEvent::Loaded(_) => {
+            FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => {
                 rest = &rest[1..];
                 continue;
             }

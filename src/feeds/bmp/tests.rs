@@ -98,7 +98,9 @@ fn only_the_chosen_ribs_reach_the_detectors() {
         let vp = match e {
             FeedEvent::Route(r) => &r.vp,
             FeedEvent::PeerDown { vp, .. } => vp,
-            FeedEvent::Loaded(_) => panic!("a BMP session loads no state: {e:?}"),
+            FeedEvent::Loaded(_) | FeedEvent::HandOver(_) => {
+                panic!("a BMP session loads and hands over no state: {e:?}")
+            }
         };
         assert_eq!(&*vp.collector, "adj_rib_in_post", "{e:?}");
     }

@@ -45,6 +45,7 @@ pub fn spawn(name: String, files: Vec<PathBuf>, ctx: FeedContext) -> JoinHandle<
                         feed: feed.clone(),
                         events: std::mem::replace(&mut events, Vec::with_capacity(BATCH)),
                         received: Instant::now(),
+                        checkpoint: None,
                     };
                     if ctx.events.blocking_send(batch).is_err() {
                         return;
@@ -56,6 +57,7 @@ pub fn spawn(name: String, files: Vec<PathBuf>, ctx: FeedContext) -> JoinHandle<
                     feed: feed.clone(),
                     events,
                     received: Instant::now(),
+                    checkpoint: None,
                 };
                 if ctx.events.blocking_send(batch).is_err() {
                     return;

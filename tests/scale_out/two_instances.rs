@@ -1,0 +1,247 @@
+//! One relay and two instances on the real 2016 RIS data (as OpenBMP records on a raw topic):
+//! every alert a single bgpsentry raises on the same data is raised once at Alertmanager, by
+//! the instance that owns its prefix, and each instance owns a disjoint share of the
+//! partitions. Then one instance stops: the other takes its partitions over, rebuilds their
+//! routes from the topic, and raises a hijack the stream shows after the stop.
+
+use std::collections::BTreeSet;
+
+use bgpsentry::feeds::events::partition::{Partitioner, partition_of};
+use serde_json::Value;
+
+use crate::util::kafka::{Broker, mrt_openbmp_records};
+use crate::util::notify::{Alertmanager, Receiver};
+use crate::util::scale_out::*;
+use crate::util::{Service, poll_until_async, replay, shared_data};
+
+/// The raw topics: OpenBMP records of the RIS data, and RIS Live messages.
+const RAW_BMP: &str = "raw.bmp";
+const RAW_RIS: &str = "raw.ris";
+
+/// (alertname, prefix, origin_asn) of every alert Alertmanager notified as firing.
+fn notified_firing(rx: &Receiver) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for r in rx.got() {
+        let Ok(v) = serde_json::from_slice::<Value>(&r.body) else {
+            continue;
+        };
+        for a in v["alerts"].as_array().into_iter().flatten() {
+            if a["status"] != "firing" {
+                continue;
+            }
+            let l = &a["labels"];
+            let s = |k: &str| l[k].as_str().unwrap_or_default().to_string();
+            out.insert((s("alertname"), s("prefix"), s("origin_asn")));
+        }
+    }
+    out
+}
+
+/// Alerts an instance fired, over every rule and severity.
+async fn fired_total(svc: &Service) -> f64 {
+    svc.metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("bgpsentry_alerts_fired_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn ready(svc: &Service) -> bool {
+    svc.get("/readyz").await.0 == 200
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_stops() {
+    let data = shared_data("mrt/ris-updates.20160811.1600.gz");
+    // What one bgpsentry raises on the same data: the reference.
+    let reference = replay(&format!("prefixes:\n{}", watched_prefixes()), &[&data], &[]);
+    assert!(reference.success, "{}", reference.stderr);
+    let expected: BTreeSet<(String, String, String)> = reference
+        .lines
+        .iter()
+        .filter(|l| l.event == "fired")
+        .map(|l| {
+            (
+                l.rule.clone(),
+                l.prefix.clone(),
+                l.origin.map(|o| o.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        expected.contains(&(
+            "origin_hijack".to_string(),
+            "202.134.148.0/24".to_string(),
+            "58678".to_string()
+        )),
+        "the data holds the 2016 hijack: {expected:?}"
+    );
+    let fired_once = reference
+        .lines
+        .iter()
+        .filter(|l| l.event == "fired")
+        .count() as f64;
+
+    let broker = Broker::start();
+    broker.create_topic(EVENTS_TOPIC, PARTITIONS);
+    broker.create_topic(RAW_BMP, 1);
+    broker.create_topic(RAW_RIS, 1);
+    let rx = Receiver::start(vec![]).await;
+    let am = Alertmanager::start(&rx.url());
+    let dir = tempfile::tempdir().unwrap();
+
+    // Both instances in the group, each with a share, before anything is relayed.
+    let a = start_instance(&dir, &broker, "a", &am.url).await;
+    let b = start_instance(&dir, &broker, "b", &am.url).await;
+    let (owned_a, owned_b) = poll_until_async("both instances to own partitions", 60, async || {
+        let (pa, pb) = (owned_partitions(&a)?, owned_partitions(&b)?);
+        let all: BTreeSet<i32> = pa.iter().chain(&pb).copied().collect();
+        (!pa.is_empty()
+            && !pb.is_empty()
+            && pa.len() + pb.len() == PARTITIONS as usize
+            && all.len() == PARTITIONS as usize
+            && ready(&a).await
+            && ready(&b).await)
+            .then_some((pa, pb))
+    })
+    .await;
+
+    assert!(
+        owned_a.iter().all(|p| !owned_b.contains(p)),
+        "disjoint shares: {owned_a:?} and {owned_b:?}"
+    );
+
+    // The real data through the relay.
+    broker.produce(RAW_BMP, 0, &mrt_openbmp_records(&data));
+    let relay = start_relay(&relay_config(
+        dir.path(),
+        &broker,
+        &[(RAW_BMP, "openbmp"), (RAW_RIS, "ris_live")],
+    ))
+    .await;
+    // Waits for them, then compares (a difference shows in the failure).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while notified_firing(&rx) != expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        notified_firing(&rx),
+        expected,
+        "alerts at Alertmanager vs one bgpsentry"
+    );
+    // Each alert was raised by one instance only: together they fired what one bgpsentry did.
+    let sum = fired_total(&a).await + fired_total(&b).await;
+    assert_eq!(
+        sum, fired_once,
+        "alerts fired by the two instances together"
+    );
+    // The hijacked prefix's alert came from its owner alone.
+    let partitioner = Partitioner::new(["202.134.148.0/24".parse().unwrap()]);
+    let hijacked = partition_of(
+        &partitioner
+            .root(&"202.134.148.0/24".parse().unwrap())
+            .unwrap(),
+        PARTITIONS as u32,
+    ) as i32;
+    let (owner, other) = if owned_a.contains(&hijacked) {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let in_alerts = async |svc: &Service| {
+        svc.json("/alerts?state=all").await["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule"] == "origin_hijack" && x["prefix"] == "202.134.148.0/24")
+    };
+    assert!(in_alerts(owner).await, "the owner raised the hijack");
+    assert!(!in_alerts(other).await, "the other instance did not");
+
+    // A beacon on one of A's partitions, and the routes A holds for it.
+    let beacon = (64..80)
+        .map(|i| format!("84.205.{i}.0/24"))
+        .find(|p| owned_a.contains(&(partition_of(&p.parse().unwrap(), PARTITIONS as u32) as i32)))
+        .expect("a beacon on one of A's partitions");
+    let vps = format!("bgpsentry_prefix_vantage_points{{prefix=\"{beacon}\"}}");
+    let held_by_a = a.wait_metric(&vps, 1.0).await;
+    assert_eq!(
+        b.metric(&vps).await,
+        Some(0.0),
+        "B holds nothing of A's partitions"
+    );
+
+    // A stops. B takes every partition over and rebuilds A's from the topic. (Stopped, not
+    // killed: tansu 0.6 keeps a killed member in the group after its session timed out, so
+    // its partitions stay assigned to it; see "Limits" in docs/src/scale-out.md.)
+    let replayed = "bgpsentry_scale_out_records_replayed_total{feed=\"events\"}";
+    let replayed_before = b.metric(replayed).await.unwrap_or(0.0);
+    a.terminate(30).await;
+    poll_until_async("B to own every partition", 90, async || {
+        let owned = owned_partitions(&b)?;
+        (owned.len() == PARTITIONS as usize && ready(&b).await).then_some(())
+    })
+    .await;
+    assert!(
+        b.metric(replayed).await.unwrap_or(0.0) > replayed_before,
+        "B replayed records"
+    );
+    let log = b.log_text();
+    assert!(log.contains("rebuilding partition"), "{log}");
+    assert_eq!(
+        b.wait_metric(&vps, 1.0).await,
+        held_by_a,
+        "B rebuilt A's routes of {beacon}"
+    );
+
+    // A hijack of the beacon after the stop, on the RIS Live raw topic: B raises it.
+    // Two vantage points (the rules' default `min_vantage_points`).
+    let hijack = [("193.0.0.56", 3333), ("195.66.224.175", 13030)].map(|(peer, asn)| {
+        crate::util::feeds::ris_announce(peer, asn, &[asn, 64666], &beacon, 1_470_931_800.0)
+            .into_bytes()
+    });
+    broker.produce(RAW_RIS, 0, &hijack);
+    let wanted = (
+        "origin_hijack".to_string(),
+        beacon.clone(),
+        "64666".to_string(),
+    );
+    poll_until_async(
+        "the hijack after the stop at Alertmanager",
+        60,
+        async || notified_firing(&rx).contains(&wanted).then_some(()),
+    )
+    .await;
+    assert!(
+        b.json("/alerts").await["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule"] == "origin_hijack" && x["prefix"] == beacon.as_str()),
+        "B raised it"
+    );
+    // The relay was ready throughout, and counted what it relayed and what it filtered.
+    assert_eq!(relay.get("/readyz").await.0, 200);
+    let relay_metrics = relay.metrics().await;
+    for series in [
+        "bgpsentry_relay_events_total{result=\"relayed\"}",
+        "bgpsentry_relay_events_total{result=\"filtered\"}",
+        "bgpsentry_relay_records_produced_total",
+    ] {
+        assert!(
+            crate::util::metric(&relay_metrics, series).unwrap_or(0.0) > 0.0,
+            "{series}\n{relay_metrics}"
+        );
+    }
+    assert_eq!(
+        crate::util::metric(&relay_metrics, "bgpsentry_relay_produce_errors_total"),
+        Some(0.0)
+    );
+}
+
+async fn start_instance(dir: &tempfile::TempDir, broker: &Broker, name: &str, am: &str) -> Service {
+    crate::util::Launch::config(&instance_config(dir.path(), broker, name, am))
+        .start_async()
+        .await
+}
