@@ -125,6 +125,14 @@ async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_stop
     while notified_firing(&rx) != expected && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    if notified_firing(&rx) != expected {
+        eprintln!(
+            "relay log:\n{}\ninstance a log:\n{}\ninstance b log:\n{}",
+            relay.log_text(),
+            a.log_text(),
+            b.log_text()
+        );
+    }
     assert_eq!(
         notified_firing(&rx),
         expected,
