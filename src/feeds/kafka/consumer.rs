@@ -11,7 +11,7 @@ use std::time::Duration;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -126,31 +126,6 @@ impl ConsumerContext for Callbacks {
         };
         let _ = self.notices.send(notice);
     }
-
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => {
-                self.metrics.commits.with_label_values(&[&self.feed]).inc();
-                for e in offsets.elements() {
-                    if let Offset::Offset(o) = e.offset() {
-                        self.metrics
-                            .committed_offset
-                            .with_label_values(&[&self.feed, e.topic(), &e.partition().to_string()])
-                            .set(o);
-                    }
-                }
-            }
-            // Nothing to commit is not a failure.
-            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                self.metrics
-                    .commit_errors
-                    .with_label_values(&[&self.feed])
-                    .inc();
-                warn!(feed = %self.feed, "committing offsets failed: {e}");
-            }
-        }
-    }
 }
 
 /// A consumer in a group, subscribed to a feed's topics.
@@ -164,9 +139,56 @@ pub struct KafkaConsumer {
 pub type Notices = mpsc::UnboundedReceiver<Notice>;
 
 /// Commits offsets of a [`KafkaConsumer`]'s group; cheap to clone.
+///
+/// Commits are made one after the other, synchronously, on a thread of their own, and their
+/// results counted there: an asynchronous commit's result reaches librdkafka's commit callback
+/// only through a queue a `StreamConsumer` does not serve (the commits were made, never
+/// counted), and one thread keeps them in order, so a committed offset never moves back.
 #[derive(Clone)]
 pub struct Committer {
-    inner: Arc<StreamConsumer<Callbacks>>,
+    requests: std::sync::mpsc::Sender<CommitRequest>,
+}
+
+/// Offsets to commit, and where to answer when the caller waits.
+struct CommitRequest {
+    offsets: TopicPartitionList,
+    done: Option<std::sync::mpsc::Sender<Result<(), String>>>,
+}
+
+/// Makes the commits of one consumer until every [`Committer`] is dropped.
+fn run_commits(
+    consumer: Arc<StreamConsumer<Callbacks>>,
+    requests: std::sync::mpsc::Receiver<CommitRequest>,
+) {
+    let (feed, metrics) = {
+        let c = consumer.context();
+        (c.feed.clone(), c.metrics.clone())
+    };
+    for req in requests {
+        let result = match consumer.commit(&req.offsets, CommitMode::Sync) {
+            Ok(()) => {
+                metrics.commits.with_label_values(&[&feed]).inc();
+                for e in req.offsets.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        metrics
+                            .committed_offset
+                            .with_label_values(&[&feed, e.topic(), &e.partition().to_string()])
+                            .set(o);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                metrics.commit_errors.with_label_values(&[&feed]).inc();
+                let e = format!("committing offsets failed: {e}");
+                warn!(feed = %feed, "{e}");
+                Err(e)
+            }
+        };
+        if let Some(done) = req.done {
+            let _ = done.send(result);
+        }
+    }
 }
 
 /// The librdkafka settings of a feed. `password` is the SASL password read from its source.
@@ -290,42 +312,60 @@ impl KafkaConsumer {
 
     /// A handle that commits this consumer's offsets.
     pub fn committer(&self) -> Committer {
-        Committer {
-            inner: self.inner.clone(),
+        let (requests, rx) = std::sync::mpsc::channel();
+        let consumer = self.inner.clone();
+        let started = std::thread::Builder::new()
+            .name("kafka-commit".to_string())
+            .spawn(move || run_commits(consumer, rx));
+        if let Err(e) = started {
+            // Without the thread every commit fails, is counted and logged.
+            warn!("cannot start the offset committer: {e}");
         }
+        Committer { requests }
     }
 }
 
 impl Committer {
     /// Commits, for each partition, `next`: the offset of the first record not yet done (the
-    /// Kafka convention). Sent without waiting; the result is counted when the coordinator
+    /// Kafka convention). Queued without waiting; the result is counted when the coordinator
     /// answers. Offsets of partitions no longer assigned fail there and are counted as errors.
     pub fn commit(&self, next: &[(Partition, i64)]) -> Result<(), String> {
         if next.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::with_capacity(next.len());
-        for ((topic, partition), offset) in next {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(|e| format!("offset {offset} of {topic}/{partition}: {e}"))?;
-        }
-        self.inner
-            .commit(&tpl, CommitMode::Async)
-            .map_err(|e| format!("committing offsets failed: {e}"))
+        self.requests
+            .send(CommitRequest {
+                offsets: offset_list(next)?,
+                done: None,
+            })
+            .map_err(|_| "committing offsets failed: the committer has stopped".to_string())
     }
 
-    /// Commits and waits for the coordinator's answer (at shutdown).
+    /// Commits after every commit queued before, and waits for the coordinator's answer (at
+    /// shutdown).
     pub fn commit_and_wait(&self, next: &[(Partition, i64)]) -> Result<(), String> {
         if next.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::with_capacity(next.len());
-        for ((topic, partition), offset) in next {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(|e| format!("offset {offset} of {topic}/{partition}: {e}"))?;
-        }
-        self.inner
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| format!("committing offsets failed: {e}"))
+        let (done, answer) = std::sync::mpsc::channel();
+        self.requests
+            .send(CommitRequest {
+                offsets: offset_list(next)?,
+                done: Some(done),
+            })
+            .map_err(|_| "committing offsets failed: the committer has stopped".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "committing offsets failed: the committer has stopped".to_string())?
     }
+}
+
+/// The offsets as librdkafka takes them.
+fn offset_list(next: &[(Partition, i64)]) -> Result<TopicPartitionList, String> {
+    let mut tpl = TopicPartitionList::with_capacity(next.len());
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|e| format!("offset {offset} of {topic}/{partition}: {e}"))?;
+    }
+    Ok(tpl)
 }
