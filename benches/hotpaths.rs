@@ -15,7 +15,7 @@ use bgpsentry::alerts::{AlertBook, AlertFilter};
 use bgpsentry::config::Config;
 use bgpsentry::engine::Engine;
 use bgpsentry::event::{
-    AsPath, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
+    AsPath, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
 };
 use bgpsentry::feeds::bgproutes::parser as bgproutes_parse;
 use bgpsentry::feeds::mrt::MrtReader;
@@ -29,8 +29,9 @@ fn data(rel: &str) -> PathBuf {
 
 const MRT_FILE: &str = "../shared/data/mrt/rrc00-updates.20190101.0000.gz";
 
-/// The origin every watched prefix allows (paths are rewritten to end in it).
-const OWN_ASN: u32 = 64500;
+#[path = "../examples/support/engine_workload.rs"]
+mod engine_workload;
+use engine_workload::{OWN_ASN, events};
 
 /// `n` watched /24s (1.0.0.0/24, 1.0.1.0/24, …) as a config.
 fn watch_config(n: usize) -> Config {
@@ -51,67 +52,6 @@ fn watched(n: usize) -> Vec<IpNet> {
         .map(|i| {
             let base = u32::from(Ipv4Addr::new(1, 0, 0, 0)) + (i << 8);
             IpNet::V4(Ipv4Net::new(Ipv4Addr::from(base), 24).expect("/24"))
-        })
-        .collect()
-}
-
-/// Real announcements from the MRT file (up to `max`).
-fn real_announcements(max: usize) -> Vec<Arc<RouteAttrs>> {
-    let mut reader = MrtReader::open(&data(MRT_FILE), "mrt", None).expect("MRT file");
-    let mut out = Vec::new();
-    let mut events = Vec::new();
-    while out.len() < max && reader.next_record(&mut events).is_some() {
-        for ev in events.drain(..) {
-            if let FeedEvent::Route(RouteEvent {
-                change: RouteChange::Announce(a),
-                ..
-            }) = ev
-                && !a.path.is_empty()
-            {
-                out.push(a);
-            }
-        }
-    }
-    out
-}
-
-/// Route events: real paths (origin rewritten to [`OWN_ASN`]), spread over the watched
-/// prefixes and `vps` vantage points; every 8th is a withdrawal.
-fn events(prefixes: &[IpNet], vps: usize, count: usize) -> Vec<RouteEvent> {
-    let attrs = real_announcements(count.min(50_000));
-    let vps: Vec<Arc<VantagePoint>> = (0..vps as u32)
-        .map(|i| {
-            Arc::new(VantagePoint {
-                feed: "bench".into(),
-                collector: "rrc00".into(),
-                peer_asn: 65_000 + i,
-                peer_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
-                exporter: None,
-            })
-        })
-        .collect();
-    (0..count)
-        .map(|i| {
-            let a = &attrs[i % attrs.len()];
-            let mut path = a.path.to_vec();
-            if let Some(last) = path.last_mut() {
-                *last = PathElem::Asn(OWN_ASN);
-            }
-            let change = if i % 8 == 7 {
-                RouteChange::Withdraw
-            } else {
-                RouteChange::Announce(Arc::new(RouteAttrs {
-                    path: AsPath::from(path),
-                    communities: a.communities.clone(),
-                    next_hop: a.next_hop,
-                }))
-            };
-            RouteEvent {
-                timestamp: Timestamp::from_parts(1_546_300_800 + (i / 1000) as i64, 0),
-                vp: vps[(i * 7919) % vps.len()].clone(),
-                prefix: prefixes[(i * 104_729) % prefixes.len()],
-                change,
-            }
         })
         .collect()
 }

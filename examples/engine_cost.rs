@@ -10,20 +10,19 @@
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured*'
 //! target/release/examples/engine_cost 1000 1000` (instructions / EVENTS = per event).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bgpsentry::config::Config;
 use bgpsentry::engine::Engine;
-use bgpsentry::event::{
-    AsPath, FeedEvent, PathElem, RouteAttrs, RouteChange, RouteEvent, Timestamp, VantagePoint,
-};
-use bgpsentry::feeds::mrt::MrtReader;
+use bgpsentry::event::RouteEvent;
 use ipnet::{IpNet, Ipv4Net};
 
-const OWN_ASN: u32 = 64500;
+#[path = "support/engine_workload.rs"]
+mod engine_workload;
+use engine_workload::{OWN_ASN, events};
+
 const USAGE: &str = "usage: engine_cost P V [EVENTS]";
 
 fn main() {
@@ -41,7 +40,7 @@ fn main() {
         ));
     }
     let cfg = Config::parse(&yaml, Path::new("cost.yml")).expect("config");
-    let evs = events(&prefixes, v, n);
+    let evs = events(&prefixes, v as usize, n);
     let mut engine = Engine::from_config(&cfg);
     for ev in &evs {
         engine.process_route(ev);
@@ -68,60 +67,4 @@ fn measured(engine: &mut Engine, evs: &[RouteEvent]) -> usize {
         }
     }
     changed
-}
-
-/// The events of `cargo bench`'s `engine_route_event`.
-fn events(prefixes: &[IpNet], vps: u32, count: usize) -> Vec<RouteEvent> {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/mrt/rrc00-updates.20190101.0000.gz");
-    let mut reader = MrtReader::open(&file, "mrt", None).expect("MRT file");
-    let mut attrs = Vec::new();
-    let mut out = Vec::new();
-    while attrs.len() < count.min(50_000) && reader.next_record(&mut out).is_some() {
-        for ev in out.drain(..) {
-            if let FeedEvent::Route(RouteEvent {
-                change: RouteChange::Announce(a),
-                ..
-            }) = ev
-                && !a.path.is_empty()
-            {
-                attrs.push(a);
-            }
-        }
-    }
-    let vps: Vec<Arc<VantagePoint>> = (0..vps)
-        .map(|i| {
-            Arc::new(VantagePoint {
-                feed: "bench".into(),
-                collector: "rrc00".into(),
-                peer_asn: 65_000 + i,
-                peer_ip: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
-                exporter: None,
-            })
-        })
-        .collect();
-    (0..count)
-        .map(|i| {
-            let a = &attrs[i % attrs.len()];
-            let mut path = a.path.to_vec();
-            if let Some(last) = path.last_mut() {
-                *last = PathElem::Asn(OWN_ASN);
-            }
-            let change = if i % 8 == 7 {
-                RouteChange::Withdraw
-            } else {
-                RouteChange::Announce(Arc::new(RouteAttrs {
-                    path: AsPath::from(path),
-                    communities: a.communities.clone(),
-                    next_hop: a.next_hop,
-                }))
-            };
-            RouteEvent {
-                timestamp: Timestamp::from_parts(1_546_300_800 + (i / 1000) as i64, 0),
-                vp: vps[(i * 7919) % vps.len()].clone(),
-                prefix: prefixes[(i * 104_729) % prefixes.len()],
-                change,
-            }
-        })
-        .collect()
 }

@@ -90,23 +90,7 @@ impl ClientContext for Callbacks {
     }
 
     fn stats(&self, stats: Statistics) {
-        let up = stats.brokers.values().any(|b| b.state == "UP");
-        self.metrics
-            .connected
-            .with_label_values(&[&self.feed])
-            .set(i64::from(up));
-        for (topic, t) in &stats.topics {
-            for (id, p) in &t.partitions {
-                // -1 is librdkafka's internal "unassigned" partition.
-                if *id < 0 || !p.desired {
-                    continue;
-                }
-                self.metrics
-                    .lag
-                    .with_label_values(&[&self.feed, topic, &id.to_string()])
-                    .set(p.consumer_lag);
-            }
-        }
+        self.metrics.record_statistics(&self.feed, &stats);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

@@ -30,6 +30,23 @@ pub struct KafkaMetrics {
 }
 
 impl KafkaMetrics {
+    /// Broker connection state and per-partition lag from librdkafka's periodic statistics.
+    pub fn record_statistics(&self, feed: &str, stats: &rdkafka::Statistics) {
+        let up = stats.brokers.values().any(|b| b.state == "UP");
+        self.connected.with_label_values(&[feed]).set(i64::from(up));
+        for (topic, t) in &stats.topics {
+            for (id, p) in &t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition.
+                if *id < 0 || !p.desired {
+                    continue;
+                }
+                self.lag
+                    .with_label_values(&[feed, topic, &id.to_string()])
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+
     /// Creates the families and registers them on `r`.
     pub fn new(r: &Registry) -> Result<Self, prometheus::Error> {
         let m = KafkaMetrics {
