@@ -411,6 +411,10 @@ pub enum FeedEvent {
         timestamp: Timestamp,
         /// The VP whose routes are gone.
         vp: Arc<VantagePoint>,
+        /// Only the routes under these watched prefixes, each the least specific of those
+        /// that cover it, sorted (one partition's share of a scale-out deployment, where each
+        /// partition carries its own copy of the peer down); `None`: every route of the VP.
+        within: Option<Arc<[IpNet]>>,
     },
     /// A feed's routes as its history service reported them (warm start): they replace what
     /// the engine holds of that feed's vantage points under the loaded prefixes.

@@ -65,10 +65,12 @@ fn unexpected_prefix_fires_for_unwatched_prefixes_of_a_monitored_asn() {
             FeedEvent::PeerDown {
                 timestamp: Timestamp::from_parts(9, 0),
                 vp: vp(1),
+                within: None,
             },
             FeedEvent::PeerDown {
                 timestamp: Timestamp::from_parts(10, 0),
                 vp: vp(2),
+                within: None,
             },
         ],
     );

@@ -417,10 +417,14 @@ impl Engine {
     pub fn process(&mut self, event: &FeedEvent) -> bool {
         match event {
             FeedEvent::Route(ev) => self.process_route(ev),
-            FeedEvent::PeerDown { timestamp, vp } => {
+            FeedEvent::PeerDown {
+                timestamp,
+                vp,
+                within,
+            } => {
                 self.stats.peer_downs += 1;
                 let closed = self.close_learning_windows(*timestamp);
-                self.peer_down(vp, *timestamp) || closed
+                self.peer_down(vp, *timestamp, within.as_deref()) || closed
             }
             FeedEvent::Loaded(state) => self.load_state(state),
             FeedEvent::HandOver(h) => self.hand_over(&h.scope) > 0 || !h.scope.is_empty(),

@@ -42,23 +42,41 @@ impl Engine {
         }
     }
 
-    pub(super) fn peer_down(&mut self, vp: &Arc<VantagePoint>, ts: Timestamp) -> bool {
+    /// The session of `vp` went down at `ts`: its routes are withdrawn, those under the roots
+    /// `within` only when given. True when a route was withdrawn.
+    pub(super) fn peer_down(
+        &mut self,
+        vp: &Arc<VantagePoint>,
+        ts: Timestamp,
+        within: Option<&[IpNet]>,
+    ) -> bool {
         if ts > self.now {
             self.advance_to(ts);
         }
         let Some(id) = self.vps.get(vp) else {
             return false;
         };
-        if !self.asns.is_empty() {
+        // The monitored-ASN detectors hold routes of unwatched prefixes, which no partition of
+        // a scale-out deployment carries.
+        if !self.asns.is_empty() && within.is_none() {
             let (asns, mut out) = self.asn_monitor();
             asns.peer_down(id, ts, &mut out);
         }
-        let prefixes = routes::routed_by(&self.routes, id);
-        for prefix in &prefixes {
-            let covering: Chain = self.watch.cover(prefix).map(|(_, &i)| i).collect();
-            self.apply_route(&covering, *prefix, id, &RouteChange::Withdraw, ts);
+        let mut touched = false;
+        for prefix in routes::routed_by(&self.routes, id) {
+            let covering: Chain = self.watch.cover(&prefix).map(|(_, &i)| i).collect();
+            // The least specific watched prefix covering the route is its root.
+            let in_scope = within.is_none_or(|roots| {
+                covering
+                    .first()
+                    .is_some_and(|&w| roots.binary_search(&self.watched[w].cfg.prefix).is_ok())
+            });
+            if in_scope {
+                self.apply_route(&covering, prefix, id, &RouteChange::Withdraw, ts);
+                touched = true;
+            }
         }
-        !prefixes.is_empty()
+        touched
     }
 
     pub(super) fn apply_route(

@@ -308,10 +308,12 @@ fn peer_down_drops_the_vps_routes() {
             FeedEvent::PeerDown {
                 timestamp: Timestamp::from_parts(2, 0),
                 vp: vp(1),
+                within: None,
             },
             FeedEvent::PeerDown {
                 timestamp: Timestamp::from_parts(3, 0),
                 vp: vp(2),
+                within: None,
             },
         ],
     );
@@ -322,6 +324,40 @@ fn peer_down_drops_the_vps_routes() {
             resolved(Rule::OriginHijack, "10.0.0.0/16", 666, 3),
         ]
     );
+    assert_eq!(e.route_count(), 0);
+}
+
+/// A scale-out partition's copy of a peer down withdraws the VP's routes under that
+/// partition's roots only: another partition's routes of the same VP stay.
+#[test]
+fn a_scoped_peer_down_drops_only_the_routes_under_its_roots() {
+    let mut e = engine(
+        "prefixes:\n  - prefix: 10.0.0.0/16\n    origins: [100]\n  - prefix: 10.0.1.0/24\n    origins: [100]\n  - prefix: 192.0.2.0/24\n    origins: [100]\n",
+    );
+    let down = |t: i64, roots: &[&str]| FeedEvent::PeerDown {
+        timestamp: Timestamp::from_parts(t, 0),
+        vp: vp(1),
+        within: Some(roots.iter().map(|r| r.parse().unwrap()).collect()),
+    };
+    run(
+        &mut e,
+        &[
+            announce(1, 1, "10.0.1.0/24", &[1, 100]),
+            announce(1, 1, "10.0.2.0/24", &[1, 100]),
+            announce(1, 1, "192.0.2.0/24", &[1, 100]),
+        ],
+    );
+    assert_eq!(e.route_count(), 3);
+    // 10.0.1.0/24 is watched itself, but its root is 10.0.0.0/16.
+    run(&mut e, &[down(2, &["192.0.2.0/24"])]);
+    assert_eq!(e.route_count(), 2);
+    run(&mut e, &[down(3, &["10.0.1.0/24"])]);
+    assert_eq!(
+        e.route_count(),
+        2,
+        "not a root: nothing under it is dropped"
+    );
+    run(&mut e, &[down(4, &["10.0.0.0/16"])]);
     assert_eq!(e.route_count(), 0);
 }
 

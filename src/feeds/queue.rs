@@ -195,6 +195,7 @@ mod tests {
                 .map(|_| FeedEvent::PeerDown {
                     timestamp: Timestamp(0),
                     vp: vp.clone(),
+                    within: None,
                 })
                 .collect(),
             received: Instant::now(),

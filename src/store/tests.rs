@@ -130,6 +130,7 @@ fn withdrawn_prefixes_are_deleted_and_resolved_alerts_kept() {
                 peer_ip: [192, 0, 2, vp].into(),
                 exporter: None,
             }),
+            within: None,
         });
         ts.extend(e.drain_transitions());
     }
@@ -385,6 +386,7 @@ fn store_with_resolved_hijack(path: &Path) -> Store {
                 peer_ip: [192, 0, 2, vp].into(),
                 exporter: None,
             }),
+            within: None,
         });
         ts.extend(e.drain_transitions());
     }

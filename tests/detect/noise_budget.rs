@@ -66,7 +66,7 @@ fn read(path: &Path, limit: usize) -> Traffic {
                     }
                     events.push((r.timestamp.0, r.vp.to_string(), prefix, origins));
                 }
-                FeedEvent::PeerDown { timestamp, vp } => {
+                FeedEvent::PeerDown { timestamp, vp, .. } => {
                     events.push((timestamp.0, vp.to_string(), String::new(), Vec::new()));
                 }
                 // An MRT file holds no loaded state.

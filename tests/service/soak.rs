@@ -70,7 +70,7 @@ fn fixture_frames() -> Vec<Frame> {
         let mut update: Option<(f64, Value)> = None;
         for ev in events.drain(..) {
             match ev {
-                FeedEvent::PeerDown { timestamp, vp } => frames.push(Frame {
+                FeedEvent::PeerDown { timestamp, vp, .. } => frames.push(Frame {
                     ts: timestamp.as_secs_f64(),
                     body: json!({"type": "ris_message", "data": {
                         "peer": vp.peer_ip.to_string(), "peer_asn": vp.peer_asn.to_string(),

@@ -71,6 +71,7 @@ impl Held {
             .map(|t| FeedEvent::PeerDown {
                 timestamp: now,
                 vp: t.vp,
+                within: None,
             })
             .collect()
     }
@@ -401,10 +402,12 @@ impl Session {
                         vps.push(Arc::new(vp));
                     }
                 }
-                out.events.extend(
-                    vps.into_iter()
-                        .map(|vp| FeedEvent::PeerDown { timestamp, vp }),
-                );
+                out.events
+                    .extend(vps.into_iter().map(|vp| FeedEvent::PeerDown {
+                        timestamp,
+                        vp,
+                        within: None,
+                    }));
             }
             BmpMessageBody::StatsReport(report) => {
                 let peer = parsed

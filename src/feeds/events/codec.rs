@@ -135,7 +135,7 @@ pub fn encode(event: &FeedEvent, out: &mut Vec<u8>) -> bool {
                 prefix: r.prefix,
             },
         },
-        FeedEvent::PeerDown { timestamp, vp } => Wire::PeerDown {
+        FeedEvent::PeerDown { timestamp, vp, .. } => Wire::PeerDown {
             time_us: timestamp.0,
             vp: wire_vp(vp),
         },
@@ -265,6 +265,7 @@ impl Decoder {
             Wire::PeerDown { time_us, vp } => Ok(FeedEvent::PeerDown {
                 timestamp: Timestamp(time_us),
                 vp: self.vp(vp)?,
+                within: None,
             }),
         }
     }
@@ -367,6 +368,7 @@ mod tests {
             FeedEvent::PeerDown {
                 timestamp: Timestamp(i64::MAX),
                 vp: vp("ris"),
+                within: None,
             },
         ];
         let mut d = Decoder::default();

@@ -6,7 +6,8 @@
 //! are read into one route table (withdrawals and peer downs applied), which reaches the
 //! engine as one loaded state (a table dump: learned, then judged once as a whole, see
 //! [`crate::engine::Engine::load_state`]). The group consumer then goes on from the committed
-//! offset, and what follows is judged as it comes. `/readyz` is not ready while a partition is
+//! offset, and what follows is judged as it comes, the partitions' records merged back into
+//! event-time order (see [`super::merge`]). `/readyz` is not ready while a partition is
 //! rebuilt. A partition with no committed offset (a new group) is rebuilt up to its end.
 //!
 //! On a revocation, the partitions' prefixes are handed over: the engine drops their state and
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::codec::Decoder;
+use super::merge::Merge;
 use super::metrics::FeedScaleOut;
 use super::partition::Partitioner;
 use crate::event::{
@@ -70,6 +72,13 @@ struct Rebalancer {
 
 impl ClientContext for Rebalancer {
     fn error(&self, error: KafkaError, reason: &str) {
+        // A partition read to its end is news for the poll loop (`merge`), not an error.
+        if matches!(
+            error,
+            KafkaError::Global(rdkafka::error::RDKafkaErrorCode::PartitionEOF)
+        ) {
+            return;
+        }
         // librdkafka's reasons name brokers and mechanisms, never the password.
         warn!(feed = %self.feed, "kafka: {error}: {reason}");
         let message = format!("{error}: {reason}");
@@ -181,7 +190,9 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
             SESSION_TIMEOUT.as_millis().to_string(),
         )
         .set("heartbeat.interval.ms", "1000")
-        .set("enable.partition.eof", "false");
+        // Each partition's end is reported: a partition read to its end holds back no other's
+        // records (see `merge`).
+        .set("enable.partition.eof", "true");
     let context = Rebalancer {
         feed: feed.name.clone(),
         topic: feed.topic.clone(),
@@ -230,7 +241,10 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
         revoked: Vec::new(),
         revoked_at: Instant::now(),
     };
-    let mut pending: Vec<FeedEvent> = Vec::new();
+    let mut merge = Merge::default();
+    // The roots of each partition, by (partition, partition count), for scoping peer downs.
+    let mut roots_of: HashMap<(i32, u32), Arc<[IpNet]>> = HashMap::new();
+    let mut ready: Vec<FeedEvent> = Vec::new();
     let hand_over_of = |owned: &Owned, ps: &[i32]| -> FeedEvent {
         let scope: Vec<IpNet> = ps
             .iter()
@@ -243,7 +257,7 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
         );
         hand_over(scope)
     };
-    let on_change = |owned: &mut Owned, pending: &mut Vec<FeedEvent>| {
+    let on_change = |owned: &mut Owned, merge: &mut Merge| {
         let changes = std::mem::take(
             &mut *consumer
                 .context()
@@ -261,7 +275,9 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
             return;
         }
         // What was read before the rebalance goes first.
-        send(&runtime, &ctx, &name, std::mem::take(pending));
+        let mut before = Vec::new();
+        merge.drain(&mut before);
+        send(&runtime, &ctx, &name, before);
         for change in changes {
             metrics.rebalances.inc();
             ctx.health.update(&feed.name, |h| {
@@ -328,15 +344,24 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
                 .with_label_values(&[&feed.name])
                 .set(owned.partitions.len() as i64);
         }
+        // Every partition owned now is read from its committed offset: none is known to be at
+        // its end, and none is paused.
+        merge.reset(&owned.partitions);
+        let _ = consumer.resume(&topic_partitions(&feed.topic, &owned.partitions));
     };
     while !*ctx.shutdown.borrow() {
-        // Waits for the first record, then takes what is there at once, up to a batch.
-        let mut wait = Duration::from_millis(100);
-        while pending.len() < BATCH_EVENTS {
+        // Waits for the first record (less long while records wait for a silent partition),
+        // then takes what is there at once, up to a batch.
+        let mut wait = if merge.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(10)
+        };
+        while merge.len() < BATCH_EVENTS {
             let msg = consumer.poll(wait);
             wait = Duration::ZERO;
             // A record of a partition just assigned must come after its rebuild.
-            on_change(&mut owned, &mut pending);
+            on_change(&mut owned, &mut merge);
             match msg {
                 Some(Ok(m)) => match m.payload().map(|v| {
                     // The same sane window of event times as every feed's events pass.
@@ -347,7 +372,30 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
                 }) {
                     Some(Ok(ev)) => {
                         records_ok.inc();
-                        pending.push(ev);
+                        let ev = match ev {
+                            // Every partition carries its own copy of a peer down: each copy
+                            // withdraws the routes of its partition only, when it comes in
+                            // that partition's order.
+                            FeedEvent::PeerDown { timestamp, vp, .. } => {
+                                let count = owned.count.max(1);
+                                let roots = roots_of
+                                    .entry((m.partition(), count))
+                                    .or_insert_with(|| {
+                                        let mut r =
+                                            partitioner.roots_of(m.partition() as u32, count);
+                                        r.sort_unstable();
+                                        r.into()
+                                    })
+                                    .clone();
+                                FeedEvent::PeerDown {
+                                    timestamp,
+                                    vp,
+                                    within: Some(roots),
+                                }
+                            }
+                            other => other,
+                        };
+                        merge.push(m.partition(), ev);
                     }
                     Some(Err(bad)) => {
                         records_malformed.inc();
@@ -358,6 +406,7 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
                     }
                     None => records_empty.inc(),
                 },
+                Some(Err(KafkaError::PartitionEOF(p))) => merge.at_end(p),
                 Some(Err(e)) => {
                     warn!(feed = %name, "kafka events feed: {e}");
                     break;
@@ -365,10 +414,22 @@ fn run(feed: EventsFeed, ctx: FeedContext, runtime: tokio::runtime::Handle) {
                 None => break,
             }
         }
-        if !pending.is_empty() {
+        // A partition far ahead of the others waits, paused, for them to catch up.
+        let (pause, resume) = merge.flow_changes();
+        if !pause.is_empty() {
+            let _ = consumer.pause(&topic_partitions(&feed.topic, &pause));
+        }
+        if !resume.is_empty() {
+            let _ = consumer.resume(&topic_partitions(&feed.topic, &resume));
+        }
+        loop {
+            merge.release(Instant::now(), BATCH_EVENTS, &mut ready);
+            if ready.is_empty() {
+                break;
+            }
             ctx.health
                 .update(&feed.name, |h| h.last_message = Some(Timestamp::now()));
-            send(&runtime, &ctx, &name, std::mem::take(&mut pending));
+            send(&runtime, &ctx, &name, std::mem::take(&mut ready));
         }
     }
     let _ = consumer.commit_consumer_state(CommitMode::Sync);
@@ -416,6 +477,15 @@ fn send(
         checkpoint: None,
     };
     let _ = runtime.block_on(ctx.events.send(batch));
+}
+
+/// The list of partitions `ps` of `topic`, for pausing and resuming them.
+fn topic_partitions(topic: &str, ps: &[i32]) -> Tpl {
+    let mut tpl = Tpl::new();
+    for &p in ps {
+        tpl.add_partition(topic, p);
+    }
+    tpl
 }
 
 fn partition_count(consumer: &BaseConsumer<Rebalancer>, topic: &str) -> Option<u32> {
@@ -482,29 +552,34 @@ impl Rebuild<'_> {
                         w.last_error = Some(e.clone());
                     }
                 });
-                (Vec::new(), Timestamp::now(), 0)
+                (Vec::new(), Timestamp::default(), 0)
             }
         };
         metrics.records_replayed.inc_by(replayed);
         let count = routes.len() as u64;
-        let state = Arc::new(LoadedState {
-            feed: name.clone(),
-            timestamp: latest,
-            scope,
-            routes,
-            applied: Default::default(),
-        });
-        let applied = state.applied.clone();
-        send(runtime, ctx, name, vec![FeedEvent::Loaded(state)]);
-        runtime.block_on(async {
-            tokio::select! {
-                _ = applied.wait() => {}
-                _ = async {
-                    let mut stop = ctx.shutdown.clone();
-                    let _ = stop.wait_for(|s| *s).await;
-                } => {}
-            }
-        });
+        // An empty table changes nothing (the engine holds nothing of a partition this instance
+        // did not own), and its only time would be this host's clock, which would move the
+        // engine's event time past the stream's: then nothing settles while the stream runs.
+        if !routes.is_empty() {
+            let state = Arc::new(LoadedState {
+                feed: name.clone(),
+                timestamp: latest,
+                scope,
+                routes,
+                applied: Default::default(),
+            });
+            let applied = state.applied.clone();
+            send(runtime, ctx, name, vec![FeedEvent::Loaded(state)]);
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = applied.wait() => {}
+                    _ = async {
+                        let mut stop = ctx.shutdown.clone();
+                        let _ = stop.wait_for(|s| *s).await;
+                    } => {}
+                }
+            });
+        }
         metrics
             .rebuild_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -513,7 +588,8 @@ impl Rebuild<'_> {
 }
 
 /// The routes partition `p` holds at offset `end`: its records from the beginning, read by a
-/// consumer outside the group. Also the latest event time and the number of records read.
+/// consumer outside the group. Also the latest event time (zero when no record had a route or a
+/// peer down) and the number of records read.
 fn replay(
     feed: &EventsFeed,
     p: i32,
@@ -561,7 +637,7 @@ fn replay(
                                     }
                                 }
                             }
-                            FeedEvent::PeerDown { timestamp, vp } => {
+                            FeedEvent::PeerDown { timestamp, vp, .. } => {
                                 latest = latest.max(timestamp);
                                 table.retain(|(_, v), _| *v != vp);
                             }
@@ -577,9 +653,6 @@ fn replay(
                 None => {}
             }
         }
-    }
-    if latest == Timestamp::default() {
-        latest = Timestamp::now();
     }
     let mut routes: Vec<RouteEvent> = table.into_values().collect();
     // Map order is random per process; the same records must give the same state.

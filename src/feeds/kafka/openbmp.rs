@@ -260,7 +260,11 @@ impl OpenBmpDecoder {
                     let mut header = h;
                     header.peer_flags = flags_for(rib, &h);
                     let vp = self.vantage_point(&r.collector, r.router, &header);
-                    out.push(FeedEvent::PeerDown { timestamp, vp });
+                    out.push(FeedEvent::PeerDown {
+                        timestamp,
+                        vp,
+                        within: None,
+                    });
                 }
                 Ok(out)
             }

@@ -394,6 +394,7 @@ impl MrtReader {
                 out.push(FeedEvent::PeerDown {
                     timestamp: record_time(&record),
                     vp,
+                    within: None,
                 });
             }
             return;

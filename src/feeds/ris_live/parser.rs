@@ -245,6 +245,7 @@ impl Parser {
                 Some("down") => vec![FeedEvent::PeerDown {
                     timestamp: h.timestamp,
                     vp: h.vp.clone(),
+                    within: None,
                 }],
                 _ => Vec::new(),
             },

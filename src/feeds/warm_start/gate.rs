@@ -148,6 +148,7 @@ mod tests {
             .map(|_| FeedEvent::PeerDown {
                 timestamp: Timestamp(t),
                 vp: vp.clone(),
+                within: None,
             })
             .collect()
     }
