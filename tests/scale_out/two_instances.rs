@@ -6,46 +6,15 @@
 
 use std::collections::BTreeSet;
 
-use bgpsentry::feeds::events::partition::{Partitioner, partition_of};
-use serde_json::Value;
-
 use crate::util::kafka::{Broker, mrt_openbmp_records};
 use crate::util::notify::{Alertmanager, Receiver};
 use crate::util::scale_out::*;
-use crate::util::{Service, poll_until_async, replay, shared_data};
+use crate::util::{Service, poll_until_async, shared_data};
+use bgpsentry::feeds::events::partition::{Partitioner, partition_of};
 
 /// The raw topics: OpenBMP records of the RIS data, and RIS Live messages.
 const RAW_BMP: &str = "raw.bmp";
 const RAW_RIS: &str = "raw.ris";
-
-/// (alertname, prefix, origin_asn) of every alert Alertmanager notified as firing.
-fn notified_firing(rx: &Receiver) -> BTreeSet<(String, String, String)> {
-    let mut out = BTreeSet::new();
-    for r in rx.got() {
-        let Ok(v) = serde_json::from_slice::<Value>(&r.body) else {
-            continue;
-        };
-        for a in v["alerts"].as_array().into_iter().flatten() {
-            if a["status"] != "firing" {
-                continue;
-            }
-            let l = &a["labels"];
-            let s = |k: &str| l[k].as_str().unwrap_or_default().to_string();
-            out.insert((s("alertname"), s("prefix"), s("origin_asn")));
-        }
-    }
-    out
-}
-
-/// Alerts an instance fired, over every rule and severity.
-async fn fired_total(svc: &Service) -> f64 {
-    svc.metrics()
-        .await
-        .lines()
-        .filter(|l| l.starts_with("bgpsentry_alerts_fired_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// Records of the internal topic an instance read.
 async fn records_read(svc: &Service) -> f64 {
@@ -80,28 +49,12 @@ async fn settled_metric(svc: &Service, series: &str) -> f64 {
     .await
 }
 
-async fn ready(svc: &Service) -> bool {
-    svc.get("/readyz").await.0 == 200
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_stops() {
     let data = shared_data("mrt/ris-updates.20160811.1600.gz");
     // What one bgpsentry raises on the same data: the reference.
-    let reference = replay(&format!("prefixes:\n{}", watched_prefixes()), &[&data], &[]);
-    assert!(reference.success, "{}", reference.stderr);
-    let expected: BTreeSet<(String, String, String)> = reference
-        .lines
-        .iter()
-        .filter(|l| l.event == "fired")
-        .map(|l| {
-            (
-                l.rule.clone(),
-                l.prefix.clone(),
-                l.origin.map(|o| o.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect();
+    let (expected, fired_once) =
+        reference_firing(&format!("prefixes:\n{}", watched_prefixes()), &data);
     assert!(
         expected.contains(&(
             "origin_hijack".to_string(),
@@ -110,11 +63,6 @@ async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_stop
         )),
         "the data holds the 2016 hijack: {expected:?}"
     );
-    let fired_once = reference
-        .lines
-        .iter()
-        .filter(|l| l.event == "fired")
-        .count() as f64;
 
     let broker = Broker::start();
     broker.create_topic(EVENTS_TOPIC, PARTITIONS);
@@ -154,41 +102,7 @@ async fn two_instances_split_the_prefixes_and_one_takes_over_when_the_other_stop
     ))
     .await;
     // Waits for them, then compares (a difference shows in the failure).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while notified_firing(&rx) != expected && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    if notified_firing(&rx) != expected {
-        eprintln!(
-            "relay log:\n{}\ninstance a log:\n{}\ninstance b log:\n{}",
-            relay.log_text(),
-            a.log_text(),
-            b.log_text()
-        );
-        for (n, svc) in [("a", &a), ("b", &b)] {
-            let m = svc.metrics().await;
-            let interesting: Vec<&str> = m
-                .lines()
-                .filter(|l| !l.starts_with('#'))
-                .filter(|l| {
-                    l.contains("202.134.148")
-                        || l.contains("events_total")
-                        || l.contains("engine")
-                        || l.contains("fired")
-                        || l.contains("records_total")
-                })
-                .collect();
-            eprintln!("instance {n} metrics:\n{}", interesting.join("\n"));
-            eprintln!(
-                "instance {n} alerts: {}",
-                svc.json("/alerts?state=all").await
-            );
-            eprintln!(
-                "instance {n} on the hijacked prefix: {}",
-                svc.json("/api/prefixes/202.134.148.0/24").await
-            );
-        }
-    }
+    await_notified(&rx, &expected, &relay, &[&a, &b]).await;
     assert_eq!(
         notified_firing(&rx),
         expected,

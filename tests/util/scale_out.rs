@@ -5,7 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
 use super::kafka::{Broker, feed_yaml, write};
+use super::notify::Receiver;
 use super::{Launch, Service};
 
 /// The internal topic and its partition count.
@@ -85,4 +90,104 @@ pub fn owned_partitions(svc: &Service) -> Option<Vec<i32>> {
             .filter_map(|s| s.trim().parse().ok())
             .collect(),
     )
+}
+
+/// (alertname, prefix, origin_asn) of every alert Alertmanager notified as firing.
+pub fn notified_firing(rx: &Receiver) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for r in rx.got() {
+        let Ok(v) = serde_json::from_slice::<Value>(&r.body) else {
+            continue;
+        };
+        for a in v["alerts"].as_array().into_iter().flatten() {
+            if a["status"] != "firing" {
+                continue;
+            }
+            let l = &a["labels"];
+            let s = |k: &str| l[k].as_str().unwrap_or_default().to_string();
+            out.insert((s("alertname"), s("prefix"), s("origin_asn")));
+        }
+    }
+    out
+}
+
+/// Alerts an instance fired, over every rule and severity.
+pub async fn fired_total(svc: &Service) -> f64 {
+    svc.metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("bgpsentry_alerts_fired_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// True when the service answers `/readyz` with 200.
+pub async fn ready(svc: &Service) -> bool {
+    svc.get("/readyz").await.0 == 200
+}
+
+/// What one bgpsentry raises when it replays `data` with the config `yaml`: the (rule, prefix,
+/// origin) of every alert that fires, and how many fire.
+pub fn reference_firing(yaml: &str, data: &Path) -> (BTreeSet<(String, String, String)>, f64) {
+    let reference = super::replay(yaml, &[data], &[]);
+    assert!(reference.success, "{}", reference.stderr);
+    let fired: Vec<_> = reference
+        .lines
+        .iter()
+        .filter(|l| l.event == "fired")
+        .collect();
+    let set = fired
+        .iter()
+        .map(|l| {
+            (
+                l.rule.clone(),
+                l.prefix.clone(),
+                l.origin.map(|o| o.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    (set, fired.len() as f64)
+}
+
+/// Waits up to two minutes for Alertmanager to have notified exactly `expected` as firing; when
+/// it has not, prints the logs of the relay and the instances, and the instances' counters,
+/// alerts and view of the hijacked prefix, for the assertion that follows.
+pub async fn await_notified(
+    rx: &Receiver,
+    expected: &BTreeSet<(String, String, String)>,
+    relay: &Service,
+    instances: &[&Service],
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while notified_firing(rx) != *expected && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if notified_firing(rx) == *expected {
+        return;
+    }
+    eprintln!("relay log:\n{}", relay.log_text());
+    for (n, svc) in instances.iter().enumerate() {
+        eprintln!("instance {n} log:\n{}", svc.log_text());
+        let m = svc.metrics().await;
+        let interesting: Vec<&str> = m
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.contains("202.134.148")
+                    || l.contains("events_total")
+                    || l.contains("engine")
+                    || l.contains("fired")
+                    || l.contains("records_total")
+            })
+            .collect();
+        eprintln!("instance {n} metrics:\n{}", interesting.join("\n"));
+        eprintln!(
+            "instance {n} alerts: {}",
+            svc.json("/alerts?state=all").await
+        );
+        eprintln!(
+            "instance {n} on the hijacked prefix: {}",
+            svc.json("/api/prefixes/202.134.148.0/24").await
+        );
+    }
 }
