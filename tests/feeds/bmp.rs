@@ -391,15 +391,7 @@ fn stream_prints_a_routers_updates_in_the_pipe_format() {
     router
         .write_all(&std::fs::read(crate::util::fixture("bmp/gobgpd-all-ribs.bmp")).unwrap())
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = crate::util::lines_of(child.stdout.take().unwrap());
     let mut lines = Vec::new();
     // Post-policy and Loc-RIB: two announcements of each watched route, then their withdrawals.
     while lines.len() < 8 {

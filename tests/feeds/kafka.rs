@@ -337,7 +337,6 @@ async fn the_feed_reads_a_broker_over_tls() {
 /// format, the router as exporter, and commits nothing to any group.
 #[test]
 fn stream_prints_the_routes_of_an_openbmp_topic() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let broker = Broker::start();
     broker.create_topic("bmp_raw", 1);
@@ -355,15 +354,7 @@ fn stream_prints_the_routes_of_an_openbmp_topic() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = crate::util::lines_of(child.stdout.take().unwrap());
     let mut lines: Vec<String> = Vec::new();
     // Until the hijacker's route is printed.
     while !lines

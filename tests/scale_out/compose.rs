@@ -264,14 +264,10 @@ async fn the_shipped_scale_out_configs_raise_the_real_hijack_through_a_broker() 
     // record is sent until the relay reads one, then the rest.
     let relay = start_relay(&relay_yml).await;
     let records = mrt_openbmp_records(&data);
-    let read = async || -> f64 {
+    let read = async || {
         relay
-            .metrics()
+            .metric_sum("bgpsentry_kafka_records_total{feed=\"routeviews\"")
             .await
-            .lines()
-            .filter(|l| l.starts_with("bgpsentry_kafka_records_total{feed=\"routeviews\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while read().await == 0.0 {

@@ -25,12 +25,8 @@ async fn records_read(svc: &Service) -> f64 {
 
 /// Events the engine of an instance judged, of every type.
 async fn events_judged(svc: &Service) -> f64 {
-    svc.metrics()
+    svc.metric_sum("bgpsentry_route_events_total{feed=\"events\",")
         .await
-        .lines()
-        .filter(|l| l.starts_with("bgpsentry_route_events_total{feed=\"events\","))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// A gauge once it no longer moves: the same value twice, further apart than the engine's

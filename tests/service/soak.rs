@@ -332,20 +332,10 @@ fn delivered(rx: &Receiver) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// The value of a counter summed over all its series (0 when absent).
-async fn counter_sum(svc: &Service, name: &str) -> f64 {
-    let body = svc.get("/metrics").await.1;
-    body.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn reloads(svc: &Service, result: &str) -> f64 {
-    counter_sum(
-        svc,
-        &format!("bgpsentry_config_reloads_total{{result=\"{result}\"}}"),
-    )
+    svc.metric_sum(&format!(
+        "bgpsentry_config_reloads_total{{result=\"{result}\"}}"
+    ))
     .await
 }
 
@@ -634,7 +624,7 @@ async fn soak_with_faults_delivers_every_alert_event_and_keeps_the_store_sound()
 
     // The junk reached the parsers and was counted, not silently lost.
     assert!(
-        counter_sum(&svc, "bgpsentry_invalid_input_total").await > 0.0,
+        svc.metric_sum("bgpsentry_invalid_input_total").await > 0.0,
         "invalid input counted"
     );
 

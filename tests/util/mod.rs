@@ -166,6 +166,20 @@ pub async fn poll_until_async<T>(
     }
 }
 
+/// The lines a child process writes to `out`, as they come, read on a thread of their own.
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// How often a poll looks again.
 const POLL_EVERY: Duration = Duration::from_millis(20);
 

@@ -113,12 +113,7 @@ pub fn notified_firing(rx: &Receiver) -> BTreeSet<(String, String, String)> {
 
 /// Alerts an instance fired, over every rule and severity.
 pub async fn fired_total(svc: &Service) -> f64 {
-    svc.metrics()
-        .await
-        .lines()
-        .filter(|l| l.starts_with("bgpsentry_alerts_fired_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    svc.metric_sum("bgpsentry_alerts_fired_total{").await
 }
 
 /// True when the service answers `/readyz` with 200.

@@ -345,7 +345,7 @@ impl Service {
 
     /// Its peak resident memory so far in KiB (`VmHWM` of `/proc/PID/status`).
     pub fn peak_rss_kib(&self) -> u64 {
-        self.status_kib("VmHWM")
+        self.status_kib(&["VmHWM"])[0]
     }
 
     /// Its peak resident memory less what mapped files keep resident now (its code and shared
@@ -353,19 +353,26 @@ impl Service {
     /// `VmHWM − RssFile − RssShmem`, the peak of its heap and stacks. It errs low only by file
     /// pages first touched after the peak.
     pub fn peak_heap_kib(&self) -> u64 {
-        self.peak_rss_kib()
-            .saturating_sub(self.status_kib("RssFile") + self.status_kib("RssShmem"))
+        let [peak, file, shmem] = self.status_kib(&["VmHWM", "RssFile", "RssShmem"])[..] else {
+            unreachable!("three fields asked, three given")
+        };
+        peak.saturating_sub(file + shmem)
     }
 
-    /// One `kB` figure of `/proc/PID/status`.
-    fn status_kib(&self, field: &str) -> u64 {
+    /// `kB` figures of `/proc/PID/status`, in the order of `fields`, from one reading.
+    fn status_kib(&self, fields: &[&str]) -> Vec<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("/proc/PID/status of a running service");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+        fields
+            .iter()
+            .map(|field| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
+            })
+            .collect()
     }
 
     /// Sends it a signal (`HUP`, `TERM`…).
@@ -429,6 +436,17 @@ impl Service {
     /// `/metrics` as text.
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.1
+    }
+
+    /// The sum of every sample in `/metrics` whose line starts with `prefix` (a metric's name,
+    /// or its name and first labels): 0 when there is none.
+    pub async fn metric_sum(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(prefix) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// The value of one sample in `/metrics` (exact name with labels), if present.
