@@ -196,11 +196,12 @@ fn latest_updates<S>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::alerts::TransitionKind::{Fired, Resolved, Updated};
 
-    fn t(id: &str, event: TransitionKind, vps: u32) -> AlertTransition {
+    /// A transition of alert `id` with `vps` VPs.
+    pub(in crate::service) fn t(id: &str, event: TransitionKind, vps: u32) -> AlertTransition {
         let mut tr: AlertTransition = serde_json::from_str(
             r#"{"event":"fired","alert":{"id":"x","rule":"origin_hijack","severity":"critical",
             "state":"firing","prefix":"192.0.2.0/24","watched_prefix":"192.0.2.0/24",
