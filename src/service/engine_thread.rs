@@ -97,6 +97,13 @@ const COMMIT_CHUNK_EVENTS: usize = 256;
 /// the updates held before it along, in order.
 const UPDATES_EVERY: Duration = Duration::from_millis(500);
 
+/// How long the feeds must be quiet after a batch of events before the engine moves event time
+/// on by itself: the last instant of a burst (a hijack in its last frames) is judged this long
+/// after it arrived, not at the next tick (up to [`super::TICK`] later). Frames of one instant
+/// come together, so a pause this long inside one is rare; an instant split by it is judged in
+/// two parts, as a tick would split it.
+const SETTLE_AFTER: Duration = Duration::from_millis(20);
+
 /// Alert updates waiting for [`UPDATES_EVERY`] or for the next transition that cannot wait.
 #[derive(Default)]
 struct HeldUpdates {
@@ -192,18 +199,44 @@ impl EngineThread {
         // and are acknowledged once it (and so everything they caused) is stored.
         let mut checkpoints: Vec<Checkpoint> = Vec::new();
         let mut held = HeldUpdates::default();
+        // When the last batch of events came, while its last instant is not judged yet.
+        let mut unsettled: Option<Instant> = None;
         loop {
-            // With changes not yet in the gauges and views, wait no longer than until they are
-            // due; otherwise sleep until the next batch or request.
-            let wait = match refreshed {
+            // With changes not yet in the gauges and views, or an instant not yet judged, wait
+            // no longer than until they are due; otherwise sleep until the next batch or request.
+            let refresh_wait = match refreshed {
                 Refreshed::Behind(at) => Some(REFRESH_EVERY.saturating_sub(at.elapsed())),
                 Refreshed::At(_) => None,
+            };
+            let settle_wait = unsettled.map(|at| SETTLE_AFTER.saturating_sub(at.elapsed()));
+            let wait = match (refresh_wait, settle_wait) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             let input = self.next_input(wait);
             let dequeued = Instant::now();
             let batch = match input {
                 Input::Batch(b) => Some(b),
                 Input::Idle => {
+                    if unsettled.is_some_and(|at| at.elapsed() >= SETTLE_AFTER) {
+                        unsettled = None;
+                        // As a tick would: event time moves on by the quiet wall-clock time.
+                        let quiet =
+                            i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
+                        engine.advance_to(Timestamp(clock.0.0.saturating_add(quiet)));
+                        let fresh: Vec<AlertTransition> = engine.drain_transitions().collect();
+                        if let Some(transitions) = held.release(fresh, Instant::now()) {
+                            let stamps = Stamps::new(dequeued, dequeued, 0);
+                            let waiting = std::mem::take(&mut checkpoints);
+                            if !self.commit(&mut engine, transitions, stamps, waiting) {
+                                return;
+                            }
+                            last_commit = Instant::now();
+                        }
+                        if let Refreshed::At(at) = refreshed {
+                            refreshed = Refreshed::Behind(at);
+                        }
+                    }
                     self.refresh_if_due(&mut engine, &mut gauges, &mut refreshed);
                     continue;
                 }
@@ -273,8 +306,10 @@ impl EngineThread {
             if batch.events.is_empty() {
                 let quiet = i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
                 engine.advance_to(Timestamp(clock.0.0.saturating_add(quiet)));
+                unsettled = None;
             } else {
                 clock = (engine.now(), Instant::now());
+                unsettled = Some(clock.1);
             }
             let fresh: Vec<AlertTransition> = engine.drain_transitions().collect();
             let after = engine.stats();
