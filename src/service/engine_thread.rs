@@ -220,10 +220,8 @@ impl EngineThread {
                 Input::Idle => {
                     if unsettled.is_some_and(|at| at.elapsed() >= SETTLE_AFTER) {
                         unsettled = None;
-                        // As a tick would: event time moves on by the quiet wall-clock time.
-                        let quiet =
-                            i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
-                        engine.advance_to(Timestamp(clock.0.0.saturating_add(quiet)));
+                        // As a tick would.
+                        advance_while_quiet(&mut engine, clock);
                         let fresh: Vec<AlertTransition> = engine.drain_transitions().collect();
                         if let Some(transitions) = held.release(fresh, Instant::now()) {
                             let stamps = Stamps::new(dequeued, dequeued, 0);
@@ -304,8 +302,7 @@ impl EngineThread {
                 }
             }
             if batch.events.is_empty() {
-                let quiet = i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
-                engine.advance_to(Timestamp(clock.0.0.saturating_add(quiet)));
+                advance_while_quiet(&mut engine, clock);
                 unsettled = None;
             } else {
                 clock = (engine.now(), Instant::now());
@@ -518,6 +515,13 @@ impl EngineThread {
         self.views
             .update(engine.take_changed_states(), engine.vantage_point_count());
     }
+}
+
+/// Moves event time on by the wall-clock time since the last batch of events, `clock` (its
+/// event time, when it was taken): while the feeds are quiet, time passes for the engine too.
+fn advance_while_quiet(engine: &mut Engine, clock: (Timestamp, Instant)) {
+    let quiet = i64::try_from(clock.1.elapsed().as_micros()).unwrap_or(i64::MAX);
+    engine.advance_to(Timestamp(clock.0.0.saturating_add(quiet)));
 }
 
 fn refresh_prefix_gauges(engine: &Engine, m: &Metrics, gauges: &mut PrefixGauges, prefix: IpNet) {
