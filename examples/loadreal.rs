@@ -696,12 +696,12 @@ impl Usage {
 /// whether it has processed everything.
 const QUIET_FOR: Duration = Duration::from_millis(10);
 
-/// Waits until the service has processed `target` events and returns its usage when it last
-/// worked, or `None` on timeout. The service is watched through `/proc` (its threads' run
-/// time, every 2 ms) rather than through `/metrics`, each read of which costs it about 5 ms of
-/// CPU with 1,000 watched prefixes (4,000 series; a Prometheus scrape every 15 s costs it as
-/// much): `/metrics` is read only once the service has been quiet for [`QUIET_FOR`], to check
-/// the count of events.
+/// Waits until the service has processed `target` events and returns its usage when it fell
+/// quiet after them (within 2 ms of its last work), or `None` on timeout. The service is
+/// watched through `/proc` (its threads' run time, every 2 ms) rather than through `/metrics`,
+/// each read of which costs it about 5 ms of CPU with 1,000 watched prefixes (4,000 series; a
+/// Prometheus scrape every 15 s costs it as much): `/metrics` is read only once the service has
+/// been quiet for [`QUIET_FOR`], to check the count of events.
 async fn wait_events(
     agent: &ureq::Agent,
     base: &str,
@@ -710,21 +710,24 @@ async fn wait_events(
     timeout: Duration,
 ) -> Option<Usage> {
     let deadline = Instant::now() + timeout;
-    let mut last_busy = Usage::of(pid);
     let mut prev = (Instant::now(), run_ns(pid));
-    let mut quiet_since: Option<Instant> = None;
+    // The usage when the service last fell quiet: it used under a quarter of a core since.
+    let mut quiet: Option<Usage> = None;
     loop {
+        if Instant::now() > deadline {
+            eprintln!("stopped waiting for {target} events after {timeout:?}");
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
         let now = (Instant::now(), run_ns(pid));
         let elapsed = now.0.duration_since(prev.0).as_nanos() as u64;
         let busy = now.1.saturating_sub(prev.1) * 4 > elapsed;
         prev = now;
         if busy {
-            quiet_since = None;
-            last_busy = Usage::of(pid);
+            quiet = None;
             continue;
         }
-        let since = *quiet_since.get_or_insert(now.0);
+        let since = quiet.get_or_insert_with(|| Usage::of(pid)).at;
         if now.0.duration_since(since) < QUIET_FOR {
             continue;
         }
@@ -741,14 +744,10 @@ async fn wait_events(
         .await
         .unwrap_or(0.0);
         if ev >= target {
-            return Some(last_busy);
-        }
-        if Instant::now() > deadline {
-            eprintln!("stopped waiting at {ev} of {target} events");
-            return None;
+            return quiet;
         }
         // The read itself made it busy: start the quiet over.
-        quiet_since = None;
+        quiet = None;
         prev = (Instant::now(), run_ns(pid));
     }
 }

@@ -71,9 +71,9 @@ pub struct RunOptions {
 }
 
 /// How often the engine is woken when no events come, so that state is still saved and event
-/// time moves on: the last instant before the feeds fall quiet (a hijack at the end of a burst)
-/// is judged within this long, as are hold-downs that run out meanwhile. Each tick is an empty
-/// batch, nearly free when nothing changed.
+/// time moves on: hold-downs that run out while the feeds are quiet are judged within this long
+/// (the last instant of a burst sooner, see `SETTLE_AFTER` in the engine thread). Each tick is
+/// an empty batch, nearly free when nothing changed.
 const TICK: Duration = Duration::from_millis(100);
 
 /// Runs the service until SIGINT or SIGTERM.
